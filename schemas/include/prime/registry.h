@@ -1,0 +1,68 @@
+#ifndef PRIME_REGISTRY_H
+#define PRIME_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prime/error.h"
+
+/* The event schemas of the pipeline, compiled into every binary from
+ * schemas/avro/ (one .avsc file per type). One schema per event type; each is an Avro record in
+ * namespace studio.prime.events whose first seven fields are the envelope
+ * (event_id, event_type, occurred_at, actor_user_id, owner_user_id,
+ * device_id, trace_id). Custom attributes in the schemas (prime.topic,
+ * prime.check, prime.one_of, prime.max_length, prime.max_items,
+ * prime.requires) carry the rules that prime_event_validate() enforces.
+ *
+ * A registry is immutable after prime_registry_add_writer_schema() calls
+ * made before it is shared, and may then be used from any thread. */
+typedef struct prime_registry_s prime_registry_t;
+typedef struct prime_event_type_s prime_event_type_t;
+
+/* Number of envelope fields at the head of every event record. */
+#define PRIME_ENVELOPE_FIELDS 7
+
+typedef struct prime_limits {
+    size_t max_message_bytes; /* an encoded event, framing included */
+    size_t max_json_bytes;    /* one JSON-valued field (project_data, ...) */
+} prime_limits_t;
+
+/* Defaults: 1,000,000-byte messages (under Kafka's default
+ * message.max.bytes) and 524,288-byte JSON documents. */
+#define PRIME_DEFAULT_MAX_MESSAGE_BYTES 1000000u
+#define PRIME_DEFAULT_MAX_JSON_BYTES 524288u
+
+/* Loads every embedded schema. Returns NULL with err set if one is unusable
+ * (which is a build defect, and the message names the file). */
+prime_registry_t *prime_registry_new(prime_error_t *err);
+void prime_registry_free(prime_registry_t *reg);
+
+/* Makes an older version of an event schema (JSON text) readable: messages
+ * written with it decode into the current schema of the same
+ * prime.event_type, by Avro schema resolution. Fails if the two are not
+ * compatible. */
+prime_errcode_t prime_registry_add_writer_schema(prime_registry_t *reg, const char *json,
+                                                 size_t len, prime_error_t *err);
+
+void prime_registry_set_limits(prime_registry_t *reg, const prime_limits_t *limits);
+const prime_limits_t *prime_registry_limits(const prime_registry_t *reg);
+
+size_t prime_registry_count(const prime_registry_t *reg);
+/* Event types in name order; NULL past the end. */
+const prime_event_type_t *prime_registry_at(const prime_registry_t *reg, size_t i);
+/* By name ("project.saved"); NULL when unknown. */
+const prime_event_type_t *prime_registry_find(const prime_registry_t *reg, const char *name);
+
+const char *prime_event_type_name(const prime_event_type_t *t);   /* "project.saved" */
+const char *prime_event_type_topic(const prime_event_type_t *t);  /* "prime.projects" */
+const char *prime_event_type_schema_json(const prime_event_type_t *t);
+const char *prime_event_type_canonical_form(const prime_event_type_t *t);
+uint64_t prime_event_type_fingerprint(const prime_event_type_t *t); /* CRC-64-AVRO of the PCF */
+
+/* Fields of the event record, envelope included, in schema order. */
+size_t prime_event_type_field_count(const prime_event_type_t *t);
+const char *prime_event_type_field_name(const prime_event_type_t *t, size_t i);
+/* Index of a field by name, or -1. */
+int prime_event_type_field_index(const prime_event_type_t *t, const char *field);
+
+#endif

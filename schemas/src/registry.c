@@ -1,0 +1,422 @@
+#include "schemas_int.h"
+#include "prime/embedded.h"
+#include "prime/fingerprint.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const prime_embedded_file_t prime_event_schemas[];
+
+/* The envelope every event starts with, in this order; workers rely on it. */
+static const struct {
+    const char *name;
+    field_kind_t kind;
+    bool nullable;
+} envelope[PRIME_ENVELOPE_FIELDS] = {
+    {"event_id", KIND_STRING, false},
+    {"event_type", KIND_STRING, false},
+    {"occurred_at", KIND_LONG, false},
+    {"actor_user_id", KIND_STRING, false},
+    {"owner_user_id", KIND_STRING, false},
+    {"device_id", KIND_STRING, true},
+    {"trace_id", KIND_STRING, true},
+};
+
+static const struct {
+    const char *name;
+    field_check_t check;
+} check_names[] = {
+    {"uuid", CHECK_UUID}, {"event_type", CHECK_EVENT_TYPE}, {"email", CHECK_EMAIL},
+    {"username", CHECK_USERNAME}, {"url", CHECK_URL}, {"bpm", CHECK_BPM},
+    {"musical_key", CHECK_MUSICAL_KEY}, {"time_signature", CHECK_TIME_SIGNATURE},
+    {"lufs", CHECK_LUFS}, {"sample_rate", CHECK_SAMPLE_RATE}, {"bit_depth", CHECK_BIT_DEPTH},
+    {"channels", CHECK_CHANNELS}, {"nonneg", CHECK_NONNEG}, {"positive", CHECK_POSITIVE},
+    {"confidence", CHECK_CONFIDENCE}, {"json", CHECK_JSON}, {"json_object", CHECK_JSON_OBJECT},
+    {"json_array", CHECK_JSON_ARRAY}, {"secret_hash", CHECK_SECRET_HASH}, {"inet", CHECK_INET},
+    {"storage_path", CHECK_STORAGE_PATH}, {"mime_type", CHECK_MIME_TYPE},
+    {"audio_format", CHECK_AUDIO_FORMAT}, {"credential_type", CHECK_CREDENTIAL_TYPE},
+};
+
+/* Strings without a prime.max_length get this cap (bytes). */
+#define DEFAULT_MAX_STRING 1024
+#define DEFAULT_MAX_ITEMS 1000
+
+/* avro-c sizes its allocations from lengths read off the wire; a forged
+ * length must not turn into a multi-gigabyte malloc. No legitimate
+ * allocation here is larger than a message, so refuse anything past a
+ * generous fixed bound. */
+#define AVRO_MAX_ALLOCATION (64u * 1024u * 1024u)
+
+static void *bounded_avro_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (nsize > AVRO_MAX_ALLOCATION)
+        return NULL;
+    return realloc(ptr, nsize);
+}
+
+static pthread_once_t allocator_once = PTHREAD_ONCE_INIT;
+
+static void install_allocator(void)
+{
+    avro_set_allocator(bounded_avro_alloc, NULL);
+}
+
+static int parse_field_type(json_t *type, field_desc_t *f)
+{
+    const char *t, *logical;
+
+    if (json_is_array(type)) {
+        if (json_array_size(type) != 2 || !json_is_string(json_array_get(type, 0)) ||
+            strcmp(json_string_value(json_array_get(type, 0)), "null") != 0)
+            return -1;
+        f->nullable = true;
+        type = json_array_get(type, 1);
+    }
+    if (json_is_object(type)) {
+        t = json_string_value(json_object_get(type, "type"));
+        logical = json_string_value(json_object_get(type, "logicalType"));
+        if (!t)
+            return -1;
+        if (!strcmp(t, "array")) {
+            json_t *items = json_object_get(type, "items");
+            if (!json_is_string(items) || strcmp(json_string_value(items), "string"))
+                return -1;
+            f->kind = KIND_STRING_ARRAY;
+            return 0;
+        }
+        if (logical && !strcmp(logical, "timestamp-micros") && !strcmp(t, "long"))
+            f->timestamp = true;
+        else if (logical && strcmp(logical, "uuid"))
+            return -1;
+    } else if (json_is_string(type)) {
+        t = json_string_value(type);
+    } else {
+        return -1;
+    }
+    if (!strcmp(t, "string"))
+        f->kind = KIND_STRING;
+    else if (!strcmp(t, "int"))
+        f->kind = KIND_INT;
+    else if (!strcmp(t, "long"))
+        f->kind = KIND_LONG;
+    else if (!strcmp(t, "double"))
+        f->kind = KIND_DOUBLE;
+    else if (!strcmp(t, "boolean"))
+        f->kind = KIND_BOOLEAN;
+    else
+        return -1;
+    return 0;
+}
+
+static prime_errcode_t parse_field(const char *file, json_t *jf, field_desc_t *f, prime_error_t *err)
+{
+    json_t *v;
+
+    memset(f, 0, sizeof(*f));
+    f->name = json_string_value(json_object_get(jf, "name"));
+    if (!f->name)
+        return prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: a field has no name", file);
+    if (parse_field_type(json_object_get(jf, "type"), f))
+        return prime_error_set(err, PRIME_ERR_SCHEMA, f->name,
+                               "%s: type not supported by the event model (string, int, long, "
+                               "double, boolean, array of string, or [\"null\", one of those])",
+                               file);
+    f->max_length = DEFAULT_MAX_STRING;
+    f->max_items = DEFAULT_MAX_ITEMS;
+    if ((v = json_object_get(jf, "prime.check"))) {
+        const char *name = json_string_value(v);
+        size_t i;
+        for (i = 0; name && i < sizeof(check_names) / sizeof(check_names[0]); i++)
+            if (!strcmp(name, check_names[i].name))
+                break;
+        if (!name || i == sizeof(check_names) / sizeof(check_names[0]))
+            return prime_error_set(err, PRIME_ERR_SCHEMA, f->name, "%s: unknown prime.check", file);
+        f->check = check_names[i].check;
+    }
+    if ((v = json_object_get(jf, "prime.one_of"))) {
+        size_t i;
+        json_t *s;
+        if (!json_is_array(v))
+            return prime_error_set(err, PRIME_ERR_SCHEMA, f->name, "%s: prime.one_of must be an array", file);
+        json_array_foreach(v, i, s) if (!json_is_string(s))
+            return prime_error_set(err, PRIME_ERR_SCHEMA, f->name, "%s: prime.one_of holds a non-string", file);
+        f->one_of = v;
+    }
+    if ((v = json_object_get(jf, "prime.max_length"))) {
+        if (!json_is_integer(v) || json_integer_value(v) <= 0)
+            return prime_error_set(err, PRIME_ERR_SCHEMA, f->name, "%s: bad prime.max_length", file);
+        f->max_length = (size_t)json_integer_value(v);
+    }
+    if ((v = json_object_get(jf, "prime.max_items"))) {
+        if (!json_is_integer(v) || json_integer_value(v) <= 0)
+            return prime_error_set(err, PRIME_ERR_SCHEMA, f->name, "%s: bad prime.max_items", file);
+        f->max_items = (size_t)json_integer_value(v);
+    }
+    f->default_value = json_object_get(jf, "default");
+    return PRIME_OK;
+}
+
+static void type_release(prime_event_type_t *t)
+{
+    free(t->name);
+    free(t->topic);
+    free(t->schema_json);
+    free(t->canonical);
+    free(t->fields);
+    if (t->iface)
+        avro_value_iface_decref(t->iface);
+    if (t->schema)
+        avro_schema_decref(t->schema);
+    json_decref(t->json);
+}
+
+static prime_errcode_t type_load(prime_registry_t *reg, const prime_embedded_file_t *file,
+                                 prime_event_type_t *t, prime_error_t *err)
+{
+    json_error_t jerr;
+    json_t *fields, *jf, *req;
+    const char *name, *topic;
+    size_t i;
+
+    memset(t, 0, sizeof(*t));
+    t->reg = reg;
+    t->schema_json = strndup((const char *)file->data, file->len);
+    if (!t->schema_json)
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    t->json = json_loadb(t->schema_json, file->len, 0, &jerr);
+    if (!t->json)
+        return prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: line %d: %s", file->name,
+                               jerr.line, jerr.text);
+    name = json_string_value(json_object_get(t->json, "prime.event_type"));
+    topic = json_string_value(json_object_get(t->json, "prime.topic"));
+    if (!name || !topic)
+        return prime_error_set(err, PRIME_ERR_SCHEMA, NULL,
+                               "%s: needs prime.event_type and prime.topic", file->name);
+    t->name = strdup(name);
+    t->topic = strdup(topic);
+    if (!t->name || !t->topic)
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+
+    if (avro_schema_from_json_length(t->schema_json, file->len, &t->schema))
+        return prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: %s", file->name, avro_strerror());
+    t->iface = avro_generic_class_from_schema(t->schema);
+    if (!t->iface)
+        return prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: %s", file->name, avro_strerror());
+    t->canonical = prime_avro_canonical_form(t->schema_json, file->len, err);
+    if (!t->canonical)
+        return err ? err->code : PRIME_ERR_SCHEMA;
+    t->fingerprint = prime_avro_crc64(t->canonical, strlen(t->canonical));
+
+    fields = json_object_get(t->json, "fields");
+    t->nfields = json_array_size(fields);
+    if (t->nfields < PRIME_ENVELOPE_FIELDS)
+        return prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: lacks the envelope fields", file->name);
+    t->fields = calloc(t->nfields, sizeof(*t->fields));
+    if (!t->fields)
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    json_array_foreach(fields, i, jf) {
+        prime_errcode_t rc = parse_field(file->name, jf, &t->fields[i], err);
+        if (rc)
+            return rc;
+        if (i < PRIME_ENVELOPE_FIELDS &&
+            (strcmp(t->fields[i].name, envelope[i].name) || t->fields[i].kind != envelope[i].kind ||
+             t->fields[i].nullable != envelope[i].nullable))
+            return prime_error_set(err, PRIME_ERR_SCHEMA, t->fields[i].name,
+                                   "%s: envelope field %zu must be %s", file->name, i, envelope[i].name);
+    }
+    req = json_object_get(t->json, "prime.requires");
+    json_array_foreach(req, i, jf) {
+        if (json_is_string(jf) && !strcmp(json_string_value(jf), "device_id"))
+            t->requires_device_id = true;
+        else
+            return prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: prime.requires supports device_id only",
+                                   file->name);
+    }
+    return PRIME_OK;
+}
+
+static int cmp_writer(const void *a, const void *b)
+{
+    uint64_t x = ((const writer_schema_t *)a)->fingerprint, y = ((const writer_schema_t *)b)->fingerprint;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_type_name(const void *a, const void *b)
+{
+    return strcmp(((const prime_event_type_t *)a)->name, ((const prime_event_type_t *)b)->name);
+}
+
+prime_registry_t *prime_registry_new(prime_error_t *err)
+{
+    prime_registry_t *reg;
+    size_t n = 0;
+
+    pthread_once(&allocator_once, install_allocator);
+    while (prime_event_schemas[n].name)
+        n++;
+    reg = calloc(1, sizeof(*reg));
+    if (!reg || !(reg->types = calloc(n, sizeof(*reg->types))) ||
+        !(reg->writers = calloc(n, sizeof(*reg->writers)))) {
+        prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+        prime_registry_free(reg);
+        return NULL;
+    }
+    reg->limits.max_message_bytes = PRIME_DEFAULT_MAX_MESSAGE_BYTES;
+    reg->limits.max_json_bytes = PRIME_DEFAULT_MAX_JSON_BYTES;
+    for (size_t i = 0; i < n; i++) {
+        reg->ntypes++;
+        if (type_load(reg, &prime_event_schemas[i], &reg->types[i], err)) {
+            prime_registry_free(reg);
+            return NULL;
+        }
+    }
+    qsort(reg->types, reg->ntypes, sizeof(*reg->types), cmp_type_name);
+    for (size_t i = 0; i < reg->ntypes; i++) {
+        if (i && !strcmp(reg->types[i].name, reg->types[i - 1].name)) {
+            prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "two schemas for event type %s", reg->types[i].name);
+            prime_registry_free(reg);
+            return NULL;
+        }
+        reg->writers[i].fingerprint = reg->types[i].fingerprint;
+        reg->writers[i].type = &reg->types[i];
+    }
+    reg->nwriters = reg->ntypes;
+    qsort(reg->writers, reg->nwriters, sizeof(*reg->writers), cmp_writer);
+    for (size_t i = 1; i < reg->nwriters; i++)
+        if (reg->writers[i].fingerprint == reg->writers[i - 1].fingerprint) {
+            prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s and %s have the same fingerprint",
+                            reg->writers[i].type->name, reg->writers[i - 1].type->name);
+            prime_registry_free(reg);
+            return NULL;
+        }
+    return reg;
+}
+
+void prime_registry_free(prime_registry_t *reg)
+{
+    if (!reg)
+        return;
+    for (size_t i = 0; i < reg->nwriters; i++) {
+        if (reg->writers[i].resolver)
+            avro_value_iface_decref(reg->writers[i].resolver);
+        if (reg->writers[i].schema)
+            avro_schema_decref(reg->writers[i].schema);
+    }
+    for (size_t i = 0; i < reg->ntypes; i++)
+        type_release(&reg->types[i]);
+    free(reg->writers);
+    free(reg->types);
+    free(reg);
+}
+
+prime_errcode_t prime_registry_add_writer_schema(prime_registry_t *reg, const char *json, size_t len,
+                                                 prime_error_t *err)
+{
+    json_error_t jerr;
+    json_t *root;
+    const char *name;
+    const prime_event_type_t *current;
+    writer_schema_t w = {0}, *grown;
+    char *canonical;
+
+    if (!reg || !json)
+        return prime_error_set(err, PRIME_ERR_ARG, NULL, "registry and schema text are required");
+    root = json_loadb(json, len, 0, &jerr);
+    if (!root)
+        return prime_error_set(err, PRIME_ERR_JSON, NULL, "writer schema, line %d: %s", jerr.line, jerr.text);
+    name = json_string_value(json_object_get(root, "prime.event_type"));
+    current = name ? prime_registry_find(reg, name) : NULL;
+    if (!current) {
+        json_decref(root);
+        return prime_error_set(err, PRIME_ERR_UNKNOWN_TYPE, NULL,
+                               "writer schema names no known prime.event_type (%s)", name ? name : "none");
+    }
+    json_decref(root);
+    if (!(canonical = prime_avro_canonical_form(json, len, err)))
+        return err ? err->code : PRIME_ERR_SCHEMA;
+    w.fingerprint = prime_avro_crc64(canonical, strlen(canonical));
+    free(canonical);
+    if (registry_find_writer(reg, w.fingerprint))
+        return PRIME_OK; /* already readable */
+    w.type = current;
+    if (avro_schema_from_json_length(json, len, &w.schema))
+        return prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "writer schema: %s", avro_strerror());
+    w.resolver = avro_resolved_writer_new(w.schema, current->schema);
+    if (!w.resolver) {
+        avro_schema_decref(w.schema);
+        return prime_error_set(err, PRIME_ERR_SCHEMA, NULL,
+                               "writer schema cannot be read as the current %s schema: %s", current->name,
+                               avro_strerror());
+    }
+    grown = realloc(reg->writers, (reg->nwriters + 1) * sizeof(*grown));
+    if (!grown) {
+        avro_value_iface_decref(w.resolver);
+        avro_schema_decref(w.schema);
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    }
+    reg->writers = grown;
+    reg->writers[reg->nwriters++] = w;
+    qsort(reg->writers, reg->nwriters, sizeof(*reg->writers), cmp_writer);
+    return PRIME_OK;
+}
+
+const writer_schema_t *registry_find_writer(const prime_registry_t *reg, uint64_t fingerprint)
+{
+    writer_schema_t key = {.fingerprint = fingerprint};
+    return bsearch(&key, reg->writers, reg->nwriters, sizeof(key), cmp_writer);
+}
+
+void prime_registry_set_limits(prime_registry_t *reg, const prime_limits_t *limits)
+{
+    reg->limits = *limits;
+}
+
+const prime_limits_t *prime_registry_limits(const prime_registry_t *reg)
+{
+    return &reg->limits;
+}
+
+size_t prime_registry_count(const prime_registry_t *reg)
+{
+    return reg->ntypes;
+}
+
+const prime_event_type_t *prime_registry_at(const prime_registry_t *reg, size_t i)
+{
+    return i < reg->ntypes ? &reg->types[i] : NULL;
+}
+
+const prime_event_type_t *prime_registry_find(const prime_registry_t *reg, const char *name)
+{
+    prime_event_type_t key = {.name = (char *)name};
+    if (!name)
+        return NULL;
+    return bsearch(&key, reg->types, reg->ntypes, sizeof(key), cmp_type_name);
+}
+
+const char *prime_event_type_name(const prime_event_type_t *t) { return t->name; }
+const char *prime_event_type_topic(const prime_event_type_t *t) { return t->topic; }
+const char *prime_event_type_schema_json(const prime_event_type_t *t) { return t->schema_json; }
+const char *prime_event_type_canonical_form(const prime_event_type_t *t) { return t->canonical; }
+uint64_t prime_event_type_fingerprint(const prime_event_type_t *t) { return t->fingerprint; }
+size_t prime_event_type_field_count(const prime_event_type_t *t) { return t->nfields; }
+
+const char *prime_event_type_field_name(const prime_event_type_t *t, size_t i)
+{
+    return i < t->nfields ? t->fields[i].name : NULL;
+}
+
+int prime_event_type_field_index(const prime_event_type_t *t, const char *field)
+{
+    for (size_t i = 0; i < t->nfields; i++)
+        if (!strcmp(t->fields[i].name, field))
+            return (int)i;
+    return -1;
+}

@@ -1,0 +1,118 @@
+/* Internal to libprime_schemas: the bodies behind the opaque types. */
+#ifndef PRIME_SCHEMAS_INT_H
+#define PRIME_SCHEMAS_INT_H
+
+#include <avro.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "prime/event.h"
+#include "prime/registry.h"
+
+/* The shapes of field the event model supports; the loader refuses others. */
+typedef enum field_kind {
+    KIND_STRING,
+    KIND_INT,
+    KIND_LONG,
+    KIND_DOUBLE,
+    KIND_BOOLEAN,
+    KIND_STRING_ARRAY,
+} field_kind_t;
+
+/* Value rules named by "prime.check" in the schemas. */
+typedef enum field_check {
+    CHECK_NONE,
+    CHECK_UUID,
+    CHECK_EVENT_TYPE,
+    CHECK_EMAIL,
+    CHECK_USERNAME,
+    CHECK_URL,
+    CHECK_BPM,
+    CHECK_MUSICAL_KEY,
+    CHECK_TIME_SIGNATURE,
+    CHECK_LUFS,
+    CHECK_SAMPLE_RATE,
+    CHECK_BIT_DEPTH,
+    CHECK_CHANNELS,
+    CHECK_NONNEG,
+    CHECK_POSITIVE,
+    CHECK_CONFIDENCE,
+    CHECK_JSON,
+    CHECK_JSON_OBJECT,
+    CHECK_JSON_ARRAY,
+    CHECK_SECRET_HASH,
+    CHECK_INET,
+    CHECK_STORAGE_PATH,
+    CHECK_MIME_TYPE,
+    CHECK_AUDIO_FORMAT,
+    CHECK_CREDENTIAL_TYPE,
+} field_check_t;
+
+typedef struct field_desc {
+    const char *name;      /* borrowed from the type's parsed schema JSON */
+    field_kind_t kind;
+    bool nullable;         /* ["null", T] */
+    bool timestamp;        /* long with logicalType timestamp-micros */
+    field_check_t check;
+    json_t *one_of;        /* borrowed array of allowed strings, or NULL */
+    json_t *default_value; /* borrowed "default", or NULL */
+    size_t max_length;     /* bytes, for strings and array items */
+    size_t max_items;      /* for arrays */
+} field_desc_t;
+
+struct prime_event_type_s {
+    const prime_registry_t *reg;
+    char *name;
+    char *topic;
+    char *schema_json;
+    char *canonical;
+    uint64_t fingerprint;
+    json_t *json;          /* parsed schema; owns the strings fields borrow */
+    avro_schema_t schema;
+    avro_value_iface_t *iface;
+    field_desc_t *fields;
+    size_t nfields;
+    bool requires_device_id;
+};
+
+/* A schema a message may have been written with: a current one (resolver
+ * NULL) or an older one resolved into the current type. */
+typedef struct writer_schema {
+    uint64_t fingerprint;
+    const prime_event_type_t *type;
+    avro_schema_t schema;
+    avro_value_iface_t *resolver;
+} writer_schema_t;
+
+struct prime_registry_s {
+    prime_event_type_t *types;   /* sorted by name */
+    size_t ntypes;
+    writer_schema_t *writers;    /* sorted by fingerprint */
+    size_t nwriters;
+    prime_limits_t limits;
+};
+
+struct prime_event_s {
+    const prime_event_type_t *type;
+    avro_value_t value;
+};
+
+const writer_schema_t *registry_find_writer(const prime_registry_t *reg, uint64_t fingerprint);
+
+/* Field i of the record; for a nullable field, the non-null branch, or
+ * *is_null true. */
+int event_field(const prime_event_t *ev, size_t i, avro_value_t *out, bool *is_null);
+/* Field i made ready to write: a nullable field switched to its value
+ * branch. */
+int event_field_for_write(prime_event_t *ev, size_t i, avro_value_t *out);
+
+/* Rules, shared by validation and JSON parsing. */
+prime_errcode_t check_string(const prime_event_t *ev, const field_desc_t *f, const char *path,
+                             const char *s, size_t len, prime_error_t *err);
+
+/* RFC 3339 <-> microseconds since the epoch (UTC). */
+int prime_time_parse_rfc3339(const char *s, int64_t *micros);
+void prime_time_format_rfc3339(int64_t micros, char out[40]);
+
+#endif
