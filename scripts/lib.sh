@@ -1,0 +1,48 @@
+# Shared by the scripts in this folder; sourced, not run.
+# shellcheck shell=bash
+
+PRIME_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PRIME_BUILD=${PRIME_BUILD:-$PRIME_ROOT/build}
+
+die() { echo "${0##*/}: $*" >&2; exit 1; }
+say() { echo "${0##*/}: $*" >&2; }
+
+# The PostgreSQL server binaries (initdb, pg_ctl), which Debian keeps off PATH.
+pg_bindir() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+# PostgreSQL refuses to run as root: as root, run the server tools as the
+# postgres user (the Debian package creates it).
+as_pg_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A loopback TCP port nobody listens on now (the caller still retries if
+# another process takes it first).
+free_port() {
+  local p i
+  for i in $(seq 1 50); do
+    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    port_in_use "$p" || { echo "$p"; return 0; }
+  done
+  return 1
+}
+
+# Builds the project into $PRIME_BUILD if a program is missing or stale.
+ensure_built() {
+  if [ ! -f "$PRIME_BUILD/CMakeCache.txt" ]; then
+    cmake -S "$PRIME_ROOT" -B "$PRIME_BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || die "cmake failed"
+  fi
+  cmake --build "$PRIME_BUILD" -j "$(nproc)" >/dev/null || die "build failed (run: cmake --build $PRIME_BUILD)"
+}

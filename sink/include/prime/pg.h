@@ -1,0 +1,23 @@
+#ifndef PRIME_PG_H
+#define PRIME_PG_H
+
+#include <libpq-fe.h>
+
+#include "prime/error.h"
+
+/* Opens a connection. conninfo is a libpq connection string or URI; NULL or
+ * "" means the standard PG* environment variables. On failure returns NULL
+ * with err set (code PRIME_ERR_DB, retriable: the server may come back). */
+PGconn *prime_pg_connect(const char *conninfo, prime_error_t *err);
+
+/* Fills err from a failed result (or the connection when res is NULL):
+ * SQLSTATE, message, detail and, when the server gives a position in sql,
+ * the line of sql it points at. what names the statement for the message.
+ * Connection-class failures are marked retriable. Returns PRIME_ERR_DB. */
+prime_errcode_t prime_pg_error(PGconn *conn, const PGresult *res, const char *what, const char *sql,
+                               prime_error_t *err);
+
+/* Runs a command that returns no rows; PRIME_OK or the error as above. */
+prime_errcode_t prime_pg_exec(PGconn *conn, const char *sql, const char *what, prime_error_t *err);
+
+#endif
