@@ -337,7 +337,7 @@ prime_errcode_t prime_event_decode(const prime_registry_t *reg, const void *data
     const writer_schema_t *w;
     prime_event_t *ev;
     avro_reader_t r;
-    avro_value_t resolved;
+    avro_value_t written;
     uint64_t fp;
     prime_errcode_t code = PRIME_OK;
     char extra;
@@ -358,17 +358,15 @@ prime_errcode_t prime_event_decode(const prime_registry_t *reg, const void *data
         return err ? err->code : PRIME_ERR_NOMEM;
 
     r = avro_reader_memory((const char *)data + SOE_HEADER, (int64_t)(len - SOE_HEADER));
-    if (!w->resolver) {
+    if (!w->iface) {
         rc = avro_value_read(r, &ev->value);
     } else {
-        if (avro_resolved_writer_new_value(w->resolver, &resolved)) {
+        if (avro_generic_value_new(w->iface, &written)) {
             avro_reader_free(r);
             prime_event_free(ev);
             return avro_failed(err, NULL);
         }
-        avro_resolved_writer_set_dest(&resolved, &ev->value);
-        rc = avro_value_read(r, &resolved);
-        avro_value_decref(&resolved);
+        rc = avro_value_read(r, &written);
     }
     if (rc) {
         code = prime_error_set(err, PRIME_ERR_DECODE, NULL, "malformed or truncated %s body: %s",
@@ -379,6 +377,10 @@ prime_errcode_t prime_event_decode(const prime_registry_t *reg, const void *data
                                "%s body is followed by trailing bytes", w->type->name);
     }
     avro_reader_free(r);
+    if (!code && w->iface)
+        code = resolve_into(w, &written, ev, err);
+    if (w->iface)
+        avro_value_decref(&written);
     if (code) {
         prime_event_free(ev);
         return code;

@@ -104,7 +104,8 @@ prime_event_t *prime_event_example(const prime_registry_t *reg, const char *type
         uint64_t r = seed ? mix(seed * 131 + i) : i;
         prime_errcode_t rc = PRIME_OK;
 
-        if (f->nullable && seed && (mix(r) & 3) == 0)
+        bool required = i == 5 && ev->type->requires_device_id;
+        if (f->nullable && !required && seed && (mix(r) & 3) == 0)
             continue; /* a quarter of optional values stay null */
         switch (f->kind) {
         case KIND_STRING:

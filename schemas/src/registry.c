@@ -115,7 +115,7 @@ static int parse_field_type(json_t *type, field_desc_t *f)
     return 0;
 }
 
-static prime_errcode_t parse_field(const char *file, json_t *jf, field_desc_t *f, prime_error_t *err)
+prime_errcode_t parse_field(const char *file, json_t *jf, field_desc_t *f, prime_error_t *err)
 {
     json_t *v;
 
@@ -299,16 +299,23 @@ prime_registry_t *prime_registry_new(prime_error_t *err)
     return reg;
 }
 
+static void writer_release(writer_schema_t *w)
+{
+    if (w->iface)
+        avro_value_iface_decref(w->iface);
+    if (w->schema)
+        avro_schema_decref(w->schema);
+    free(w->fields);
+    free(w->source);
+    json_decref(w->json);
+}
+
 void prime_registry_free(prime_registry_t *reg)
 {
     if (!reg)
         return;
-    for (size_t i = 0; i < reg->nwriters; i++) {
-        if (reg->writers[i].resolver)
-            avro_value_iface_decref(reg->writers[i].resolver);
-        if (reg->writers[i].schema)
-            avro_schema_decref(reg->writers[i].schema);
-    }
+    for (size_t i = 0; i < reg->nwriters; i++)
+        writer_release(&reg->writers[i]);
     for (size_t i = 0; i < reg->ntypes; i++)
         type_release(&reg->types[i]);
     free(reg->writers);
@@ -320,51 +327,59 @@ prime_errcode_t prime_registry_add_writer_schema(prime_registry_t *reg, const ch
                                                  prime_error_t *err)
 {
     json_error_t jerr;
-    json_t *root;
+    json_t *fields, *jf;
     const char *name;
-    const prime_event_type_t *current;
     writer_schema_t w = {0}, *grown;
     char *canonical;
+    size_t i;
+    prime_errcode_t rc;
 
     if (!reg || !json)
         return prime_error_set(err, PRIME_ERR_ARG, NULL, "registry and schema text are required");
-    root = json_loadb(json, len, 0, &jerr);
-    if (!root)
+    if (!(w.json = json_loadb(json, len, 0, &jerr)))
         return prime_error_set(err, PRIME_ERR_JSON, NULL, "writer schema, line %d: %s", jerr.line, jerr.text);
-    name = json_string_value(json_object_get(root, "prime.event_type"));
-    current = name ? prime_registry_find(reg, name) : NULL;
-    if (!current) {
-        json_decref(root);
-        return prime_error_set(err, PRIME_ERR_UNKNOWN_TYPE, NULL,
-                               "writer schema names no known prime.event_type (%s)", name ? name : "none");
+    name = json_string_value(json_object_get(w.json, "prime.event_type"));
+    if (!(w.type = name ? prime_registry_find(reg, name) : NULL)) {
+        rc = prime_error_set(err, PRIME_ERR_UNKNOWN_TYPE, NULL,
+                             "writer schema names no known prime.event_type (%s)", name ? name : "none");
+        goto fail;
     }
-    json_decref(root);
-    if (!(canonical = prime_avro_canonical_form(json, len, err)))
-        return err ? err->code : PRIME_ERR_SCHEMA;
+    if (!(canonical = prime_avro_canonical_form(json, len, err))) {
+        rc = err ? err->code : PRIME_ERR_SCHEMA;
+        goto fail;
+    }
     w.fingerprint = prime_avro_crc64(canonical, strlen(canonical));
     free(canonical);
-    if (registry_find_writer(reg, w.fingerprint))
+    if (registry_find_writer(reg, w.fingerprint)) {
+        json_decref(w.json);
         return PRIME_OK; /* already readable */
-    w.type = current;
-    if (avro_schema_from_json_length(json, len, &w.schema))
-        return prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "writer schema: %s", avro_strerror());
-    w.resolver = avro_resolved_writer_new(w.schema, current->schema);
-    if (!w.resolver) {
-        avro_schema_decref(w.schema);
-        return prime_error_set(err, PRIME_ERR_SCHEMA, NULL,
-                               "writer schema cannot be read as the current %s schema: %s", current->name,
-                               avro_strerror());
     }
-    grown = realloc(reg->writers, (reg->nwriters + 1) * sizeof(*grown));
-    if (!grown) {
-        avro_value_iface_decref(w.resolver);
-        avro_schema_decref(w.schema);
-        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    fields = json_object_get(w.json, "fields");
+    if (!(w.fields = calloc(json_array_size(fields) + 1, sizeof(*w.fields)))) {
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    json_array_foreach(fields, i, jf) {
+        if ((rc = parse_field("writer schema", jf, &w.fields[i], err)))
+            goto fail;
+    }
+    if ((rc = resolve_prepare(&w, err)))
+        goto fail;
+    if (avro_schema_from_json_length(json, len, &w.schema) || !(w.iface = avro_generic_class_from_schema(w.schema))) {
+        rc = prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "writer schema: %s", avro_strerror());
+        goto fail;
+    }
+    if (!(grown = realloc(reg->writers, (reg->nwriters + 1) * sizeof(*grown)))) {
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+        goto fail;
     }
     reg->writers = grown;
     reg->writers[reg->nwriters++] = w;
     qsort(reg->writers, reg->nwriters, sizeof(*reg->writers), cmp_writer);
     return PRIME_OK;
+fail:
+    writer_release(&w);
+    return rc;
 }
 
 const writer_schema_t *registry_find_writer(const prime_registry_t *reg, uint64_t fingerprint)

@@ -76,13 +76,17 @@ struct prime_event_type_s {
     bool requires_device_id;
 };
 
-/* A schema a message may have been written with: a current one (resolver
- * NULL) or an older one resolved into the current type. */
+/* A schema a message may have been written with: a current one (iface
+ * NULL: read straight into the event) or an older one, read into a value of
+ * its own and resolved into the current type field by field. */
 typedef struct writer_schema {
     uint64_t fingerprint;
     const prime_event_type_t *type;
     avro_schema_t schema;
-    avro_value_iface_t *resolver;
+    avro_value_iface_t *iface;
+    json_t *json;          /* parsed writer schema; owns what fields borrow */
+    field_desc_t *fields;  /* the writer's fields */
+    int *source;           /* per current field: writer field index, or -1 (default) */
 } writer_schema_t;
 
 struct prime_registry_s {
@@ -99,6 +103,15 @@ struct prime_event_s {
 };
 
 const writer_schema_t *registry_find_writer(const prime_registry_t *reg, uint64_t fingerprint);
+
+/* Parses one field of a schema's JSON into f (registry.c). */
+prime_errcode_t parse_field(const char *file, json_t *jf, field_desc_t *f, prime_error_t *err);
+
+/* Avro schema resolution for the event model (resolve.c): checks that
+ * writer w can be read as its current type and fills w->source; then moves
+ * a decoded writer value into an event. */
+prime_errcode_t resolve_prepare(writer_schema_t *w, prime_error_t *err);
+prime_errcode_t resolve_into(const writer_schema_t *w, avro_value_t *written, prime_event_t *ev, prime_error_t *err);
 
 /* Field i of the record; for a nullable field, the non-null branch, or
  * *is_null true. */

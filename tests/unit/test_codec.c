@@ -1,0 +1,507 @@
+/* The event codec: canonical form and fingerprints against the Avro
+ * project's published vectors, round trips of every event type, every way a
+ * message can be broken, and schema evolution. */
+#include "prime/event.h"
+#include "prime/fingerprint.h"
+#include "../support/prime_test.h"
+
+#include <avro.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static prime_registry_t *reg;
+
+static int suite_init(void)
+{
+    prime_error_t err;
+    prime_error_clear(&err);
+    reg = prime_registry_new(&err);
+    if (!reg)
+        fprintf(stderr, "registry: %s\n", err.message);
+    return reg ? 0 : 1;
+}
+
+static int suite_cleanup(void)
+{
+    prime_registry_free(reg);
+    return 0;
+}
+
+/* From the Avro project's share/test/data/schema-tests.txt: input schema,
+ * its Parsing Canonical Form, and the signed 64-bit CRC-64-AVRO fingerprint
+ * (0 where the file gives none). */
+static const struct {
+    const char *input, *canonical;
+    long long fingerprint;
+} spec_vectors[] = {
+    {"\"null\"", "\"null\"", 7195948357588979594LL},
+    {"{\"type\":\"null\"}", "\"null\"", 0},
+    {"\"boolean\"", "\"boolean\"", -6970731678124411036LL},
+    {"{\"type\":\"boolean\"}", "\"boolean\"", 0},
+    {"\"int\"", "\"int\"", 8247732601305521295LL},
+    {"{\"type\":\"int\"}", "\"int\"", 0},
+    {"\"long\"", "\"long\"", -3434872931120570953LL},
+    {"{\"type\":\"long\"}", "\"long\"", 0},
+    {"\"float\"", "\"float\"", 5583340709985441680LL},
+    {"{\"type\":\"float\"}", "\"float\"", 0},
+    {"\"double\"", "\"double\"", -8181574048448539266LL},
+    {"{\"type\":\"double\"}", "\"double\"", 0},
+    {"\"bytes\"", "\"bytes\"", 5746618253357095269LL},
+    {"{\"type\":\"bytes\"}", "\"bytes\"", 0},
+    {"\"string\"", "\"string\"", -8142146995180207161LL},
+    {"{\"type\":\"string\"}", "\"string\"", 0},
+    {"[  ]", "[]", -1241056759729112623LL},
+    {"[ \"int\"  ]", "[\"int\"]", -5232228896498058493LL},
+    {"[ \"int\" , {\"type\":\"boolean\"} ]", "[\"int\",\"boolean\"]", 5392556393470105090LL},
+    {"{\"fields\":[], \"type\":\"record\", \"name\":\"foo\"}", "{\"name\":\"foo\",\"type\":\"record\",\"fields\":[]}",
+     -4824392279771201922LL},
+    {"{\"fields\":[], \"type\":\"record\", \"name\":\"foo\", \"namespace\":\"x.y\"}",
+     "{\"name\":\"x.y.foo\",\"type\":\"record\",\"fields\":[]}", 5916914534497305771LL},
+    {"{\"fields\":[], \"type\":\"record\", \"name\":\"a.b.foo\", \"namespace\":\"x.y\"}",
+     "{\"name\":\"a.b.foo\",\"type\":\"record\",\"fields\":[]}", -4616218487480524110LL},
+    {"{\"fields\":[], \"type\":\"record\", \"name\":\"foo\", \"doc\":\"Useful info\"}",
+     "{\"name\":\"foo\",\"type\":\"record\",\"fields\":[]}", -4824392279771201922LL},
+    {"{\"fields\":[], \"type\":\"record\", \"name\":\"foo\", \"aliases\":[\"foo\",\"bar\"]}",
+     "{\"name\":\"foo\",\"type\":\"record\",\"fields\":[]}", -4824392279771201922LL},
+    {"{\"fields\":[], \"type\":\"record\", \"name\":\"foo\", \"doc\":\"foo\", \"aliases\":[\"foo\",\"bar\"]}",
+     "{\"name\":\"foo\",\"type\":\"record\",\"fields\":[]}", -4824392279771201922LL},
+    {"{\"fields\":[{\"type\":{\"type\":\"boolean\"}, \"name\":\"f1\"}], \"type\":\"record\", \"name\":\"foo\"}",
+     "{\"name\":\"foo\",\"type\":\"record\",\"fields\":[{\"name\":\"f1\",\"type\":\"boolean\"}]}",
+     7843277075252814651LL},
+    {"{ \"fields\":[{\"type\":\"boolean\", \"aliases\":[], \"name\":\"f1\", \"default\":\"true\"},\n"
+     "            {\"order\":\"descending\",\"name\":\"f2\",\"doc\":\"Hello\",\"type\":\"int\"}],\n"
+     "  \"type\":\"record\", \"name\":\"foo\"\n}",
+     "{\"name\":\"foo\",\"type\":\"record\",\"fields\":[{\"name\":\"f1\",\"type\":\"boolean\"},{\"name\":\"f2\","
+     "\"type\":\"int\"}]}",
+     -4860222112080293046LL},
+    {"{\"type\":\"enum\", \"name\":\"foo\", \"symbols\":[\"A1\"]}",
+     "{\"name\":\"foo\",\"type\":\"enum\",\"symbols\":[\"A1\"]}", -6342190197741309591LL},
+    {"{\"namespace\":\"x.y.z\", \"type\":\"enum\", \"name\":\"foo\", \"doc\":\"foo bar\", \"symbols\":[\"A1\", \"A2\"]}",
+     "{\"name\":\"x.y.z.foo\",\"type\":\"enum\",\"symbols\":[\"A1\",\"A2\"]}", -4448647247586288245LL},
+    {"{\"name\":\"foo\",\"type\":\"fixed\",\"size\":15}", "{\"name\":\"foo\",\"type\":\"fixed\",\"size\":15}",
+     1756455273707447556LL},
+    {"{\"namespace\":\"x.y.z\", \"type\":\"fixed\", \"name\":\"foo\", \"doc\":\"foo bar\", \"size\":32}",
+     "{\"name\":\"x.y.z.foo\",\"type\":\"fixed\",\"size\":32}", -3064184465700546786LL},
+    {"{ \"items\":{\"type\":\"null\"}, \"type\":\"array\"}", "{\"type\":\"array\",\"items\":\"null\"}",
+     -589620603366471059LL},
+    {"{ \"values\":\"string\", \"type\":\"map\"}", "{\"type\":\"map\",\"values\":\"string\"}",
+     -8732877298790414990LL},
+    {"{\"name\":\"PigValue\",\"type\":\"record\",\n"
+     "   \"fields\":[{\"name\":\"value\", \"type\":[\"null\", \"int\", \"long\", \"PigValue\"]}]}",
+     "{\"name\":\"PigValue\",\"type\":\"record\",\"fields\":[{\"name\":\"value\",\"type\":[\"null\",\"int\","
+     "\"long\",\"PigValue\"]}]}",
+     -1759257747318642341LL},
+};
+
+static void test_spec_vectors(void)
+{
+    size_t n = sizeof(spec_vectors) / sizeof(spec_vectors[0]);
+    for (size_t i = 0; i < n; i++) {
+        prime_error_t err;
+        char *pcf;
+        prime_error_clear(&err);
+        pcf = prime_avro_canonical_form(spec_vectors[i].input, strlen(spec_vectors[i].input), &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(pcf);
+        if (strcmp(pcf, spec_vectors[i].canonical))
+            fprintf(stderr, "vector %zu: got %s want %s\n", i, pcf, spec_vectors[i].canonical);
+        CU_ASSERT_STRING_EQUAL(pcf, spec_vectors[i].canonical);
+        if (spec_vectors[i].fingerprint)
+            CU_ASSERT_EQUAL((long long)prime_avro_crc64(pcf, strlen(pcf)), spec_vectors[i].fingerprint);
+        free(pcf);
+    }
+    CU_ASSERT_EQUAL(n, 34);
+}
+
+static void test_logical_types_and_attributes_are_stripped(void)
+{
+    const char *a = "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"n\",\"prime.topic\":\"t\",\"fields\":"
+                    "[{\"name\":\"id\",\"type\":{\"type\":\"string\",\"logicalType\":\"uuid\"},\"prime.check\":\"uuid\"},"
+                    "{\"name\":\"o\",\"type\":[\"null\",\"long\"],\"default\":null}]}";
+    char *pcf = prime_avro_canonical_form(a, strlen(a), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pcf);
+    CU_ASSERT_STRING_EQUAL(pcf, "{\"name\":\"n.R\",\"type\":\"record\",\"fields\":[{\"name\":\"id\",\"type\":\"string\"},"
+                                "{\"name\":\"o\",\"type\":[\"null\",\"long\"]}]}");
+    free(pcf);
+}
+
+static void test_registry_covers_every_topic(void)
+{
+    static const char *const topics[] = {"prime.users", "prime.auth", "prime.projects", "prime.audio",
+                                         "prime.recall", "prime.sessions", "prime.presets", "prime.collab",
+                                         "prime.analysis", "prime.snapshots", "prime.audit", NULL};
+    CU_ASSERT(prime_registry_count(reg) >= 41);
+    for (int k = 0; topics[k]; k++) {
+        int found = 0;
+        for (size_t i = 0; i < prime_registry_count(reg); i++)
+            found += !strcmp(prime_event_type_topic(prime_registry_at(reg, i)), topics[k]);
+        CU_ASSERT(found > 0);
+    }
+    CU_ASSERT_PTR_NOT_NULL(prime_registry_find(reg, "project.saved"));
+    CU_ASSERT_PTR_NULL(prime_registry_find(reg, "project.nope"));
+}
+
+/* Every type, many value sets: encode -> decode gives the same event, and
+ * the JSON form reads back to the same bytes. */
+static void test_roundtrip_every_type(void)
+{
+    size_t types = 0;
+    for (size_t i = 0; i < prime_registry_count(reg); i++) {
+        const char *name = prime_event_type_name(prime_registry_at(reg, i));
+        for (uint64_t seed = 0; seed < 40; seed++) {
+            prime_error_t err;
+            prime_event_t *ev, *back = NULL, *again = NULL;
+            void *bytes = NULL, *bytes2 = NULL;
+            size_t len = 0, len2 = 0;
+            char *j1, *j2;
+
+            prime_error_clear(&err);
+            ev = prime_event_example(reg, name, seed, &err);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+            if (prime_event_validate(ev, &err))
+                fprintf(stderr, "%s seed %llu: %s: %s\n", name, (unsigned long long)seed, err.field, err.message);
+            CU_ASSERT_EQUAL(err.code, PRIME_OK);
+            CU_ASSERT_EQUAL_FATAL(prime_event_encode(ev, &bytes, &len, &err), PRIME_OK);
+            CU_ASSERT_EQUAL_FATAL(prime_event_decode(reg, bytes, len, &back, &err), PRIME_OK);
+            CU_ASSERT_STRING_EQUAL(prime_event_type_name(prime_event_type(back)), name);
+            j1 = prime_event_to_json(ev, &err);
+            j2 = prime_event_to_json(back, &err);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(j1);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(j2);
+            CU_ASSERT_STRING_EQUAL(j1, j2);
+            CU_ASSERT_EQUAL_FATAL(prime_event_from_json(reg, j1, strlen(j1), &again, &err), PRIME_OK);
+            CU_ASSERT_EQUAL_FATAL(prime_event_encode(again, &bytes2, &len2, &err), PRIME_OK);
+            CU_ASSERT_EQUAL(len, len2);
+            CU_ASSERT(len == len2 && memcmp(bytes, bytes2, len) == 0);
+            free(j1);
+            free(j2);
+            free(bytes);
+            free(bytes2);
+            prime_event_free(ev);
+            prime_event_free(back);
+            prime_event_free(again);
+        }
+        types++;
+    }
+    CU_ASSERT_EQUAL(types, prime_registry_count(reg));
+}
+
+static void encode_example(const char *type, void **bytes, size_t *len)
+{
+    prime_event_t *ev = prime_event_example(reg, type, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    CU_ASSERT_EQUAL_FATAL(prime_event_encode(ev, bytes, len, NULL), PRIME_OK);
+    prime_event_free(ev);
+}
+
+static prime_errcode_t decode(const void *data, size_t len, prime_error_t *err)
+{
+    prime_event_t *ev = NULL;
+    prime_errcode_t rc;
+    prime_error_clear(err);
+    rc = prime_event_decode(reg, data, len, &ev, err);
+    CU_ASSERT((rc == PRIME_OK) == (ev != NULL));
+    prime_event_free(ev);
+    return rc;
+}
+
+static void test_truncated_messages(void)
+{
+    void *bytes;
+    size_t len;
+    prime_error_t err;
+
+    encode_example("project.saved", &bytes, &len);
+    for (size_t cut = 0; cut < len; cut++) {
+        CU_ASSERT_EQUAL(decode(bytes, cut, &err), PRIME_ERR_DECODE);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.message, cut < 10 ? "truncated message" : "truncated project.saved body"));
+    }
+    free(bytes);
+}
+
+static void test_trailing_bytes(void)
+{
+    void *bytes;
+    size_t len;
+    prime_error_t err;
+    char *longer;
+
+    encode_example("session.heartbeat", &bytes, &len);
+    longer = malloc(len + 1);
+    memcpy(longer, bytes, len);
+    longer[len] = 0;
+    CU_ASSERT_EQUAL(decode(longer, len + 1, &err), PRIME_ERR_DECODE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "trailing bytes"));
+    free(longer);
+    free(bytes);
+}
+
+static void test_garbage_and_bad_marker(void)
+{
+    unsigned char buf[512];
+    uint64_t x = 88172645463325252ULL;
+    prime_error_t err;
+
+    CU_ASSERT_EQUAL(decode("{\"type\":\"project.saved\"}", 24, &err), PRIME_ERR_DECODE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "expected marker C3 01"));
+    for (int round = 0; round < 2000; round++) {
+        size_t len = (size_t)(round % 500);
+        for (size_t i = 0; i < len; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[i] = (unsigned char)x;
+        }
+        if (round % 2 && len >= 2)
+            buf[0] = 0xC3, buf[1] = 0x01;
+        CU_ASSERT_NOT_EQUAL(decode(buf, len, &err), PRIME_OK);
+        CU_ASSERT(err.code == PRIME_ERR_DECODE || err.code == PRIME_ERR_UNKNOWN_TYPE);
+    }
+}
+
+/* A known fingerprint followed by random bytes must fail cleanly (or, very
+ * rarely, decode to something that then fails validation). */
+static void test_garbage_body_with_known_fingerprint(void)
+{
+    unsigned char buf[300];
+    uint64_t fp = prime_event_type_fingerprint(prime_registry_find(reg, "project.created"));
+    uint64_t x = 0x2545F4914F6CDD1DULL;
+    prime_error_t err;
+
+    buf[0] = 0xC3, buf[1] = 0x01;
+    for (int i = 0; i < 8; i++)
+        buf[2 + i] = (unsigned char)(fp >> (8 * i));
+    for (int round = 0; round < 3000; round++) {
+        size_t len = 10 + (size_t)(round % 290);
+        prime_event_t *ev = NULL;
+        for (size_t i = 10; i < len; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[i] = (unsigned char)x;
+        }
+        prime_error_clear(&err);
+        if (prime_event_decode(reg, buf, len, &ev, &err) == PRIME_OK) {
+            CU_ASSERT_NOT_EQUAL(prime_event_validate(ev, &err), PRIME_OK);
+            prime_event_free(ev);
+        } else {
+            CU_ASSERT_EQUAL(err.code, PRIME_ERR_DECODE);
+        }
+    }
+}
+
+static void test_wrong_fingerprint(void)
+{
+    void *bytes;
+    size_t len;
+    prime_error_t err;
+
+    encode_example("project.created", &bytes, &len);
+    ((unsigned char *)bytes)[5] ^= 0x40;
+    CU_ASSERT_EQUAL(decode(bytes, len, &err), PRIME_ERR_UNKNOWN_TYPE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "unknown writer schema fingerprint"));
+    free(bytes);
+}
+
+static void test_oversized(void)
+{
+    prime_limits_t saved = *prime_registry_limits(reg), small = saved;
+    prime_event_t *ev = prime_event_example(reg, "project.created", 0, NULL);
+    void *bytes = NULL;
+    size_t len, big_len;
+    prime_error_t err;
+    char *big;
+
+    small.max_message_bytes = 100;
+    prime_registry_set_limits(reg, &small);
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_event_encode(ev, &bytes, &len, &err), PRIME_ERR_TOO_LARGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "over the 100-byte message limit"));
+    big = calloc(1, 101);
+    CU_ASSERT_EQUAL(decode(big, 101, &err), PRIME_ERR_TOO_LARGE);
+    prime_registry_set_limits(reg, &saved);
+
+    /* A project_data document over max_json_bytes. */
+    big_len = saved.max_json_bytes + 1;
+    big = realloc(big, big_len + 1);
+    memset(big, ' ', big_len);
+    big[0] = '{';
+    big[big_len - 1] = '}';
+    CU_ASSERT_EQUAL(prime_event_set_string(ev, "project_data", big, big_len, NULL), PRIME_OK);
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_event_validate(ev, &err), PRIME_ERR_TOO_LARGE);
+    CU_ASSERT_STRING_EQUAL(err.field, "project_data");
+    free(big);
+    prime_event_free(ev);
+}
+
+/* Sets dst (a field of an avro-c record of the given JSON type) from the
+ * field of the same name in src, through the public getters only, so the
+ * old-version message is built independently of the resolution under test. */
+static int copy_field(const prime_event_t *src, const char *name, json_t *type, avro_value_t *dst)
+{
+    avro_value_t target = *dst;
+    const char *t, *s;
+    size_t len, n;
+    bool is_null = false;
+
+    if (json_is_array(type)) { /* ["null", T] */
+        type = json_array_get(type, 1);
+        t = json_is_string(type) ? json_string_value(type) : json_string_value(json_object_get(type, "type"));
+        if (!strcmp(t, "string")) {
+            prime_event_get_string(src, name, &s, &len, NULL);
+            is_null = s == NULL;
+        } else if (!strcmp(t, "array")) {
+            prime_event_get_array_size(src, name, &n, &is_null, NULL);
+        } else {
+            double d;
+            int64_t l;
+            int32_t i;
+            bool b;
+            if (!strcmp(t, "double"))
+                prime_event_get_double(src, name, &d, &is_null, NULL);
+            else if (!strcmp(t, "long"))
+                prime_event_get_long(src, name, &l, &is_null, NULL);
+            else if (!strcmp(t, "int"))
+                prime_event_get_int(src, name, &i, &is_null, NULL);
+            else
+                prime_event_get_bool(src, name, &b, &is_null, NULL);
+        }
+        if (avro_value_set_branch(dst, is_null ? 0 : 1, &target))
+            return -1;
+        if (is_null)
+            return avro_value_set_null(&target);
+    }
+    t = json_is_string(type) ? json_string_value(type) : json_string_value(json_object_get(type, "type"));
+    if (!strcmp(t, "string")) {
+        prime_event_get_string(src, name, &s, &len, NULL);
+        return avro_value_set_string_len(&target, s, len + 1);
+    }
+    if (!strcmp(t, "array")) {
+        prime_event_get_array_size(src, name, &n, NULL, NULL);
+        for (size_t k = 0; k < n; k++) {
+            avro_value_t item;
+            prime_event_get_array_string(src, name, k, &s, &len, NULL);
+            if (avro_value_append(&target, &item, NULL) || avro_value_set_string_len(&item, s, len + 1))
+                return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(t, "double")) {
+        double d;
+        prime_event_get_double(src, name, &d, NULL, NULL);
+        return avro_value_set_double(&target, d);
+    }
+    if (!strcmp(t, "long")) {
+        int64_t l;
+        prime_event_get_long(src, name, &l, NULL, NULL);
+        return avro_value_set_long(&target, l);
+    }
+    if (!strcmp(t, "int")) {
+        int32_t i;
+        prime_event_get_int(src, name, &i, NULL, NULL);
+        return avro_value_set_int(&target, i);
+    }
+    if (!strcmp(t, "boolean")) {
+        bool b;
+        prime_event_get_bool(src, name, &b, NULL, NULL);
+        return avro_value_set_boolean(&target, b);
+    }
+    return -1;
+}
+
+/* Builds the project.created schema as it was before "mood" was added
+ * (an optional field), writes a message with it through avro-c directly,
+ * and reads it with the current schema. */
+static void test_schema_evolution(void)
+{
+    const prime_event_type_t *t = prime_registry_find(reg, "project.created");
+    json_t *old = json_loads(prime_event_type_schema_json(t), 0, NULL);
+    json_t *fields = json_object_get(old, "fields");
+    prime_event_t *current = prime_event_example(reg, "project.created", 0, NULL), *back = NULL;
+    avro_schema_t old_schema;
+    avro_value_iface_t *iface;
+    avro_value_t old_value, dst;
+    char *old_json, *pcf, *j_cur, *j_back;
+    unsigned char msg[4096];
+    size_t body;
+    uint64_t fp;
+    avro_writer_t w;
+    prime_error_t err;
+    const char *mood;
+
+    for (size_t i = 0; i < json_array_size(fields); i++)
+        if (!strcmp(json_string_value(json_object_get(json_array_get(fields, i), "name")), "mood"))
+            json_array_remove(fields, i);
+    old_json = json_dumps(old, JSON_COMPACT);
+    CU_ASSERT_EQUAL_FATAL(avro_schema_from_json_length(old_json, strlen(old_json), &old_schema), 0);
+    iface = avro_generic_class_from_schema(old_schema);
+    avro_generic_value_new(iface, &old_value);
+    for (size_t i = 0; i < json_array_size(fields); i++) {
+        json_t *f = json_array_get(fields, i);
+        avro_value_get_by_index(&old_value, i, &dst, NULL);
+        CU_ASSERT_EQUAL_FATAL(copy_field(current, json_string_value(json_object_get(f, "name")),
+                                         json_object_get(f, "type"), &dst), 0);
+    }
+
+    pcf = prime_avro_canonical_form(old_json, strlen(old_json), NULL);
+    fp = prime_avro_crc64(pcf, strlen(pcf));
+    msg[0] = 0xC3, msg[1] = 0x01;
+    for (int i = 0; i < 8; i++)
+        msg[2 + i] = (unsigned char)(fp >> (8 * i));
+    avro_value_sizeof(&old_value, &body);
+    CU_ASSERT_FATAL(body + 10 <= sizeof(msg));
+    w = avro_writer_memory((char *)msg + 10, (int64_t)body);
+    CU_ASSERT_EQUAL_FATAL(avro_value_write(w, &old_value), 0);
+    avro_writer_free(w);
+
+    /* Unknown until the registry learns the old schema. */
+    CU_ASSERT_EQUAL(decode(msg, 10 + body, &err), PRIME_ERR_UNKNOWN_TYPE);
+    prime_error_clear(&err);
+    if (prime_registry_add_writer_schema(reg, old_json, strlen(old_json), &err))
+        fprintf(stderr, "add_writer_schema: %s\n", err.message);
+    CU_ASSERT_EQUAL_FATAL(err.code, PRIME_OK);
+    CU_ASSERT_EQUAL_FATAL(prime_event_decode(reg, msg, 10 + body, &back, &err), PRIME_OK);
+    CU_ASSERT_EQUAL(prime_event_validate(back, &err), PRIME_OK);
+    CU_ASSERT_EQUAL(prime_event_get_string(back, "mood", &mood, NULL, NULL), PRIME_OK);
+    CU_ASSERT_PTR_NULL(mood); /* the added field takes its default */
+    CU_ASSERT_EQUAL(prime_event_set_null(current, "mood", NULL), PRIME_OK);
+    j_cur = prime_event_to_json(current, NULL);
+    j_back = prime_event_to_json(back, NULL);
+    CU_ASSERT_STRING_EQUAL(j_cur, j_back);
+    free(j_cur);
+    free(j_back);
+
+    /* An incompatible old schema (name became an int) is refused. */
+    json_object_set_new(json_array_get(fields, 8), "type", json_string("int"));
+    free(old_json);
+    old_json = json_dumps(old, JSON_COMPACT);
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_registry_add_writer_schema(reg, old_json, strlen(old_json), &err), PRIME_ERR_SCHEMA);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "cannot be read as the current project.created schema"));
+
+    free(pcf);
+    free(old_json);
+    json_decref(old);
+    avro_value_decref(&old_value);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(old_schema);
+    prime_event_free(current);
+    prime_event_free(back);
+}
+
+int main(void)
+{
+    static const prime_test_t tests[] = {
+        {"canonical form and fingerprint match the Avro spec vectors", test_spec_vectors},
+        {"logical types and custom attributes are stripped", test_logical_types_and_attributes_are_stripped},
+        {"registry has a schema for every topic", test_registry_covers_every_topic},
+        {"every event type round-trips (binary and JSON)", test_roundtrip_every_type},
+        {"truncated messages give a specific error", test_truncated_messages},
+        {"trailing bytes are an error", test_trailing_bytes},
+        {"garbage and a bad marker give a specific error", test_garbage_and_bad_marker},
+        {"garbage after a known fingerprint fails cleanly", test_garbage_body_with_known_fingerprint},
+        {"an unknown fingerprint is named", test_wrong_fingerprint},
+        {"oversized messages and documents are refused", test_oversized},
+        {"an old writer schema is read with the new reader", test_schema_evolution},
+        {NULL, NULL},
+    };
+    return prime_test_run("codec", suite_init, suite_cleanup, tests);
+}

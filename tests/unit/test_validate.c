@@ -1,0 +1,296 @@
+/* Value rules and JSON input: every rule refuses what it should, names the
+ * field, and accepts the good neighbours of each bad value. */
+#include "prime/event.h"
+#include "../support/prime_test.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static prime_registry_t *reg;
+
+static int suite_init(void)
+{
+    reg = prime_registry_new(NULL);
+    return reg ? 0 : 1;
+}
+
+static int suite_cleanup(void)
+{
+    prime_registry_free(reg);
+    return 0;
+}
+
+/* The seed-0 example of type with one member replaced by value_json (or
+ * removed when value_json is NULL), read from JSON and validated. */
+static prime_errcode_t try_json(const char *type, const char *field, const char *value_json, prime_error_t *err)
+{
+    prime_event_t *ev = prime_event_example(reg, type, 0, NULL), *parsed = NULL;
+    char *text = prime_event_to_json(ev, NULL), *patched;
+    json_t *obj = json_loads(text, 0, NULL);
+    prime_errcode_t rc;
+
+    if (value_json)
+        json_object_set_new(obj, field, json_loads(value_json, JSON_DECODE_ANY, NULL));
+    else
+        json_object_del(obj, field);
+    patched = json_dumps(obj, JSON_COMPACT);
+    prime_error_clear(err);
+    rc = prime_event_from_json(reg, patched, strlen(patched), &parsed, err);
+    if (!rc)
+        rc = prime_event_validate(parsed, err);
+    free(text);
+    free(patched);
+    json_decref(obj);
+    prime_event_free(ev);
+    prime_event_free(parsed);
+    return rc;
+}
+
+static const struct rule_case {
+    const char *type, *field, *value; /* value: JSON text; NULL removes the member */
+    prime_errcode_t want;
+    const char *message_part;          /* for failures */
+} rule_cases[] = {
+    {"project.created", "bpm", "19.9", PRIME_ERR_INVALID, "BPM from 20 to 999"},
+    {"project.created", "bpm", "1000", PRIME_ERR_INVALID, "BPM from 20 to 999"},
+    {"project.created", "bpm", "140.5", PRIME_OK, NULL},
+    {"project.created", "bpm", "20", PRIME_OK, NULL},
+    {"project.created", "bpm", "\"fast\"", PRIME_ERR_INVALID, "expected a number, got a string"},
+    {"project.created", "target_lufs", "-70.5", PRIME_ERR_INVALID, "-70 to +5 LUFS"},
+    {"project.created", "target_lufs", "5.01", PRIME_ERR_INVALID, "-70 to +5 LUFS"},
+    {"project.created", "target_lufs", "-14", PRIME_OK, NULL},
+    {"project.created", "time_signature", "\"4/3\"", PRIME_ERR_INVALID, "time signature"},
+    {"project.created", "time_signature", "\"0/4\"", PRIME_ERR_INVALID, "time signature"},
+    {"project.created", "time_signature", "\"4-4\"", PRIME_ERR_INVALID, "time signature"},
+    {"project.created", "time_signature", "\"7/8\"", PRIME_OK, NULL},
+    {"project.created", "key", "\"H\"", PRIME_ERR_INVALID, "musical key"},
+    {"project.created", "key", "\"C##\"", PRIME_ERR_INVALID, "musical key"},
+    {"project.created", "key", "\"C#m\"", PRIME_OK, NULL},
+    {"project.created", "key", "\"Bb minor\"", PRIME_OK, NULL},
+    {"project.created", "sample_rate", "44000", PRIME_ERR_INVALID, "sample rate"},
+    {"project.created", "sample_rate", "96000", PRIME_OK, NULL},
+    {"project.created", "sample_rate", "4.41e4", PRIME_ERR_INVALID, "expected an integer"},
+    {"project.created", "bit_depth", "20", PRIME_ERR_INVALID, "bit depth"},
+    {"project.created", "project_data", "[1,2]", PRIME_ERR_INVALID, "expected a JSON object"},
+    {"project.created", "project_data", "\"{bad\"", PRIME_ERR_INVALID, "expected JSON text"},
+    {"project.created", "project_data", "\"{\\\"a\\\":1,\\\"a\\\":2}\"", PRIME_ERR_INVALID, "duplicate"},
+    {"project.created", "project_data", "{\"tracks\":[]}", PRIME_OK, NULL},
+    {"project.created", "project_data", "\"{\\\"tracks\\\":[]}\"", PRIME_OK, NULL},
+    {"project.created", "project_data", NULL, PRIME_ERR_INVALID, "required field is missing"},
+    {"project.created", "project_data", "null", PRIME_ERR_INVALID, "required field is null"},
+    {"project.created", "project_id", "\"not-a-uuid\"", PRIME_ERR_INVALID, "expected a UUID"},
+    {"project.created", "project_id", "\"8D2F1C3E-5B7A-4C19-9E0D-2A6B4F8C1D7E\"", PRIME_OK, NULL},
+    {"project.created", "name", "\"\"", PRIME_ERR_INVALID, "must not be empty"},
+    {"project.created", "audio_files_storage_path", "\"../etc/passwd\"", PRIME_ERR_INVALID, "relative path"},
+    {"project.created", "audio_files_storage_path", "\"/abs/path\"", PRIME_ERR_INVALID, "relative path"},
+    {"project.created", "audio_files_storage_path", "\"a//b\"", PRIME_ERR_INVALID, "relative path"},
+    {"project.created", "audio_files_storage_path", "\"projects/p1/audio\"", PRIME_OK, NULL},
+    {"project.created", "tags", "[\"a\", 3]", PRIME_ERR_INVALID, "item 1: expected a string"},
+    {"project.created", "tags", "[\"a\", \"\"]", PRIME_ERR_INVALID, "must not be empty"},
+    {"project.created", "tags", NULL, PRIME_OK, NULL},
+    {"project.created", "colour", "\"blue\"", PRIME_ERR_INVALID, "unknown field for project.created"},
+    {"project.created", "occurred_at", "0", PRIME_ERR_INVALID, "between 2000 and 2100"},
+    {"project.created", "occurred_at", "\"2026-02-30T00:00:00Z\"", PRIME_ERR_INVALID, "RFC 3339"},
+    {"project.created", "occurred_at", "\"2026-11-25 17:00:00+01:00\"", PRIME_OK, NULL},
+    {"project.created", "occurred_at", "1795608000000000", PRIME_OK, NULL},
+    {"project.created", "event_type", "\"project.saved\"", PRIME_ERR_INVALID, "expected 'project.created'"},
+    {"project.saved", "base_version", "0", PRIME_ERR_INVALID, ">= 1"},
+    {"project.saved", "base_version", "4294967296", PRIME_ERR_INVALID, "32-bit range"},
+    {"project.collaborators_changed", "collaborators", "{}", PRIME_ERR_INVALID, "expected a JSON array"},
+    {"project.metadata_updated", "cleared_fields", "[\"name\"]", PRIME_ERR_INVALID, "expected one of"},
+    {"project.metadata_updated", "cleared_fields", "[\"bpm\",\"mood\"]", PRIME_OK, NULL},
+    {"user.registered", "email", "\"nope\"", PRIME_ERR_INVALID, "email address"},
+    {"user.registered", "email", "\"a@b\"", PRIME_ERR_INVALID, "email address"},
+    {"user.registered", "username", "\"ab\"", PRIME_ERR_INVALID, "3 to 32"},
+    {"user.registered", "username", "\"dj khaled\"", PRIME_ERR_INVALID, "3 to 32"},
+    {"user.registered", "avatar_url", "\"ftp://x\"", PRIME_ERR_INVALID, "URL"},
+    {"user.registered", "default_bpm", "140.5", PRIME_ERR_INVALID, "expected an integer"},
+    {"auth.credential_created", "password_hash", "\"hunter2\"", PRIME_ERR_INVALID, "looks like plaintext"},
+    {"auth.credential_created", "password_hash",
+     "\"$2b$12$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234\"", PRIME_OK, NULL},
+    {"auth.credential_created", "password_hash",
+     "\"sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"", PRIME_OK, NULL},
+    {"auth.credential_created", "password", "\"hunter2\"", PRIME_ERR_INVALID, "plaintext secrets are refused"},
+    {"auth.credential_created", "credential_type", "\"magic\"", PRIME_ERR_INVALID, "email_password"},
+    {"auth.credential_created", "credential_type", "\"oauth_github\"", PRIME_OK, NULL},
+    {"auth.session_started", "refresh_token", "\"abc\"", PRIME_ERR_INVALID, "plaintext secrets are refused"},
+    {"auth.session_started", "device_id", "null", PRIME_ERR_INVALID, "needs the device_id"},
+    {"auth.session_started", "ip_address", "\"999.1.1.1\"", PRIME_ERR_INVALID, "IPv4 or IPv6"},
+    {"auth.session_started", "ip_address", "\"2001:db8::1\"", PRIME_OK, NULL},
+    {"auth.session_started", "ip_address", "\"10.0.0.0/8\"", PRIME_OK, NULL},
+    {"auth.session_started", "device_type", "\"fridge\"", PRIME_ERR_INVALID, "desktop, web, mobile"},
+    {"audio.file_uploaded", "file_size_bytes", "-1", PRIME_ERR_INVALID, ">= 0"},
+    {"audio.file_uploaded", "channels", "0", PRIME_ERR_INVALID, "1 to 64 channels"},
+    {"audio.file_uploaded", "format", "\"exe\"", PRIME_ERR_INVALID, "audio format"},
+    {"audio.file_uploaded", "mime_type", "\"wav\"", PRIME_ERR_INVALID, "MIME type"},
+    {"audio.file_uploaded", "is_mix", "1", PRIME_ERR_INVALID, "true or false"},
+    {"recall.set", "confidence", "1.5", PRIME_ERR_INVALID, "confidence from 0 to 1"},
+    {"recall.set", "data", "\"[]\"", PRIME_ERR_INVALID, "expected a JSON object"},
+    {"session.joined", "cursor_position", "-0.5", PRIME_ERR_INVALID, ">= 0"},
+    {"audio.analysis_failed", "reason", "\"bad\"", PRIME_ERR_INVALID, "expected one of: missing"},
+};
+
+static void test_rules(void)
+{
+    for (size_t i = 0; i < sizeof(rule_cases) / sizeof(rule_cases[0]); i++) {
+        const struct rule_case *c = &rule_cases[i];
+        prime_error_t err;
+        prime_errcode_t rc = try_json(c->type, c->field, c->value, &err);
+        if (rc != c->want || (c->message_part && !strstr(err.message, c->message_part)) ||
+            (rc && strncmp(err.field, c->field, strlen(c->field))))
+            fprintf(stderr, "case %zu (%s.%s = %s): got %s '%s: %s'\n", i, c->type, c->field,
+                    c->value ? c->value : "(removed)", prime_errcode_name(rc), err.field, err.message);
+        CU_ASSERT_EQUAL(rc, c->want);
+        if (c->want != PRIME_OK) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.message, c->message_part));
+            /* The error names the field, or an item of it ("tags[1]"). */
+            CU_ASSERT_NSTRING_EQUAL(err.field, c->field, strlen(c->field));
+            CU_ASSERT(err.field[strlen(c->field)] == '\0' || err.field[strlen(c->field)] == '[');
+        }
+    }
+}
+
+static void test_json_input_errors(void)
+{
+    static const struct {
+        const char *text;
+        prime_errcode_t want;
+        const char *field, *message_part;
+    } cases[] = {
+        {"not json", PRIME_ERR_JSON, "", "invalid JSON at column"},
+        {"[1]", PRIME_ERR_JSON, "", "expected a JSON object, got an array"},
+        {"{\"type\":\"nope.x\"}", PRIME_ERR_UNKNOWN_TYPE, "type", "unknown event type 'nope.x'"},
+        {"{\"project_id\":\"x\"}", PRIME_ERR_INVALID, "type", "expected the event type"},
+        {"{\"type\":\"project.opened\",\"type\":\"project.opened\"}", PRIME_ERR_JSON, "", "duplicate"},
+        {"{\"type\":\"project.opened\"}", PRIME_ERR_INVALID, "event_id", "required field is missing"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        prime_error_t err;
+        prime_event_t *ev = NULL;
+        prime_errcode_t rc;
+        prime_error_clear(&err);
+        rc = prime_event_from_json(reg, cases[i].text, strlen(cases[i].text), &ev, &err);
+        if (rc != cases[i].want || !strstr(err.message, cases[i].message_part))
+            fprintf(stderr, "json case %zu: got %s '%s: %s'\n", i, prime_errcode_name(rc), err.field, err.message);
+        CU_ASSERT_EQUAL(rc, cases[i].want);
+        CU_ASSERT_PTR_NULL(ev);
+        CU_ASSERT_STRING_EQUAL(err.field, cases[i].field);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.message, cases[i].message_part));
+    }
+}
+
+/* Bytes JSON cannot carry: set directly, refused by validation. */
+static void test_bad_text_bytes(void)
+{
+    prime_event_t *ev = prime_event_example(reg, "user.registered", 0, NULL);
+    prime_error_t err;
+
+    CU_ASSERT_EQUAL(prime_event_set_string(ev, "display_name", "ok\xff", 3, NULL), PRIME_OK);
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_event_validate(ev, &err), PRIME_ERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(err.field, "display_name");
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "UTF-8"));
+    CU_ASSERT_EQUAL(prime_event_set_string(ev, "display_name", "a\0b", 3, NULL), PRIME_OK);
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_event_validate(ev, &err), PRIME_ERR_INVALID);
+    CU_ASSERT_EQUAL(prime_event_set_string(ev, "display_name", "Zo\xc3\xab \xe2\x99\xab", 8, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL(prime_event_validate(ev, NULL), PRIME_OK);
+    prime_event_free(ev);
+}
+
+static void test_setters_check_names_and_kinds(void)
+{
+    prime_event_t *ev = prime_event_new(reg, "project.saved", NULL);
+    prime_error_t err;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_event_set_int(ev, "nope", 1, &err), PRIME_ERR_ARG);
+    CU_ASSERT_STRING_EQUAL(err.field, "nope");
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_event_set_string(ev, "base_version", "1", 1, &err), PRIME_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "field is a int, not a string"));
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_event_set_null(ev, "project_id", &err), PRIME_ERR_INVALID);
+    /* A fresh event is not valid until its required fields are set. */
+    prime_error_clear(&err);
+    CU_ASSERT_NOT_EQUAL(prime_event_validate(ev, &err), PRIME_OK);
+    CU_ASSERT_STRING_EQUAL(err.field, "event_id");
+    prime_event_free(ev);
+}
+
+/* The private time helpers, through their effect on JSON. */
+static void test_timestamps(void)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"2024-02-29T23:59:59Z", "2024-02-29T23:59:59.000000Z"},
+        {"2026-11-25T16:44:33.5Z", "2026-11-25T16:44:33.500000Z"},
+        {"2026-11-25T16:44:33.123456000Z", "2026-11-25T16:44:33.123456Z"},
+        {"2026-01-01T00:30:00+01:00", "2025-12-31T23:30:00.000000Z"},
+        {"2026-01-01t00:00:00-00:30", "2026-01-01T00:30:00.000000Z"},
+        {"2000-01-01T00:00:00Z", "2000-01-01T00:00:00.000000Z"},
+    };
+    static const char *const bad[] = {"2026-11-25T16:44:33.1234567Z", "2026-13-01T00:00:00Z", "2025-02-29T00:00:00Z",
+                                      "2026-11-25T24:00:00Z", "2026-11-25T16:44:33", "2026-11-25", "", "2026-11-25T16:44:33Zjunk"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char json[256], *out;
+        prime_event_t *ev = prime_event_example(reg, "project.opened", 0, NULL), *back = NULL;
+        char *text = prime_event_to_json(ev, NULL);
+        json_t *obj = json_loads(text, 0, NULL);
+        json_object_set_new(obj, "occurred_at", json_string(cases[i].in));
+        free(text);
+        text = json_dumps(obj, JSON_COMPACT);
+        CU_ASSERT_EQUAL_FATAL(prime_event_from_json(reg, text, strlen(text), &back, NULL), PRIME_OK);
+        out = prime_event_to_json(back, NULL);
+        snprintf(json, sizeof(json), "\"occurred_at\":\"%s\"", cases[i].out);
+        if (!strstr(out, json))
+            fprintf(stderr, "%s -> %s\n", cases[i].in, out);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, json));
+        free(out);
+        free(text);
+        json_decref(obj);
+        prime_event_free(ev);
+        prime_event_free(back);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char value[128];
+        prime_error_t err;
+        snprintf(value, sizeof(value), "\"%s\"", bad[i]);
+        CU_ASSERT_EQUAL(try_json("project.opened", "occurred_at", value, &err), PRIME_ERR_INVALID);
+        CU_ASSERT_STRING_EQUAL(err.field, "occurred_at");
+    }
+}
+
+static void test_every_example_is_valid(void)
+{
+    for (size_t i = 0; i < prime_registry_count(reg); i++) {
+        const char *name = prime_event_type_name(prime_registry_at(reg, i));
+        for (uint64_t seed = 0; seed < 200; seed++) {
+            prime_error_t err;
+            prime_event_t *ev = prime_event_example(reg, name, seed, NULL);
+            prime_error_clear(&err);
+            CU_ASSERT_EQUAL(prime_event_validate(ev, &err), PRIME_OK);
+            if (err.code)
+                fprintf(stderr, "%s seed %llu: %s: %s\n", name, (unsigned long long)seed, err.field, err.message);
+            prime_event_free(ev);
+        }
+    }
+}
+
+int main(void)
+{
+    static const prime_test_t tests[] = {
+        {"each value rule refuses and accepts what it should", test_rules},
+        {"JSON input errors name what is wrong", test_json_input_errors},
+        {"invalid UTF-8 and NUL bytes are refused", test_bad_text_bytes},
+        {"setters check field names and kinds", test_setters_check_names_and_kinds},
+        {"RFC 3339 timestamps parse and print", test_timestamps},
+        {"every generated example is valid", test_every_example_is_valid},
+        {NULL, NULL},
+    };
+    return prime_test_run("validate", suite_init, suite_cleanup, tests);
+}
