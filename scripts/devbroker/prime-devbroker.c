@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define MAX_TOPICS 64
 
@@ -47,6 +48,22 @@ __attribute__((visibility("default"))) int bind(int fd, const struct sockaddr *a
         }
     }
     return real_bind(fd, addr, len);
+}
+
+/* librdkafka 2.0's mock cluster aborts in its own cleanup when a listener
+ * cannot bind, so a taken port is found here first and reported. */
+static int port_free(int port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr = {.s_addr = htonl(INADDR_LOOPBACK)}};
+    int on = 1, ok, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0)
+        return 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)); /* as the mock does */
+    ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+    close(fd);
+    return ok;
 }
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -132,6 +149,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "prime-devbroker: --port %d leaves no room for %d brokers\n", port, brokers);
         return 2;
     }
+
+    for (int i = 0; port && i < brokers; i++)
+        if (!port_free(port + i)) {
+            fprintf(stderr, "prime-devbroker: cannot start the mock cluster: port %d on 127.0.0.1 is in use\n",
+                    port + i);
+            return 1;
+        }
 
     prime_error_clear(&err);
     if (!(reg = prime_registry_new(&err))) {
