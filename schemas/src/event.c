@@ -238,7 +238,7 @@ prime_errcode_t prime_event_get_string(const prime_event_t *ev, const char *fiel
                        prime_error_t *err)                                                     \
     {                                                                                          \
         avro_value_t v;                                                                        \
-        avrotype tmp;                                                                          \
+        avrotype tmp = 0;                                                                      \
         int rc = get_value(ev, field, kind, &v, is_null, err);                                 \
         if (rc > 0)                                                                            \
             return (prime_errcode_t)rc;                                                        \
@@ -341,6 +341,7 @@ prime_errcode_t prime_event_decode(const prime_registry_t *reg, const void *data
     uint64_t fp;
     prime_errcode_t code = PRIME_OK;
     char extra;
+    bool written_ok = true;
     int rc;
 
     *out = NULL;
@@ -358,32 +359,42 @@ prime_errcode_t prime_event_decode(const prime_registry_t *reg, const void *data
         return err ? err->code : PRIME_ERR_NOMEM;
 
     r = avro_reader_memory((const char *)data + SOE_HEADER, (int64_t)(len - SOE_HEADER));
+    decode_track_begin(len);
     if (!w->iface) {
         rc = avro_value_read(r, &ev->value);
-    } else {
-        if (avro_generic_value_new(w->iface, &written)) {
-            avro_reader_free(r);
-            prime_event_free(ev);
-            return avro_failed(err, NULL);
-        }
+    } else if ((rc = avro_generic_value_new(w->iface, &written)) == 0) {
         rc = avro_value_read(r, &written);
+        if (rc)
+            avro_value_decref(&written);
+    } else {
+        written_ok = false;
     }
     if (rc) {
         code = prime_error_set(err, PRIME_ERR_DECODE, NULL, "malformed or truncated %s body: %s",
-                               w->type->name, avro_strerror());
+                               w->type->name, written_ok ? avro_strerror() : "out of memory");
     } else if (avro_read(r, &extra, 1) == 0) {
         /* avro_reader_is_eof() only works for file readers: probe instead. */
         code = prime_error_set(err, PRIME_ERR_DECODE, NULL,
                                "%s body is followed by trailing bytes", w->type->name);
+        if (w->iface)
+            avro_value_decref(&written);
     }
     avro_reader_free(r);
-    if (!code && w->iface)
-        code = resolve_into(w, &written, ev, err);
-    if (w->iface)
-        avro_value_decref(&written);
     if (code) {
+        /* Free the partial value first, so that what the tracker still holds
+         * is only what avro-c orphaned. */
         prime_event_free(ev);
+        decode_track_end(true);
         return code;
+    }
+    decode_track_end(false);
+    if (w->iface) {
+        code = resolve_into(w, &written, ev, err);
+        avro_value_decref(&written);
+        if (code) {
+            prime_event_free(ev);
+            return code;
+        }
     }
     *out = ev;
     return PRIME_OK;

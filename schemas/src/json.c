@@ -185,12 +185,12 @@ out:
 
 static json_t *field_to_json(const field_desc_t *f, avro_value_t *v)
 {
-    const char *s;
-    size_t size, n;
-    int32_t i32;
-    int64_t i64;
-    double d;
-    int b;
+    const char *s = NULL;
+    size_t size = 0, n = 0;
+    int32_t i32 = 0;
+    int64_t i64 = 0;
+    double d = 0;
+    int b = 0;
     char when[40];
 
     switch (f->kind) {

@@ -42,23 +42,92 @@ static const struct {
 #define DEFAULT_MAX_STRING 1024
 #define DEFAULT_MAX_ITEMS 1000
 
-/* avro-c sizes its allocations from lengths read off the wire; a forged
- * length must not turn into a multi-gigabyte malloc. No legitimate
- * allocation here is larger than a message, so refuse anything past a
- * generous fixed bound. */
+/* avro-c sizes its allocations from lengths read off the wire, and when a
+ * string or bytes read then runs out of input it returns the error without
+ * freeing the buffer it allocated (read_string/read_bytes in avro-c 1.11).
+ * A consumer fed forged messages would grow without bound. So every avro-c
+ * allocation goes through this hook, which:
+ *   - refuses any single allocation past a fixed bound, and during a decode
+ *     past a bound derived from the message size (no legitimate value of a
+ *     message needs more);
+ *   - during a decode on this thread, keeps the set of live allocations, so
+ *     that after a failed decode (and after the partial value is freed)
+ *     what is left can only be avro-c's orphans, and is freed. */
 #define AVRO_MAX_ALLOCATION (64u * 1024u * 1024u)
+
+typedef struct alloc_track {
+    bool on;
+    bool lost;     /* the live set could not grow: leftovers are not freed */
+    size_t limit;
+    void **live;
+    size_t n, cap;
+} alloc_track_t;
+
+static _Thread_local alloc_track_t track;
+
+static void track_remove(void *p)
+{
+    for (size_t i = track.n; i-- > 0;)
+        if (track.live[i] == p) {
+            track.live[i] = track.live[--track.n];
+            return;
+        }
+}
+
+static void track_add(void *p)
+{
+    if (track.n == track.cap) {
+        size_t cap = track.cap ? track.cap * 2 : 64;
+        void **grown = realloc(track.live, cap * sizeof(*grown));
+        if (!grown) {
+            track.lost = true;
+            return;
+        }
+        track.live = grown;
+        track.cap = cap;
+    }
+    track.live[track.n++] = p;
+}
 
 static void *bounded_avro_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
+    void *out;
+
     (void)ud;
     (void)osize;
     if (nsize == 0) {
+        if (track.on && ptr)
+            track_remove(ptr);
         free(ptr);
         return NULL;
     }
-    if (nsize > AVRO_MAX_ALLOCATION)
+    if (nsize > AVRO_MAX_ALLOCATION || (track.on && nsize > track.limit))
         return NULL;
-    return realloc(ptr, nsize);
+    if (track.on && ptr)
+        track_remove(ptr);
+    out = realloc(ptr, nsize);
+    if (track.on && (out || ptr))
+        track_add(out ? out : ptr); /* on failure ptr is still live */
+    return out;
+}
+
+void decode_track_begin(size_t message_len)
+{
+    /* Arrays grow their element storage by doubling, so a value may take a
+     * multiple of its encoded size; strings never exceed the message. */
+    track.limit = message_len * 64 + 65536;
+    track.n = 0;
+    track.lost = false;
+    track.on = true;
+}
+
+void decode_track_end(bool failed)
+{
+    if (failed && !track.lost)
+        for (size_t i = 0; i < track.n; i++)
+            free(track.live[i]);
+    track.n = 0;
+    track.on = false;
 }
 
 static pthread_once_t allocator_once = PTHREAD_ONCE_INIT;

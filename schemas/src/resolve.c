@@ -107,12 +107,12 @@ static prime_errcode_t apply_default(prime_event_t *ev, const field_desc_t *f, p
 static prime_errcode_t move_value(prime_event_t *ev, const field_desc_t *rf, const field_desc_t *wf,
                                   avro_value_t *v, prime_error_t *err)
 {
-    const char *s;
-    size_t size, n;
-    int32_t i32;
-    int64_t i64;
-    double d;
-    int b;
+    const char *s = NULL;
+    size_t size = 0, n = 0;
+    int32_t i32 = 0;
+    int64_t i64 = 0;
+    double d = 0;
+    int b = 0;
     prime_errcode_t rc = PRIME_OK;
 
     switch (wf->kind) {
@@ -168,7 +168,8 @@ prime_errcode_t resolve_into(const writer_schema_t *w, avro_value_t *written, pr
         if (avro_value_get_by_index(written, (size_t)w->source[i], &v, NULL))
             return prime_error_set(err, PRIME_ERR_DECODE, rf->name, "field missing from the decoded value");
         if (wf->nullable) {
-            avro_value_get_discriminant(&v, &disc);
+            if (avro_value_get_discriminant(&v, &disc))
+                return prime_error_set(err, PRIME_ERR_DECODE, rf->name, "union without a branch");
             if (disc == 0) {
                 if (!rf->nullable)
                     return prime_error_set(err, PRIME_ERR_DECODE, rf->name,
@@ -177,7 +178,8 @@ prime_errcode_t resolve_into(const writer_schema_t *w, avro_value_t *written, pr
                     return rc;
                 continue;
             }
-            avro_value_get_current_branch(&v, &branch);
+            if (avro_value_get_current_branch(&v, &branch))
+                return prime_error_set(err, PRIME_ERR_DECODE, rf->name, "union without a branch");
             v = branch;
         }
         if ((rc = move_value(ev, rf, wf, &v, err)))

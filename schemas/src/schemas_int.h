@@ -104,6 +104,12 @@ struct prime_event_s {
 
 const writer_schema_t *registry_find_writer(const prime_registry_t *reg, uint64_t fingerprint);
 
+/* Around avro_value_read() in a decode (registry.c): between begin and
+ * end, avro-c's allocations on this thread are tracked; end(true), called
+ * after the partial values are freed, frees what avro-c left behind. */
+void decode_track_begin(size_t message_len);
+void decode_track_end(bool failed);
+
 /* Parses one field of a schema's JSON into f (registry.c). */
 prime_errcode_t parse_field(const char *file, json_t *jf, field_desc_t *f, prime_error_t *err);
 

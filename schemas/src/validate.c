@@ -382,11 +382,11 @@ static prime_errcode_t validate_field(const prime_event_t *ev, size_t i, prime_e
     const field_desc_t *f = &ev->type->fields[i];
     avro_value_t v, item;
     bool is_null;
-    const char *s;
-    size_t size, n;
-    int32_t i32;
-    int64_t i64;
-    double d;
+    const char *s = NULL;
+    size_t size = 0, n = 0;
+    int32_t i32 = 0;
+    int64_t i64 = 0;
+    double d = 0;
     char path[160];
     prime_errcode_t rc;
 
