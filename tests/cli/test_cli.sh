@@ -28,6 +28,9 @@ expect "codec: unknown type named" 2 "unknown event type 'nope'" "$codec" exampl
 expect "codec: list shows every type with topic" 0 "project.saved +prime.projects" "$codec" list
 [ "$("$codec" list | wc -l)" -ge 41 ] && ok "codec: at least 41 event types" || bad "codec: type count"
 
+"$codec" doc | diff -u "$root/docs/events.md" - >"$tmp/doc.diff" && ok "docs/events.md matches the schemas" \
+  || bad "docs/events.md is stale: run prime-codec doc > docs/events.md ($(head -5 "$tmp/doc.diff"))"
+
 "$codec" example project.saved >"$tmp/ev.json"
 expect "codec: encode a valid event" 0 "" "$codec" encode "$tmp/ev.json"
 "$codec" encode "$tmp/ev.json" >"$tmp/ev.bin"
