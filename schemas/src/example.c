@@ -1,4 +1,5 @@
 #include "schemas_int.h"
+#include "prime/fingerprint.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -86,7 +87,7 @@ static double example_number(const field_desc_t *f, uint64_t r)
     case CHECK_SAMPLE_RATE: return rates[r % 5];
     case CHECK_BIT_DEPTH: return depths[r % 3];
     case CHECK_CHANNELS: return 1 + n % 2;
-    case CHECK_POSITIVE: return 1 + (r == 0 ? 0 : n % 50);
+    case CHECK_POSITIVE: return 1 + n % 50;
     case CHECK_CONFIDENCE: return (double)(n % 101) / 100.0;
     default: return f->kind == KIND_DOUBLE ? n + 0.25 : n;
     }
@@ -96,12 +97,15 @@ prime_event_t *prime_event_example(const prime_registry_t *reg, const char *type
 {
     prime_event_t *ev = prime_event_new(reg, type, err);
     char text[1024];
+    uint64_t type_salt;
 
     if (!ev)
         return NULL;
+    /* Distinct types must not share ids (event_id is the idempotency key). */
+    type_salt = prime_avro_crc64(type, strlen(type));
     for (size_t i = 0; i < ev->type->nfields; i++) {
         const field_desc_t *f = &ev->type->fields[i];
-        uint64_t r = seed ? mix(seed * 131 + i) : i;
+        uint64_t r = mix((seed * 131 + i) ^ type_salt);
         prime_errcode_t rc = PRIME_OK;
 
         bool required = i == 5 && ev->type->requires_device_id;

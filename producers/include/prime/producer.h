@@ -1,0 +1,106 @@
+#ifndef PRIME_PRODUCER_H
+#define PRIME_PRODUCER_H
+
+/* libprime_producer: how a studio client publishes events.
+ *
+ *   prime_producer_conf_t *conf = prime_producer_conf_new();
+ *   prime_producer_conf_set(conf, "bootstrap.servers", "kafka:9092", &err);
+ *   prime_producer_t *p = prime_producer_new(conf, &err);   // takes conf
+ *   prime_event_t *ev = prime_producer_event_new(p, "project.saved", &err);
+ *   prime_event_set_string(ev, "project_id", id, 36, &err); ...
+ *   prime_producer_publish(p, ev, my_opaque, &err);         // validates, sends
+ *   prime_event_free(ev);
+ *   prime_producer_flush(p, 30000, &err);
+ *   prime_producer_free(p);
+ *
+ * Kafka conventions are fixed here so that no client gets them wrong: an
+ * idempotent producer (enable.idempotence=true), the owner's user id as the
+ * message key (one user's history stays ordered in one partition), headers
+ * prime.event_type and prime.fingerprint, the event type's topic, lz4
+ * compression unless set otherwise. Delivery of every published event is
+ * reported exactly once through the delivery callback, success or failure,
+ * from inside prime_producer_publish/poll/flush/free on the caller's thread.
+ *
+ * A producer may be used from one thread at a time. */
+
+#include <stdint.h>
+
+#include "prime/error.h"
+#include "prime/event.h"
+
+typedef struct prime_producer_s prime_producer_t;
+typedef struct prime_producer_conf_s prime_producer_conf_t;
+
+/* What happened to one published event. Valid during the callback only. */
+typedef struct prime_delivery {
+    const char *event_type;
+    const char *topic;
+    int32_t partition;       /* -1 when not delivered */
+    int64_t offset;          /* -1 when not delivered */
+    const prime_error_t *error; /* NULL when delivered */
+    void *opaque;            /* as given to prime_producer_publish */
+} prime_delivery_t;
+
+typedef void (*prime_delivery_cb_t)(const prime_delivery_t *delivery, void *cb_opaque);
+
+prime_producer_conf_t *prime_producer_conf_new(void);
+void prime_producer_conf_free(prime_producer_conf_t *conf);
+
+/* Sets a librdkafka property ("bootstrap.servers", "linger.ms",
+ * "compression.type", "message.timeout.ms", ...) or one of ours:
+ *   prime.max.message.bytes   largest encoded event (default 1000000)
+ *   prime.max.json.bytes      largest JSON document field (default 524288)
+ * enable.idempotence cannot be turned off. */
+prime_errcode_t prime_producer_conf_set(prime_producer_conf_t *conf, const char *key, const char *value,
+                                        prime_error_t *err);
+void prime_producer_conf_set_delivery_cb(prime_producer_conf_t *conf, prime_delivery_cb_t cb, void *cb_opaque);
+
+/* Takes ownership of conf, whether it succeeds or not. */
+prime_producer_t *prime_producer_new(prime_producer_conf_t *conf, prime_error_t *err);
+
+/* Purges what is still queued (its delivery callbacks report it as not
+ * delivered) and frees everything. Call prime_producer_flush() first to
+ * wait for delivery. Accepts NULL. */
+void prime_producer_free(prime_producer_t *p);
+
+/* The registry the producer validates and encodes with. */
+const prime_registry_t *prime_producer_registry(const prime_producer_t *p);
+
+/* Shorthand for prime_event_new() on the producer's registry. */
+prime_event_t *prime_producer_event_new(prime_producer_t *p, const char *type, prime_error_t *err);
+
+/* Publishes ev: fills event_id (a UUIDv7) and occurred_at (now) when they
+ * are unset, validates, encodes and queues it. On error nothing is queued
+ * and the callback is not called for it; on success the callback is called
+ * once, later. Waits while the local queue is full. The caller keeps ev. */
+prime_errcode_t prime_producer_publish(prime_producer_t *p, prime_event_t *ev, void *opaque, prime_error_t *err);
+
+/* What prime_producer_publish() would queue for an event. */
+typedef struct prime_message {
+    const char *event_type;
+    const char *topic;
+    const char *key;         /* owner_user_id, in the event */
+    size_t key_len;
+    void *value;             /* single-object encoding; malloc'ed, the caller frees it */
+    size_t len;
+} prime_message_t;
+
+/* Everything publish does short of sending: fills event_id and occurred_at
+ * when unset, validates, encodes. For dry runs and for callers that send
+ * through a transport of their own. */
+prime_errcode_t prime_producer_prepare(prime_producer_t *p, prime_event_t *ev, prime_message_t *out,
+                                       prime_error_t *err);
+
+/* Serves delivery callbacks; waits up to timeout_ms for one. Returns the
+ * number served. */
+int prime_producer_poll(prime_producer_t *p, int timeout_ms);
+
+/* Waits until every queued event is delivered or has failed (each reported
+ * through the callback), up to timeout_ms. PRIME_ERR_KAFKA (retriable) if
+ * some are still outstanding then. */
+prime_errcode_t prime_producer_flush(prime_producer_t *p, int timeout_ms, prime_error_t *err);
+
+/* Events queued and not yet reported. */
+int prime_producer_outstanding(const prime_producer_t *p);
+
+#endif

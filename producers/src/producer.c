@@ -1,0 +1,287 @@
+#include "prime/producer.h"
+#include "prime/uuid.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct prime_producer_conf_s {
+    rd_kafka_conf_t *rk_conf;
+    prime_limits_t limits;
+    prime_delivery_cb_t cb;
+    void *cb_opaque;
+};
+
+struct prime_producer_s {
+    rd_kafka_t *rk;
+    prime_registry_t *reg;
+    prime_delivery_cb_t cb;
+    void *cb_opaque;
+};
+
+prime_producer_conf_t *prime_producer_conf_new(void)
+{
+    prime_producer_conf_t *conf = calloc(1, sizeof(*conf));
+    char errstr[256];
+
+    if (!conf || !(conf->rk_conf = rd_kafka_conf_new())) {
+        free(conf);
+        return NULL;
+    }
+    conf->limits.max_message_bytes = PRIME_DEFAULT_MAX_MESSAGE_BYTES;
+    conf->limits.max_json_bytes = PRIME_DEFAULT_MAX_JSON_BYTES;
+    /* The pipeline's conventions; the caller may tune all but idempotence. */
+    rd_kafka_conf_set(conf->rk_conf, "enable.idempotence", "true", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf->rk_conf, "compression.type", "lz4", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf->rk_conf, "linger.ms", "20", errstr, sizeof(errstr));
+    return conf;
+}
+
+void prime_producer_conf_free(prime_producer_conf_t *conf)
+{
+    if (!conf)
+        return;
+    if (conf->rk_conf)
+        rd_kafka_conf_destroy(conf->rk_conf);
+    free(conf);
+}
+
+static prime_errcode_t set_size(size_t *out, const char *key, const char *value, prime_error_t *err)
+{
+    char *end;
+    unsigned long long v = strtoull(value, &end, 10);
+
+    if (!*value || *end || v == 0 || v > 100000000ULL)
+        return prime_error_set(err, PRIME_ERR_ARG, key, "expected a byte count from 1 to 100000000, got '%s'",
+                               value);
+    *out = (size_t)v;
+    return PRIME_OK;
+}
+
+prime_errcode_t prime_producer_conf_set(prime_producer_conf_t *conf, const char *key, const char *value,
+                                        prime_error_t *err)
+{
+    char errstr[512];
+
+    if (!conf || !key || !value)
+        return prime_error_set(err, PRIME_ERR_ARG, key, "conf, key and value are required");
+    if (!strcmp(key, "prime.max.message.bytes"))
+        return set_size(&conf->limits.max_message_bytes, key, value, err);
+    if (!strcmp(key, "prime.max.json.bytes"))
+        return set_size(&conf->limits.max_json_bytes, key, value, err);
+    if (!strncmp(key, "prime.", 6))
+        return prime_error_set(err, PRIME_ERR_ARG, key, "unknown setting (prime.max.message.bytes, prime.max.json.bytes)");
+    if (!strcmp(key, "enable.idempotence") && strcmp(value, "true"))
+        return prime_error_set(err, PRIME_ERR_ARG, key,
+                               "the pipeline needs the idempotent producer: it cannot be turned off");
+    if (rd_kafka_conf_set(conf->rk_conf, key, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        return prime_error_set(err, PRIME_ERR_ARG, key, "%s", errstr);
+    return PRIME_OK;
+}
+
+void prime_producer_conf_set_delivery_cb(prime_producer_conf_t *conf, prime_delivery_cb_t cb, void *cb_opaque)
+{
+    conf->cb = cb;
+    conf->cb_opaque = cb_opaque;
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *rk_opaque)
+{
+    prime_producer_t *p = rk_opaque;
+    prime_delivery_t d;
+    prime_error_t err;
+    const void *type = NULL;
+    size_t type_len = 0;
+    rd_kafka_headers_t *hdrs = NULL;
+    char type_buf[128] = "";
+
+    (void)rk;
+    if (!p->cb)
+        return;
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(hdrs, "prime.event_type", &type, &type_len) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        type_len < sizeof(type_buf)) {
+        memcpy(type_buf, type, type_len);
+        type_buf[type_len] = '\0';
+    }
+    d.event_type = type_buf;
+    d.topic = rd_kafka_topic_name(m->rkt);
+    d.opaque = m->_private;
+    d.partition = m->err ? -1 : m->partition;
+    d.offset = m->err ? -1 : m->offset;
+    d.error = NULL;
+    if (m->err) {
+        prime_error_clear(&err);
+        prime_error_set(&err, PRIME_ERR_KAFKA, NULL, "not delivered to %s: %s", d.topic, rd_kafka_err2str(m->err));
+        err.retriable = m->err != RD_KAFKA_RESP_ERR__FATAL;
+        d.error = &err;
+    }
+    p->cb(&d, p->cb_opaque);
+}
+
+prime_producer_t *prime_producer_new(prime_producer_conf_t *conf, prime_error_t *err)
+{
+    prime_producer_t *p;
+    char errstr[512];
+
+    if (!conf) {
+        prime_error_set(err, PRIME_ERR_ARG, NULL, "no configuration");
+        return NULL;
+    }
+    if (!(p = calloc(1, sizeof(*p)))) {
+        prime_producer_conf_free(conf);
+        prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    if (!(p->reg = prime_registry_new(err))) {
+        prime_producer_conf_free(conf);
+        free(p);
+        return NULL;
+    }
+    prime_registry_set_limits(p->reg, &conf->limits);
+    p->cb = conf->cb;
+    p->cb_opaque = conf->cb_opaque;
+    rd_kafka_conf_set_dr_msg_cb(conf->rk_conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf->rk_conf, p);
+    /* rd_kafka_new() takes the rd_kafka_conf_t on success only. */
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf->rk_conf, errstr, sizeof(errstr));
+    if (!p->rk) {
+        prime_error_set(err, PRIME_ERR_KAFKA, NULL, "cannot create the Kafka producer: %s", errstr);
+        prime_producer_conf_free(conf);
+        prime_registry_free(p->reg);
+        free(p);
+        return NULL;
+    }
+    conf->rk_conf = NULL;
+    prime_producer_conf_free(conf);
+    return p;
+}
+
+void prime_producer_free(prime_producer_t *p)
+{
+    if (!p)
+        return;
+    /* Nothing leaves silently: what is still queued is purged, and its
+     * delivery callbacks report it as not delivered. */
+    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_flush(p->rk, 5000);
+    rd_kafka_destroy(p->rk);
+    prime_registry_free(p->reg);
+    free(p);
+}
+
+const prime_registry_t *prime_producer_registry(const prime_producer_t *p)
+{
+    return p->reg;
+}
+
+prime_event_t *prime_producer_event_new(prime_producer_t *p, const char *type, prime_error_t *err)
+{
+    return prime_event_new(p->reg, type, err);
+}
+
+/* event_id and occurred_at, when the caller left them unset. */
+static prime_errcode_t fill_envelope(prime_event_t *ev, prime_error_t *err)
+{
+    const char *id;
+    size_t len;
+    int64_t when = 0;
+    prime_errcode_t rc;
+
+    if ((rc = prime_event_get_string(ev, "event_id", &id, &len, err)))
+        return rc;
+    if (len == 0) {
+        char uuid[PRIME_UUID_TEXT];
+        if (prime_uuid_v7(uuid))
+            return prime_error_set(err, PRIME_ERR_IO, "event_id", "no randomness available for a UUID");
+        if ((rc = prime_event_set_string(ev, "event_id", uuid, 36, err)))
+            return rc;
+    }
+    if ((rc = prime_event_get_long(ev, "occurred_at", &when, NULL, err)))
+        return rc;
+    if (when == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        when = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+        if ((rc = prime_event_set_long(ev, "occurred_at", when, err)))
+            return rc;
+    }
+    return PRIME_OK;
+}
+
+prime_errcode_t prime_producer_prepare(prime_producer_t *p, prime_event_t *ev, prime_message_t *out,
+                                       prime_error_t *err)
+{
+    const prime_event_type_t *t = prime_event_type(ev);
+    prime_errcode_t rc;
+
+    (void)p;
+    memset(out, 0, sizeof(*out));
+    if ((rc = fill_envelope(ev, err)) || (rc = prime_event_validate(ev, err)) ||
+        (rc = prime_event_get_string(ev, "owner_user_id", &out->key, &out->key_len, err)) ||
+        (rc = prime_event_encode(ev, &out->value, &out->len, err)))
+        return rc;
+    out->event_type = prime_event_type_name(t);
+    out->topic = prime_event_type_topic(t);
+    return PRIME_OK;
+}
+
+prime_errcode_t prime_producer_publish(prime_producer_t *p, prime_event_t *ev, void *opaque, prime_error_t *err)
+{
+    prime_message_t m;
+    char fingerprint[17];
+    prime_errcode_t rc;
+    rd_kafka_resp_err_t kerr;
+
+    if ((rc = prime_producer_prepare(p, ev, &m, err)))
+        return rc;
+    snprintf(fingerprint, sizeof(fingerprint), "%016llx",
+             (unsigned long long)prime_event_type_fingerprint(prime_event_type(ev)));
+    for (;;) {
+        kerr = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(m.topic), RD_KAFKA_V_KEY(m.key, m.key_len),
+                                 RD_KAFKA_V_VALUE(m.value, m.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+                                 RD_KAFKA_V_OPAQUE(opaque),
+                                 RD_KAFKA_V_HEADER("prime.event_type", m.event_type, (ssize_t)strlen(m.event_type)),
+                                 RD_KAFKA_V_HEADER("prime.fingerprint", fingerprint, 16), RD_KAFKA_V_END);
+        if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        /* Back-pressure: the local queue is full until deliveries drain it. */
+        rd_kafka_poll(p->rk, 50);
+    }
+    if (kerr) {
+        free(m.value);
+        rc = prime_error_set(err, PRIME_ERR_KAFKA, NULL, "cannot queue %s for %s: %s", m.event_type, m.topic,
+                             rd_kafka_err2str(kerr));
+        if (err)
+            err->retriable = kerr != RD_KAFKA_RESP_ERR__FATAL;
+        return rc;
+    }
+    rd_kafka_poll(p->rk, 0);
+    return PRIME_OK;
+}
+
+int prime_producer_poll(prime_producer_t *p, int timeout_ms)
+{
+    return rd_kafka_poll(p->rk, timeout_ms);
+}
+
+prime_errcode_t prime_producer_flush(prime_producer_t *p, int timeout_ms, prime_error_t *err)
+{
+    rd_kafka_resp_err_t kerr = rd_kafka_flush(p->rk, timeout_ms);
+    prime_errcode_t rc;
+
+    if (!kerr)
+        return PRIME_OK;
+    rc = prime_error_set(err, PRIME_ERR_KAFKA, NULL, "%d events still outstanding after %d ms: %s",
+                         rd_kafka_outq_len(p->rk), timeout_ms, rd_kafka_err2str(kerr));
+    if (err)
+        err->retriable = true;
+    return rc;
+}
+
+int prime_producer_outstanding(const prime_producer_t *p)
+{
+    return rd_kafka_outq_len(p->rk);
+}

@@ -1,0 +1,15 @@
+#ifndef PRIME_UUID_H
+#define PRIME_UUID_H
+
+#include <stdint.h>
+
+/* A UUID in its canonical text form, lower case: 36 characters + NUL. */
+#define PRIME_UUID_TEXT 37
+
+/* A new UUIDv7 (RFC 9562): 48 bits of Unix time in milliseconds, then 74
+ * random bits from getrandom(). Ids made later sort later, which keeps
+ * B-tree inserts of new rows at the right edge. Returns 0, or -1 if the
+ * system has no randomness to give. Thread-safe. */
+int prime_uuid_v7(char out[PRIME_UUID_TEXT]);
+
+#endif
