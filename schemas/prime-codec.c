@@ -5,6 +5,7 @@
  *   prime-codec schema|canonical TYPE    the .avsc text, or its canonical form
  *   prime-codec encode [FILE]            one JSON event -> single-object bytes
  *   prime-codec decode [FILE]            single-object bytes -> one JSON line
+ *   prime-codec sample COUNT [SEED]      COUNT valid events of every type, as JSON lines
  *   prime-codec doc                      docs/events.md, from the schemas
  *
  * Uses only the public API of libprime_schemas. Exit status: 0 success,
@@ -26,6 +27,7 @@ static void usage(FILE *out)
           "       prime-codec schema TYPE | canonical TYPE\n"
           "       prime-codec encode [FILE]   (one JSON event in, binary message out)\n"
           "       prime-codec decode [FILE]   (one binary message in, one JSON line out)\n"
+          "       prime-codec sample COUNT [SEED]  (mixed valid events as JSON lines)\n"
           "       prime-codec doc             (the event reference in Markdown)\n",
           out);
 }
@@ -197,6 +199,25 @@ int main(int argc, char **argv)
         for (size_t i = 0; (t = prime_registry_at(reg, i)); i++)
             printf("%-30s %-16s %016" PRIx64 "\n", prime_event_type_name(t), prime_event_type_topic(t),
                    prime_event_type_fingerprint(t));
+    } else if (!strcmp(cmd, "sample")) {
+        /* Every type in turn, each line from its own seed: input for
+         * benchmarks and load tests. */
+        unsigned long long count = argc > 2 ? strtoull(argv[2], NULL, 10) : 0;
+        uint64_t seed = argc > 3 ? strtoull(argv[3], NULL, 10) : 1;
+        size_t ntypes = prime_registry_count(reg);
+        for (unsigned long long i = 0; i < count && !rc; i++) {
+            const char *type = prime_event_type_name(prime_registry_at(reg, i % ntypes));
+            char *json;
+            if (!(ev = prime_event_example(reg, type, seed + i, &err)) || !(json = prime_event_to_json(ev, &err))) {
+                rc = fail("sample", &err);
+                break;
+            }
+            fputs(json, stdout);
+            putchar('\n');
+            free(json);
+            prime_event_free(ev);
+            ev = NULL;
+        }
     } else if (!strcmp(cmd, "doc")) {
         print_doc(reg);
     } else if (!strcmp(cmd, "schema") || !strcmp(cmd, "canonical")) {

@@ -1,5 +1,6 @@
 #include "schemas_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +37,7 @@ int event_field_for_write(prime_event_t *ev, size_t i, avro_value_t *out)
 {
     avro_value_t v;
 
+    ev->json_checked &= ~(1ULL << i);
     if (avro_value_get_by_index(&ev->value, i, &v, NULL))
         return -1;
     if (!ev->type->fields[i].nullable) {
@@ -190,6 +192,7 @@ prime_errcode_t prime_event_set_null(prime_event_t *ev, const char *field, prime
         return prime_error_set(err, PRIME_ERR_ARG, field, "no such field");
     if (!ev->type->fields[i].nullable)
         return prime_error_set(err, PRIME_ERR_INVALID, field, "field is required and cannot be null");
+    ev->json_checked &= ~(1ULL << i);
     avro_value_get_by_index(&ev->value, (size_t)i, &v, NULL);
     if (avro_value_set_branch(&v, 0, &branch) || avro_value_set_null(&branch))
         return avro_failed(err, field);
@@ -277,38 +280,46 @@ prime_errcode_t prime_event_get_array_string(const prime_event_t *ev, const char
 
 prime_errcode_t prime_event_encode(const prime_event_t *ev, void **out, size_t *len, prime_error_t *err)
 {
+    /* One walk of the value: written into this thread's scratch buffer
+     * (sized to the message limit on first use), then copied out exactly.
+     * avro_value_sizeof() would be a second walk. */
+    static _Thread_local char *scratch;
+    static _Thread_local size_t scratch_size;
     const prime_limits_t *limits = &ev->type->reg->limits;
-    size_t body = 0, total;
-    unsigned char *buf;
-    avro_writer_t w;
     uint64_t fp = ev->type->fingerprint;
+    avro_writer_t w;
+    int64_t body;
+    unsigned char *buf;
     int rc;
 
     *out = NULL;
-    if (avro_value_sizeof((avro_value_t *)&ev->value, &body))
-        return prime_error_set(err, PRIME_ERR_INVALID, NULL, "cannot size %s: %s", ev->type->name,
+    if (scratch_size < limits->max_message_bytes + 1) {
+        char *grown = realloc(scratch, limits->max_message_bytes + 1);
+        if (!grown)
+            return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+        scratch = grown;
+        scratch_size = limits->max_message_bytes + 1;
+    }
+    /* One byte more than a message may hold: filling it means too large. */
+    w = avro_writer_memory(scratch + SOE_HEADER, (int64_t)(limits->max_message_bytes + 1 - SOE_HEADER));
+    rc = avro_value_write(w, (avro_value_t *)&ev->value);
+    body = avro_writer_tell(w);
+    avro_writer_free(w);
+    if (rc == ENOSPC || (!rc && (size_t)body + SOE_HEADER > limits->max_message_bytes))
+        return prime_error_set(err, PRIME_ERR_TOO_LARGE, NULL, "encoded %s is over the %zu-byte message limit",
+                               ev->type->name, limits->max_message_bytes);
+    if (rc)
+        return prime_error_set(err, PRIME_ERR_INVALID, NULL, "cannot encode %s: %s", ev->type->name,
                                avro_strerror());
-    total = SOE_HEADER + body;
-    if (total > limits->max_message_bytes)
-        return prime_error_set(err, PRIME_ERR_TOO_LARGE, NULL,
-                               "encoded %s is %zu bytes, over the %zu-byte message limit", ev->type->name,
-                               total, limits->max_message_bytes);
-    if (!(buf = malloc(total)))
+    if (!(buf = malloc((size_t)body + SOE_HEADER)))
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     buf[0] = 0xC3;
     buf[1] = 0x01;
     for (int i = 0; i < 8; i++)
         buf[2 + i] = (unsigned char)(fp >> (8 * i));
-    w = avro_writer_memory((const char *)buf + SOE_HEADER, (int64_t)body);
-    rc = avro_value_write(w, (avro_value_t *)&ev->value);
-    avro_writer_free(w);
-    if (rc) {
-        free(buf);
-        return prime_error_set(err, PRIME_ERR_INVALID, NULL, "cannot encode %s: %s", ev->type->name,
-                               avro_strerror());
-    }
+    memcpy(buf + SOE_HEADER, scratch + SOE_HEADER, (size_t)body);
     *out = buf;
-    *len = total;
+    *len = (size_t)body + SOE_HEADER;
     return PRIME_OK;
 }
 

@@ -239,11 +239,20 @@ static void type_release(prime_event_type_t *t)
     free(t->schema_json);
     free(t->canonical);
     free(t->fields);
+    free(t->by_name);
     if (t->iface)
         avro_value_iface_decref(t->iface);
     if (t->schema)
         avro_schema_decref(t->schema);
     json_decref(t->json);
+}
+
+/* qsort has no context argument; registries load on one thread. */
+static const prime_event_type_t *sorting_type;
+
+static int cmp_field_name(const void *a, const void *b)
+{
+    return strcmp(sorting_type->fields[*(const size_t *)a].name, sorting_type->fields[*(const size_t *)b].name);
 }
 
 static prime_errcode_t type_load(prime_registry_t *reg, const prime_embedded_file_t *file,
@@ -285,10 +294,12 @@ static prime_errcode_t type_load(prime_registry_t *reg, const prime_embedded_fil
 
     fields = json_object_get(t->json, "fields");
     t->nfields = json_array_size(fields);
-    if (t->nfields < PRIME_ENVELOPE_FIELDS)
-        return prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: lacks the envelope fields", file->name);
+    if (t->nfields < PRIME_ENVELOPE_FIELDS || t->nfields > MAX_EVENT_FIELDS)
+        return prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: needs the envelope and at most %d fields",
+                               file->name, MAX_EVENT_FIELDS);
     t->fields = calloc(t->nfields, sizeof(*t->fields));
-    if (!t->fields)
+    t->by_name = calloc(t->nfields, sizeof(*t->by_name));
+    if (!t->fields || !t->by_name)
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     json_array_foreach(fields, i, jf) {
         prime_errcode_t rc = parse_field(file->name, jf, &t->fields[i], err);
@@ -300,6 +311,10 @@ static prime_errcode_t type_load(prime_registry_t *reg, const prime_embedded_fil
             return prime_error_set(err, PRIME_ERR_SCHEMA, t->fields[i].name,
                                    "%s: envelope field %zu must be %s", file->name, i, envelope[i].name);
     }
+    for (i = 0; i < t->nfields; i++)
+        t->by_name[i] = i;
+    sorting_type = t;
+    qsort(t->by_name, t->nfields, sizeof(*t->by_name), cmp_field_name);
     req = json_object_get(t->json, "prime.requires");
     json_array_foreach(req, i, jf) {
         if (json_is_string(jf) && !strcmp(json_string_value(jf), "device_id"))
@@ -499,8 +514,17 @@ const char *prime_event_type_field_name(const prime_event_type_t *t, size_t i)
 
 int prime_event_type_field_index(const prime_event_type_t *t, const char *field)
 {
-    for (size_t i = 0; i < t->nfields; i++)
-        if (!strcmp(t->fields[i].name, field))
-            return (int)i;
+    size_t lo = 0, hi = t->nfields;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(t->fields[t->by_name[mid]].name, field);
+        if (c == 0)
+            return (int)t->by_name[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return -1;
 }

@@ -73,6 +73,7 @@ struct prime_event_type_s {
     avro_value_iface_t *iface;
     field_desc_t *fields;
     size_t nfields;
+    size_t *by_name;       /* field indexes sorted by name, for lookups */
     bool requires_device_id;
 };
 
@@ -100,7 +101,14 @@ struct prime_registry_s {
 struct prime_event_s {
     const prime_event_type_t *type;
     avro_value_t value;
+    /* Bit i: field i holds JSON text this library printed from a tree it
+     * had already checked (kind, duplicate members), so validation need not
+     * parse it again. Any setter of the field clears the bit. */
+    uint64_t json_checked;
 };
+
+/* Events have at most this many fields (json_checked is a 64-bit mask). */
+#define MAX_EVENT_FIELDS 64
 
 const writer_schema_t *registry_find_writer(const prime_registry_t *reg, uint64_t fingerprint);
 
@@ -129,6 +137,12 @@ int event_field_for_write(prime_event_t *ev, size_t i, avro_value_t *out);
 /* Rules, shared by validation and JSON parsing. */
 prime_errcode_t check_string(const prime_event_t *ev, const field_desc_t *f, const char *path,
                              const char *s, size_t len, prime_error_t *err);
+
+/* JSON helpers (json.c, on cJSON): one value and nothing else after it;
+ * the first member name repeated in any object of a document. */
+struct cJSON;
+struct cJSON *json_parse_exact(const char *text, size_t len, size_t *error_at);
+const char *json_find_duplicate(const struct cJSON *v);
 
 /* RFC 3339 <-> microseconds since the epoch (UTC). */
 int prime_time_parse_rfc3339(const char *s, int64_t *micros);

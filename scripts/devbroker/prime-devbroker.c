@@ -7,7 +7,12 @@
  *
  * Creates every topic the event schemas name plus prime.dlq, prints the
  * bootstrap address as the first line of stdout (and to --bootstrap-file,
- * written when the cluster is ready), and runs until SIGTERM or SIGINT. */
+ * written when the cluster is ready), and runs until SIGTERM or SIGINT.
+ *
+ * Like any mock cluster it is not a store: each partition keeps its latest
+ * 5 MB or 100,000 batches (librdkafka's fixed limits) and drops older ones,
+ * as retention would. Reading back a large topic from the beginning needs
+ * more partitions, or a consumer that keeps up with the producer. */
 #define _GNU_SOURCE
 #include "prime/registry.h"
 
@@ -224,6 +229,10 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "prime-devbroker: %d broker(s) at %s, %d topics of %d partitions; SIGTERM stops it\n",
             brokers, bootstraps, ntopics, partitions);
+    /* librdkafka's mock keeps at most 5 MB or 100,000 batches a partition
+     * and drops the oldest past that, and 2.0 offers no setting for it. */
+    fprintf(stderr, "prime-devbroker: in memory; each partition keeps its latest 5 MB (or 100000 batches), "
+                    "older batches are dropped as by retention\n");
 
     do {
         if (sigwait(&sigs, &sig) != 0)

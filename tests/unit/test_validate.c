@@ -71,7 +71,10 @@ static const struct rule_case {
     {"project.created", "key", "\"Bb minor\"", PRIME_OK, NULL},
     {"project.created", "sample_rate", "44000", PRIME_ERR_INVALID, "sample rate"},
     {"project.created", "sample_rate", "96000", PRIME_OK, NULL},
-    {"project.created", "sample_rate", "4.41e4", PRIME_ERR_INVALID, "expected an integer"},
+    {"project.created", "sample_rate", "4.41e4", PRIME_OK, NULL}, /* JSON numbers have no int/real kinds */
+    {"project.created", "sample_rate", "44100.5", PRIME_ERR_INVALID, "expected an integer, got 44100.5"},
+    {"audio.file_uploaded", "file_size_bytes", "9007199254740994", PRIME_ERR_INVALID, "exact JSON (2^53)"},
+    {"audio.file_uploaded", "file_size_bytes", "9007199254740992", PRIME_OK, NULL},
     {"project.created", "bit_depth", "20", PRIME_ERR_INVALID, "bit depth"},
     {"project.created", "project_data", "[1,2]", PRIME_ERR_INVALID, "expected a JSON object"},
     {"project.created", "project_data", "\"{bad\"", PRIME_ERR_INVALID, "expected JSON text"},
@@ -163,7 +166,11 @@ static void test_json_input_errors(void)
         {"[1]", PRIME_ERR_JSON, "", "expected a JSON object, got an array"},
         {"{\"type\":\"nope.x\"}", PRIME_ERR_UNKNOWN_TYPE, "type", "unknown event type 'nope.x'"},
         {"{\"project_id\":\"x\"}", PRIME_ERR_INVALID, "type", "expected the event type"},
-        {"{\"type\":\"project.opened\",\"type\":\"project.opened\"}", PRIME_ERR_JSON, "", "duplicate"},
+        {"{\"type\":\"project.opened\",\"type\":\"project.opened\"}", PRIME_ERR_JSON, "", "duplicate member 'type'"},
+        {"{\"type\":\"project.opened\",\"project_id\":\"a\",\"project_id\":\"b\"}", PRIME_ERR_JSON, "",
+         "duplicate member 'project_id'"},
+        {"{\"type\":\"project.opened\"} {}", PRIME_ERR_JSON, "", "invalid JSON at column 27"},
+        {"{\"type\":", PRIME_ERR_JSON, "", "invalid JSON at column 8"},
         {"{\"type\":\"project.opened\"}", PRIME_ERR_INVALID, "event_id", "required field is missing"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -197,6 +204,42 @@ static void test_bad_text_bytes(void)
     CU_ASSERT_EQUAL(prime_event_validate(ev, &err), PRIME_ERR_INVALID);
     CU_ASSERT_EQUAL(prime_event_set_string(ev, "display_name", "Zo\xc3\xab \xe2\x99\xab", 8, NULL), PRIME_OK);
     CU_ASSERT_EQUAL(prime_event_validate(ev, NULL), PRIME_OK);
+    prime_event_free(ev);
+}
+
+/* A JSON-valued member given as an object is checked once, at parse time;
+ * invalid UTF-8 inside it must still be refused. */
+static void test_bad_bytes_inside_a_json_member(void)
+{
+    static const char line[] = "{\"type\":\"recall.set\",\"event_id\":\"8d2f1c3e-5b7a-4c19-9e0d-2a6b4f8c1d7e\","
+                               "\"occurred_at\":1795608000000000,\"actor_user_id\":\"8d2f1c3e-5b7a-4c19-9e0d-2a6b4f8c1d7e\","
+                               "\"owner_user_id\":\"8d2f1c3e-5b7a-4c19-9e0d-2a6b4f8c1d7e\",\"category\":\"plugin\","
+                               "\"recall_key\":\"MixxDrive\",\"data\":{\"name\":\"bad \xff byte\",\"n\":{\"a\":1,\"a\":2}}}";
+    prime_event_t *ev = NULL;
+    prime_error_t err;
+
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(prime_event_from_json(reg, line, sizeof(line) - 1, &ev, &err), PRIME_OK);
+    CU_ASSERT_EQUAL(prime_event_validate(ev, &err), PRIME_ERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(err.field, "data");
+    /* Fix the bytes: the nested duplicate member is still found. */
+    prime_event_free(ev);
+    {
+        char fixed[sizeof(line)];
+        memcpy(fixed, line, sizeof(line));
+        *strchr(fixed, '\xff') = 'X';
+        prime_error_clear(&err);
+        CU_ASSERT_EQUAL_FATAL(prime_event_from_json(reg, fixed, sizeof(fixed) - 1, &ev, &err), PRIME_OK);
+        CU_ASSERT_EQUAL(prime_event_validate(ev, &err), PRIME_ERR_INVALID);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "duplicate member 'a'"));
+        /* Replacing the value through a setter drops the parse-time check. */
+        CU_ASSERT_EQUAL(prime_event_set_string(ev, "data", "{\"ok\":1}", 8, NULL), PRIME_OK);
+        CU_ASSERT_EQUAL(prime_event_validate(ev, NULL), PRIME_OK);
+        CU_ASSERT_EQUAL(prime_event_set_string(ev, "data", "[1]", 3, NULL), PRIME_OK);
+        prime_error_clear(&err);
+        CU_ASSERT_EQUAL(prime_event_validate(ev, &err), PRIME_ERR_INVALID);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "expected a JSON object"));
+    }
     prime_event_free(ev);
 }
 
@@ -288,6 +331,7 @@ int main(void)
         {"JSON input errors name what is wrong", test_json_input_errors},
         {"invalid UTF-8 and NUL bytes are refused", test_bad_text_bytes},
         {"setters check field names and kinds", test_setters_check_names_and_kinds},
+        {"a JSON member's bytes and members are checked once", test_bad_bytes_inside_a_json_member},
         {"RFC 3339 timestamps parse and print", test_timestamps},
         {"every generated example is valid", test_every_example_is_valid},
         {NULL, NULL},
