@@ -27,7 +27,7 @@
 
 typedef struct options {
     const char *brokers;
-    const char *x_keys[MAX_X], *x_values[MAX_X];
+    const char *x_keys[MAX_X], *x_values[MAX_X]; /* point into argv */
     int nx;
     int dry_run, strict, quiet;
     const char *rejects_path;
@@ -215,24 +215,26 @@ static int publish_stream(run_t *r, FILE *in, const char *source)
     return stop;
 }
 
-static int parse_args(int argc, char **argv, options_t *o, prime_producer_t **info_producer)
+/* Fills o; the inputs and -X settings point into argv. Returns 0, or the
+ * exit status for bad usage. */
+static int parse_args(int argc, char **argv, options_t *o)
 {
-    (void)info_producer;
     memset(o, 0, sizeof(*o));
     o->brokers = getenv("PRIME_BROKERS");
-    o->inputs = calloc((size_t)argc, sizeof(char *));
+
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-b") && v) {
             o->brokers = v;
             i++;
         } else if (!strcmp(a, "-X") && v) {
-            const char *eq = strchr(v, '=');
+            char *eq = strchr(argv[i + 1], '=');
             if (!eq || eq == v || o->nx == MAX_X) {
                 fprintf(stderr, "prime-publish: -X expects key=value, got '%s'\n", v);
                 return 2;
             }
-            o->x_keys[o->nx] = strndup(v, (size_t)(eq - v));
+            *eq = '\0'; /* argv is ours to write */
+            o->x_keys[o->nx] = argv[i + 1];
             o->x_values[o->nx++] = eq + 1;
             i++;
         } else if (!strcmp(a, "--dry-run")) {
@@ -252,9 +254,12 @@ static int parse_args(int argc, char **argv, options_t *o, prime_producer_t **in
             usage(stderr);
             return 2;
         } else {
-            o->inputs[o->ninputs++] = argv[i];
+            /* Inputs are gathered, in order, at the front of argv: each
+             * write lands on an entry already read. */
+            argv[o->ninputs++] = argv[i];
         }
     }
+    o->inputs = argv;
     return 0;
 }
 
@@ -306,7 +311,7 @@ int main(int argc, char **argv)
 
     if ((rc = info_command(argc, argv)) >= 0)
         return rc;
-    if ((rc = parse_args(argc, argv, &opt, NULL)))
+    if ((rc = parse_args(argc, argv, &opt)))
         return rc;
     if (!opt.dry_run && (!opt.brokers || !*opt.brokers)) {
         fprintf(stderr, "prime-publish: no brokers: give -b BROKERS or set PRIME_BROKERS\n");
@@ -373,9 +378,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "prime-publish: %llu line%s: %llu sent and delivered, %llu rejected, %llu failed delivery%s\n",
                 run.lines, run.lines == 1 ? "" : "s", run.delivered, run.rejected, run.failed,
                 stop && opt.strict ? " (stopped at the first bad line)" : "");
-    for (int i = 0; i < opt.nx; i++)
-        free((char *)opt.x_keys[i]);
-    free(opt.inputs);
     return run.rejected || run.failed ? 1 : 0;
 
 conf_error:

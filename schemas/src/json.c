@@ -254,7 +254,9 @@ prime_errcode_t prime_event_from_json(const prime_registry_t *reg, const char *t
         if (column > len)
             return prime_error_set(err, PRIME_ERR_JSON, NULL, "invalid JSON: unexpected end of input at column %zu",
                                    column);
-        return prime_error_set(err, PRIME_ERR_JSON, NULL, "invalid JSON at column %zu, near '%.12s'", column,
+        /* text need not be NUL-terminated: show at most what is left. */
+        int shown = (int)(len - (column - 1) < 12 ? len - (column - 1) : 12);
+        return prime_error_set(err, PRIME_ERR_JSON, NULL, "invalid JSON at column %zu, near '%.*s'", column, shown,
                                text + column - 1);
     }
     if (!cJSON_IsObject(obj)) {

@@ -188,6 +188,25 @@ static void test_json_input_errors(void)
     }
 }
 
+/* Input that is not NUL-terminated and breaks off near its end: the error
+ * message must quote only bytes of the input (found by fuzz_json; the
+ * sanitizer build catches a read past the buffer). */
+static void test_unterminated_input_error(void)
+{
+    static const char *const inputs[] = {"{\"type\":\"project.opened\",\"x\":tru", "[1,", "{\"a\" 1}", "{", "x"};
+    for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+        size_t len = strlen(inputs[i]);
+        char *exact = malloc(len); /* no terminator */
+        prime_event_t *ev = NULL;
+        prime_error_t err;
+        memcpy(exact, inputs[i], len);
+        prime_error_clear(&err);
+        CU_ASSERT_EQUAL(prime_event_from_json(reg, exact, len, &ev, &err), PRIME_ERR_JSON);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "invalid JSON"));
+        free(exact);
+    }
+}
+
 /* Bytes JSON cannot carry: set directly, refused by validation. */
 static void test_bad_text_bytes(void)
 {
@@ -330,6 +349,7 @@ int main(void)
         {"each value rule refuses and accepts what it should", test_rules},
         {"JSON input errors name what is wrong", test_json_input_errors},
         {"invalid UTF-8 and NUL bytes are refused", test_bad_text_bytes},
+        {"errors on unterminated input quote only the input", test_unterminated_input_error},
         {"setters check field names and kinds", test_setters_check_names_and_kinds},
         {"a JSON member's bytes and members are checked once", test_bad_bytes_inside_a_json_member},
         {"RFC 3339 timestamps parse and print", test_timestamps},
