@@ -39,6 +39,25 @@ free_port() {
   return 1
 }
 
+# wait_for_file FILE SECONDS [PID]: until FILE is non-empty; fails after
+# SECONDS, or at once if PID (the process that should write it) has died.
+wait_for_file() {
+  local file=$1 tries=$(( $2 * 20 )) pid=${3:-}
+  while [ "$tries" -gt 0 ]; do
+    [ -s "$file" ] && return 0
+    [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && return 1
+    sleep 0.05
+    tries=$((tries - 1))
+  done
+  [ -s "$file" ]
+}
+
+# pg_data_dir DIR: the data directory of the cluster pg-up made in DIR (DIR/data,
+# or where that link points when the data had to live under /tmp).
+pg_data_dir() {
+  if [ -L "$1/data" ]; then readlink "$1/data"; else echo "$1/data"; fi
+}
+
 # Builds the project into $PRIME_BUILD if a program is missing or stale.
 ensure_built() {
   if [ ! -f "$PRIME_BUILD/CMakeCache.txt" ]; then

@@ -1,6 +1,7 @@
 #include "schemas_int.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,26 +114,33 @@ static prime_errcode_t avro_failed(prime_error_t *err, const char *field)
     return prime_error_set(err, PRIME_ERR_NOMEM, field, "avro: %s", avro_strerror());
 }
 
+/* avro-c strings carry their terminator in the length, and the caller's
+ * value need not have one: copy, terminate, set. */
+static prime_errcode_t set_text(avro_value_t *v, const char *value, size_t len, const char *field, prime_error_t *err)
+{
+    char *copy = malloc(len + 1);
+    int rc;
+
+    if (!copy)
+        return prime_error_set(err, PRIME_ERR_NOMEM, field, "out of memory");
+    memcpy(copy, value, len);
+    copy[len] = '\0';
+    rc = avro_value_set_string_len(v, copy, len + 1);
+    free(copy);
+    return rc ? avro_failed(err, field) : PRIME_OK;
+}
+
 prime_errcode_t prime_event_set_string(prime_event_t *ev, const char *field, const char *value, size_t len,
                                        prime_error_t *err)
 {
     avro_value_t v;
     int i = lookup(ev, field, KIND_STRING, err);
-    char *copy;
-    int rc;
 
     if (i < 0)
         return PRIME_ERR_ARG;
     if (event_field_for_write(ev, (size_t)i, &v))
         return avro_failed(err, field);
-    /* avro-c strings carry their terminator in the length. */
-    if (!(copy = malloc(len + 1)))
-        return prime_error_set(err, PRIME_ERR_NOMEM, field, "out of memory");
-    memcpy(copy, value, len);
-    copy[len] = '\0';
-    rc = avro_value_set_string_len(&v, copy, len + 1);
-    free(copy);
-    return rc ? avro_failed(err, field) : PRIME_OK;
+    return set_text(&v, value, len, field, err);
 }
 
 prime_errcode_t prime_event_append_string(prime_event_t *ev, const char *field, const char *value, size_t len,
@@ -140,20 +148,12 @@ prime_errcode_t prime_event_append_string(prime_event_t *ev, const char *field, 
 {
     avro_value_t v, item;
     int i = lookup(ev, field, KIND_STRING_ARRAY, err);
-    char *copy;
-    int rc;
 
     if (i < 0)
         return PRIME_ERR_ARG;
     if (event_field_for_write(ev, (size_t)i, &v) || avro_value_append(&v, &item, NULL))
         return avro_failed(err, field);
-    if (!(copy = malloc(len + 1)))
-        return prime_error_set(err, PRIME_ERR_NOMEM, field, "out of memory");
-    memcpy(copy, value, len);
-    copy[len] = '\0';
-    rc = avro_value_set_string_len(&item, copy, len + 1);
-    free(copy);
-    return rc ? avro_failed(err, field) : PRIME_OK;
+    return set_text(&item, value, len, field, err);
 }
 
 #define SETTER(fn, ctype, kind, avro_set)                                                      \
@@ -278,14 +278,42 @@ prime_errcode_t prime_event_get_array_string(const prime_event_t *ev, const char
     return PRIME_OK;
 }
 
+/* Encoding walks the value once, into a per-thread scratch buffer sized to
+ * the message limit, then copies out exactly what was written
+ * (avro_value_sizeof() first would be a second walk). The buffer is freed
+ * when its thread exits. */
+typedef struct scratch {
+    size_t size;
+    char data[];
+} scratch_t;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_key_init(void)
+{
+    pthread_key_create(&scratch_key, free);
+}
+
+static scratch_t *scratch_get(size_t size)
+{
+    scratch_t *sc;
+
+    pthread_once(&scratch_once, scratch_key_init);
+    sc = pthread_getspecific(scratch_key);
+    if (sc && sc->size >= size)
+        return sc;
+    free(sc);
+    if ((sc = malloc(sizeof(*sc) + size)))
+        sc->size = size;
+    pthread_setspecific(scratch_key, sc);
+    return sc;
+}
+
 prime_errcode_t prime_event_encode(const prime_event_t *ev, void **out, size_t *len, prime_error_t *err)
 {
-    /* One walk of the value: written into this thread's scratch buffer
-     * (sized to the message limit on first use), then copied out exactly.
-     * avro_value_sizeof() would be a second walk. */
-    static _Thread_local char *scratch;
-    static _Thread_local size_t scratch_size;
     const prime_limits_t *limits = &ev->type->reg->limits;
+    scratch_t *sc = scratch_get(limits->max_message_bytes + 1);
     uint64_t fp = ev->type->fingerprint;
     avro_writer_t w;
     int64_t body;
@@ -293,15 +321,10 @@ prime_errcode_t prime_event_encode(const prime_event_t *ev, void **out, size_t *
     int rc;
 
     *out = NULL;
-    if (scratch_size < limits->max_message_bytes + 1) {
-        char *grown = realloc(scratch, limits->max_message_bytes + 1);
-        if (!grown)
-            return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
-        scratch = grown;
-        scratch_size = limits->max_message_bytes + 1;
-    }
+    if (!sc)
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     /* One byte more than a message may hold: filling it means too large. */
-    w = avro_writer_memory(scratch + SOE_HEADER, (int64_t)(limits->max_message_bytes + 1 - SOE_HEADER));
+    w = avro_writer_memory(sc->data + SOE_HEADER, (int64_t)(limits->max_message_bytes + 1 - SOE_HEADER));
     rc = avro_value_write(w, (avro_value_t *)&ev->value);
     body = avro_writer_tell(w);
     avro_writer_free(w);
@@ -317,7 +340,7 @@ prime_errcode_t prime_event_encode(const prime_event_t *ev, void **out, size_t *
     buf[1] = 0x01;
     for (int i = 0; i < 8; i++)
         buf[2 + i] = (unsigned char)(fp >> (8 * i));
-    memcpy(buf + SOE_HEADER, scratch + SOE_HEADER, (size_t)body);
+    memcpy(buf + SOE_HEADER, sc->data + SOE_HEADER, (size_t)body);
     *out = buf;
     *len = (size_t)body + SOE_HEADER;
     return PRIME_OK;

@@ -247,14 +247,6 @@ static void type_release(prime_event_type_t *t)
     json_decref(t->json);
 }
 
-/* qsort has no context argument; registries load on one thread. */
-static const prime_event_type_t *sorting_type;
-
-static int cmp_field_name(const void *a, const void *b)
-{
-    return strcmp(sorting_type->fields[*(const size_t *)a].name, sorting_type->fields[*(const size_t *)b].name);
-}
-
 static prime_errcode_t type_load(prime_registry_t *reg, const prime_embedded_file_t *file,
                                  prime_event_type_t *t, prime_error_t *err)
 {
@@ -311,10 +303,14 @@ static prime_errcode_t type_load(prime_registry_t *reg, const prime_embedded_fil
             return prime_error_set(err, PRIME_ERR_SCHEMA, t->fields[i].name,
                                    "%s: envelope field %zu must be %s", file->name, i, envelope[i].name);
     }
-    for (i = 0; i < t->nfields; i++)
-        t->by_name[i] = i;
-    sorting_type = t;
-    qsort(t->by_name, t->nfields, sizeof(*t->by_name), cmp_field_name);
+    /* Insertion sort: at most 64 fields, and no shared state (qsort would
+     * need the type through a global). */
+    for (i = 0; i < t->nfields; i++) {
+        size_t k = i;
+        for (; k > 0 && strcmp(t->fields[t->by_name[k - 1]].name, t->fields[i].name) > 0; k--)
+            t->by_name[k] = t->by_name[k - 1];
+        t->by_name[k] = i;
+    }
     req = json_object_get(t->json, "prime.requires");
     json_array_foreach(req, i, jf) {
         if (json_is_string(jf) && !strcmp(json_string_value(jf), "device_id"))

@@ -7,17 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static prime_registry_t *registry(void)
-{
-    static prime_registry_t *reg;
-    if (!reg && !(reg = prime_registry_new(NULL)))
-        abort();
-    return reg;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    prime_registry_t *reg = registry();
+    const prime_registry_t *reg = fuzz_registry();
     prime_event_t *ev = NULL, *again = NULL;
     prime_error_t err;
     void *bytes;
@@ -50,18 +42,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
+static void add_encoded(prime_event_t *ev, void (*add)(const uint8_t *, size_t))
+{
+    void *bytes;
+    size_t len;
+    if (prime_event_encode(ev, &bytes, &len, NULL) == PRIME_OK) {
+        add(bytes, len);
+        free(bytes);
+    }
+}
+
 void fuzz_seeds(void (*add)(const uint8_t *, size_t))
 {
-    prime_registry_t *reg = registry();
-    for (size_t i = 0; i < prime_registry_count(reg); i++)
-        for (uint64_t seed = 0; seed < 3; seed++) {
-            prime_event_t *ev = prime_event_example(reg, prime_event_type_name(prime_registry_at(reg, i)), seed, NULL);
-            void *bytes;
-            size_t len;
-            if (ev && prime_event_encode(ev, &bytes, &len, NULL) == PRIME_OK) {
-                add(bytes, len);
-                free(bytes);
-            }
-            prime_event_free(ev);
-        }
+    fuzz_each_example(add_encoded, add);
 }

@@ -11,7 +11,6 @@ Java's SchemaNormalization) give "string"; logical types are removed before
 asking it for the canonical form, so the comparison is of the rule both
 implement alike. Run by ctest with /usr/bin/python3 (Debian's modules).
 """
-import datetime
 import io
 import json
 import os
@@ -21,23 +20,11 @@ import sys
 import avro.io
 import avro.schema
 
+from prime_avro import micros, strip_logical
+
 CODEC = os.environ["PRIME_CODEC"]
 SCHEMAS = os.path.join(os.environ["PRIME_SOURCE_DIR"], "schemas", "avro")
 JSON_FIELDS_CHECKS = {"json", "json_object", "json_array"}
-
-
-def strip_logical(node):
-    if isinstance(node, dict):
-        return {k: strip_logical(v) for k, v in node.items() if k != "logicalType"}
-    if isinstance(node, list):
-        return [strip_logical(v) for v in node]
-    return node
-
-
-def micros(rfc3339):
-    when = datetime.datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
-    delta = when - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-    return (delta.days * 86400 + delta.seconds) * 1000000 + delta.microseconds
 
 
 def codec(*args, data=None):

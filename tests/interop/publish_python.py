@@ -4,7 +4,6 @@ its fingerprint names, and every field must equal the JSON line that was
 published (timestamps compared as microseconds, JSON fields as parsed JSON).
 Key and headers are checked too. Runs under tests/with-stack --broker.
 """
-import datetime
 import io
 import json
 import os
@@ -14,26 +13,14 @@ import time
 
 import avro.io
 import avro.schema
+
+from prime_avro import micros, strip_logical
 from confluent_kafka import Consumer
 
 CODEC, PUBLISH = os.environ["PRIME_CODEC"], os.environ["PRIME_PUBLISH"]
 BROKERS = os.environ["PRIME_TEST_BROKERS"]
 SCHEMAS = os.path.join(os.environ["PRIME_SOURCE_DIR"], "schemas", "avro")
 SEEDS = 4
-
-
-def strip_logical(node):
-    if isinstance(node, dict):
-        return {k: strip_logical(v) for k, v in node.items() if k != "logicalType"}
-    if isinstance(node, list):
-        return [strip_logical(v) for v in node]
-    return node
-
-
-def micros(text):
-    when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    delta = when - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-    return (delta.days * 86400 + delta.seconds) * 1000000 + delta.microseconds
 
 
 def main():
