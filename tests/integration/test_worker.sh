@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The worker runtime against the dev broker and an ephemeral PostgreSQL
+# (tests/with-stack --pg --broker), through prime-echo-worker: every record
+# applied exactly once across restarts, kill -9 at random moments and a
+# PostgreSQL restart; poison records dead-lettered with their reasons;
+# metrics and health served; SIGTERM a clean stop.
+set -uo pipefail
+tmp=$(mktemp -d)
+worker_pid=
+trap '[ -n "$worker_pid" ] && kill -KILL "$worker_pid" 2>/dev/null; cp "$tmp/worker.log" /tmp/last-worker.log 2>/dev/null; rm -rf "$tmp"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
+echo_worker=$PRIME_ECHO_WORKER
+root=$PRIME_SOURCE_DIR
+
+"$PRIME_MIGRATE" >/dev/null || { echo "migrations failed"; exit 1; }
+psql -qc "CREATE TABLE worker_echo (topic TEXT, kafka_partition INT, kafka_offset BIGINT, payload TEXT,
+          PRIMARY KEY (topic, kafka_partition, kafka_offset))" || exit 1
+
+produced=0
+produce() { # COUNT [PREFIX]: COUNT records with keys spread over partitions
+  local i
+  for ((i = 0; i < $1; i++)); do printf 'user-%d\t%s-%d\n' $((RANDOM % 50)) "${2:-record}" $((produced + i)); done |
+    kcat -b "$PRIME_BROKERS" -P -t prime.test -K $'\t' 2>>"$tmp/kcat.log"
+  produced=$((produced + $1))
+}
+rows() { psql -qAtc "SELECT count(*) FROM worker_echo"; }
+stored_sum() { psql -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets WHERE group_id = 'prime-echo'"; }
+# A killed worker stays in the group until its session times out (45 s by
+# default); a short one keeps the restarts below quick.
+start_worker() {
+  "$echo_worker" --batch-max "${BATCH:-200}" --linger-ms 50 -X session.timeout.ms=6000 -X heartbeat.interval.ms=500 \
+    "$@" >>"$tmp/worker.log" 2>&1 &
+  worker_pid=$!
+}
+wait_rows() { # N SECONDS: until worker_echo has N rows
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do [ "$(rows)" = "$1" ] && return 0; sleep 0.1; done
+  return 1
+}
+stop_worker() { kill -TERM "$worker_pid"; wait "$worker_pid"; local rc=$?; worker_pid=; return $rc; }
+
+# Usage errors
+"$echo_worker" --batch-max 0 2>"$tmp/e"; [ $? = 2 ] && grep -q "expected an integer from 1" "$tmp/e" && ok "bad option is a usage error" || bad "usage: $(cat "$tmp/e")"
+env -u PRIME_BROKERS "$echo_worker" 2>"$tmp/e"; [ $? = 2 ] && grep -q "no brokers" "$tmp/e" && ok "no brokers is a usage error" || bad "no brokers"
+
+# 1. Drain, then stop cleanly.
+produce 1000
+port=$(( 20000 + RANDOM % 20000 ))
+start_worker --metrics-port "$port"
+wait_rows 1000 60 && ok "1000 records applied" || bad "applied $(rows) of 1000"
+[ "$(stored_sum)" = 1000 ] && ok "stored offsets add up to the records" || bad "stored offsets sum $(stored_sum)"
+metrics=$( (exec 3<>"/dev/tcp/127.0.0.1/$port"; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; cat <&3) 2>/dev/null)
+grep -q 'prime_events_applied_total{worker="echo"} 1000' <<<"$metrics" && ok "/metrics counts applied events" || bad "metrics: $(head -c 400 <<<"$metrics")"
+grep -q 'prime_consumer_lag{worker="echo",topic="prime.test"' <<<"$metrics" && ok "/metrics has lag per partition" || bad "no lag metric"
+grep -q 'prime_batch_seconds_count' <<<"$metrics" && ok "/metrics has batch latency" || bad "no latency"
+health=$( (exec 3<>"/dev/tcp/127.0.0.1/$port"; printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3; cat <&3) 2>/dev/null)
+grep -q "200 OK" <<<"$health" && ok "/healthz is 200 while healthy" || bad "healthz: $health"
+stop_worker && ok "SIGTERM: clean stop, exit 0" || bad "SIGTERM exit status"
+grep -q 'msg="stopped"' "$tmp/worker.log" && ok "stop is logged" || bad "no stop log"
+
+# 2. A restart applies nothing twice, and then what is new.
+start_worker
+sleep 2
+[ "$(rows)" = 1000 ] && ok "restart re-applies nothing" || bad "after restart: $(rows) rows"
+produce 500
+wait_rows 1500 60 && ok "new records after a restart are applied" || bad "applied $(rows) of 1500"
+stop_worker
+
+# 3. kill -9 at random moments, restart each time: exactly once in the end.
+produce 3000
+for round in 1 2 3 4; do
+  PRIME_ECHO_DELAY_MS=40 start_worker
+  sleep "0.$((RANDOM % 9 + 1))"
+  kill -KILL "$worker_pid"; wait "$worker_pid" 2>/dev/null; worker_pid=
+done
+start_worker
+wait_rows 4500 90 && ok "kill -9 four times: every record applied once (PK holds, count exact)" || bad "after kills: $(rows) of 4500"
+[ "$(stored_sum)" = 4500 ] && ok "stored offsets match after kills" || bad "stored sum $(stored_sum)"
+stop_worker
+
+# 4. PostgreSQL goes down under the worker (an immediate stop: a crash, as
+# far as PostgreSQL knows) while records arrive: it waits, then goes on.
+assigned_before=$(grep -c 'partition assigned' "$tmp/worker.log")
+PRIME_ECHO_DELAY_MS=20 start_worker
+for _ in $(seq 100); do [ "$(grep -c 'partition assigned' "$tmp/worker.log")" -gt "$assigned_before" ] && break; sleep 0.1; done
+"$root/scripts/pg-down" "$PRIME_TEST_PG_DIR" --keep
+produce 2000
+sleep 3
+kill -0 "$worker_pid" 2>/dev/null && ok "worker keeps running while the database is down" || bad "worker exited"
+"$root/scripts/pg-up" "$PRIME_TEST_PG_DIR" || bad "PostgreSQL did not come back"
+wait_rows 6500 90 && ok "after the restart every record is applied once" || bad "after pg restart: $(rows) of 6500"
+grep -qE 'level=warn .*(database unreachable|batch abandoned|cannot read stored offsets)' "$tmp/worker.log" \
+  && ok "the outage is logged" || bad "no outage log"
+stop_worker
+
+# 5. Poison records go to prime.dlq with their reasons; the rest is applied.
+produce 10 POISON
+produce 90
+start_worker
+wait_rows 6590 60 && ok "records around poison ones are applied" || bad "with poison: $(rows) of 6590"
+stop_worker
+dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h|%s\n' 2>/dev/null)
+[ "$(grep -c . <<<"$dlq")" = 10 ] && ok "10 dead letters" || bad "dead letters: $(grep -c . <<<"$dlq")"
+grep -q 'prime.error.class=invalid' <<<"$dlq" && grep -q 'prime.source.topic=prime.test' <<<"$dlq" \
+  && grep -q 'prime.source.offset=' <<<"$dlq" && grep -q 'prime.error.message=a poison record' <<<"$dlq" \
+  && ok "dead letters carry class, message and source coordinates" || bad "dlq headers: $(head -1 <<<"$dlq")"
+grep -q '|POISON-' <<<"$dlq" && ok "dead letters carry the original bytes" || bad "dlq payload"
+[ "$(stored_sum)" = 6600 ] && ok "offsets move past dead letters" || bad "stored sum $(stored_sum)"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

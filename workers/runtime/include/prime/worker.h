@@ -1,0 +1,103 @@
+#ifndef PRIME_WORKER_H
+#define PRIME_WORKER_H
+
+/* The runtime every Prime worker shares: configuration, the consumer loop
+ * with offsets kept in PostgreSQL, dead letters, metrics, clean shutdown.
+ * A worker supplies one function, apply(), that turns a batch of records
+ * into rows; the runtime does the rest:
+ *
+ *   - Offsets live in prime_pipeline.consumer_offsets. On assignment the
+ *     runtime reads them and starts there (earliest when there are none);
+ *     auto commit and auto offset store are off.
+ *   - Each batch is one transaction: BEGIN, apply(), the batch's partitions'
+ *     next offsets, COMMIT. So a crash at any instant loses nothing and
+ *     applies nothing twice.
+ *   - The offset update is conditional on the value this worker last saw,
+ *     so a worker that lost its partitions in a rebalance cannot commit a
+ *     batch another worker already applied (its transaction rolls back).
+ *   - On any failure of the database (down, restarting, a commit whose
+ *     outcome is unknown) the batch in memory is dropped, the connection is
+ *     made again with backoff, and the consumer seeks to the stored offsets:
+ *     the database is the truth. The worker does not exit for that.
+ *   - Dead letters go to prime.dlq with the original key, value and headers
+ *     plus prime.error.* headers, and are confirmed delivered before the
+ *     batch commits: a crash may repeat a dead letter, never lose one.
+ *   - SIGTERM and SIGINT: the batch in flight is committed or abandoned
+ *     whole, the consumer leaves the group, the worker returns 0.
+ *
+ * Single-threaded: apply() runs on the thread that called
+ * prime_worker_run(). */
+
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prime/error.h"
+
+#define PRIME_WORKER_MAX_X 64
+#define PRIME_WORKER_MAX_TOPICS 32
+
+typedef struct prime_worker_conf {
+    const char *name;          /* "materializer": logs, metrics, default group */
+    const char *brokers;       /* -b, else $PRIME_BROKERS */
+    const char *db;            /* --db, else $PRIME_DB, else the PG* environment */
+    const char *group;         /* --group, else "prime-<name>" */
+    const char *topics[PRIME_WORKER_MAX_TOPICS]; /* --topics a,b (replaces the worker's defaults) */
+    int ntopics;
+    const char *x_keys[PRIME_WORKER_MAX_X], *x_values[PRIME_WORKER_MAX_X]; /* -X key=value */
+    int nx;
+    int batch_max;             /* --batch-max: records per batch (default 2000) */
+    int linger_ms;             /* --linger-ms: longest wait to fill a batch (default 100) */
+    int metrics_port;          /* --metrics-port: /metrics and /healthz on 127.0.0.1 (0: off) */
+    int max_batches;           /* --max-batches: stop after this many committed batches (0: never; for tests) */
+} prime_worker_conf_t;
+
+/* Fills conf from the command line and environment; default_topics (NULL
+ * terminated) are used when --topics is not given. argv strings are kept
+ * and may be modified. Returns 0, or an exit status (2: bad usage, with a
+ * message on stderr; -1 means --help was printed and the program should
+ * exit 0). */
+int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const char *const *default_topics,
+                            int argc, char **argv);
+
+typedef struct prime_worker_s prime_worker_t;
+
+/* One consumed record, as apply() sees it. Valid during apply() only. */
+typedef struct prime_record {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t len;
+    const void *internal;      /* the runtime's; do not touch */
+} prime_record_t;
+
+/* Turns records (in consumption order; one partition's records in offset
+ * order) into rows on conn, inside the transaction the runtime opened. Must
+ * not commit or roll back. PRIME_OK commits the batch with its offsets. A
+ * retriable error (err->retriable) rolls the batch back and it is consumed
+ * again after the database is back; any other error stops the worker with
+ * exit status 1. An event that can never be applied is the apply's to
+ * dead-letter (prime_worker_dead_letter) and skip. */
+typedef prime_errcode_t (*prime_apply_fn)(prime_worker_t *w, PGconn *conn, const prime_record_t *records, size_t n,
+                                          void *ctx, prime_error_t *err);
+
+/* Sends r to prime.dlq, keyed like the original, with headers
+ * prime.error.class, prime.error.field, prime.error.message,
+ * prime.source.topic, prime.source.partition, prime.source.offset and
+ * prime.worker added to the original's. Delivery is confirmed before the
+ * batch commits. */
+prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t *r, const prime_error_t *why,
+                                         prime_error_t *err);
+
+/* Counts an event the worker applied (for the events_applied metric). */
+void prime_worker_count_applied(prime_worker_t *w, size_t n);
+
+/* Runs until SIGTERM/SIGINT (or conf->max_batches). Returns the process
+ * exit status: 0 after a clean stop, 1 after an error that retrying cannot
+ * fix (logged). */
+int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void *ctx);
+
+#endif

@@ -1,0 +1,110 @@
+#include "prime/worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out, const char *name)
+{
+    fprintf(out,
+            "usage: prime-%s [-b BROKERS] [-X key=value]... [--db CONNINFO] [--group GROUP] [--topics T1,T2]\n"
+            "                [--batch-max N] [--linger-ms MS] [--metrics-port PORT]\n"
+            "  -b BROKERS        Kafka bootstrap servers (default: $PRIME_BROKERS)\n"
+            "  -X key=value      a librdkafka consumer property\n"
+            "  --db CONNINFO     PostgreSQL connection string (default: $PRIME_DB, else the PG* variables)\n"
+            "  --group GROUP     consumer group (default: prime-%s)\n"
+            "  --topics T1,T2    topics to consume (default: the worker's own)\n"
+            "  --batch-max N     records per transaction (default 2000)\n"
+            "  --linger-ms MS    longest wait to fill a batch (default 100)\n"
+            "  --metrics-port P  serve /metrics and /healthz on 127.0.0.1:P (default: off)\n"
+            "SIGTERM or SIGINT stops it cleanly.\n",
+            name, name);
+}
+
+static int number(const char *flag, const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = v ? strtol(v, &end, 10) : 0;
+    if (!v || errno || *end || end == v || n < lo || n > hi) {
+        fprintf(stderr, "%s: expected an integer from %d to %d, got '%s'\n", flag, lo, hi, v ? v : "");
+        return -1;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const char *const *default_topics,
+                            int argc, char **argv)
+{
+    static char group[128];
+
+    memset(conf, 0, sizeof(*conf));
+    conf->name = name;
+    conf->brokers = getenv("PRIME_BROKERS");
+    conf->db = getenv("PRIME_DB");
+    snprintf(group, sizeof(group), "prime-%s", name);
+    conf->group = group;
+    conf->batch_max = 2000;
+    conf->linger_ms = 100;
+    for (int i = 0; default_topics && default_topics[i] && i < PRIME_WORKER_MAX_TOPICS; i++)
+        conf->topics[conf->ntopics++] = default_topics[i];
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout, name);
+            return -1;
+        } else if (!strcmp(a, "-b") && v) {
+            conf->brokers = v;
+        } else if (!strcmp(a, "--db") && v) {
+            conf->db = v;
+        } else if (!strcmp(a, "--group") && v) {
+            conf->group = v;
+        } else if (!strcmp(a, "-X") && v) {
+            char *eq = strchr(v, '=');
+            if (!eq || eq == v || conf->nx == PRIME_WORKER_MAX_X) {
+                fprintf(stderr, "prime-%s: -X expects key=value, got '%s'\n", name, v);
+                return 2;
+            }
+            *eq = '\0';
+            conf->x_keys[conf->nx] = v;
+            conf->x_values[conf->nx++] = eq + 1;
+        } else if (!strcmp(a, "--topics") && v) {
+            conf->ntopics = 0;
+            for (char *t = strtok(v, ","); t; t = strtok(NULL, ","))
+                if (conf->ntopics < PRIME_WORKER_MAX_TOPICS)
+                    conf->topics[conf->ntopics++] = t;
+        } else if (!strcmp(a, "--batch-max") && v) {
+            if (number(a, v, 1, 1000000, &conf->batch_max))
+                return 2;
+        } else if (!strcmp(a, "--linger-ms") && v) {
+            if (number(a, v, 0, 600000, &conf->linger_ms))
+                return 2;
+        } else if (!strcmp(a, "--metrics-port") && v) {
+            if (number(a, v, 0, 65535, &conf->metrics_port))
+                return 2;
+        } else if (!strcmp(a, "--max-batches") && v) {
+            if (number(a, v, 0, 1000000000, &conf->max_batches))
+                return 2;
+        } else {
+            fprintf(stderr, "prime-%s: unknown or incomplete argument '%s'\n", name, a);
+            usage(stderr, name);
+            return 2;
+        }
+        i++;
+    }
+    if (!conf->brokers || !*conf->brokers) {
+        fprintf(stderr, "prime-%s: no brokers: give -b BROKERS or set PRIME_BROKERS\n", name);
+        return 2;
+    }
+    if (conf->ntopics == 0) {
+        fprintf(stderr, "prime-%s: no topics to consume (--topics)\n", name);
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,151 @@
+/* Prometheus text exposition of the worker's counters, over libmicrohttpd. */
+#include "metrics.h"
+#include "prime/buf.h"
+#include "prime/log.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double bucket_bounds[METRICS_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1e300};
+
+struct metrics_server {
+    struct MHD_Daemon *daemon;
+};
+
+void metrics_init(metrics_t *m, const char *worker)
+{
+    memset(m, 0, sizeof(*m));
+    m->worker = worker;
+    pthread_mutex_init(&m->lock, NULL);
+}
+
+void metrics_observe_batch(metrics_t *m, double seconds)
+{
+    for (int i = 0; i < METRICS_BUCKETS; i++)
+        if (seconds <= bucket_bounds[i])
+            atomic_fetch_add(&m->latency_bucket[i], 1);
+    atomic_fetch_add(&m->latency_us_sum, (uint_fast64_t)(seconds * 1e6));
+    atomic_fetch_add(&m->batches, 1);
+}
+
+void metrics_set_lag(metrics_t *m, int n, const char *const *topics, const int32_t *partitions, const int64_t *lags)
+{
+    pthread_mutex_lock(&m->lock);
+    m->nlag = n < METRICS_MAX_PARTITIONS ? n : METRICS_MAX_PARTITIONS;
+    for (int i = 0; i < m->nlag; i++) {
+        snprintf(m->lag[i].topic, sizeof(m->lag[i].topic), "%s", topics[i]);
+        m->lag[i].partition = partitions[i];
+        m->lag[i].lag = lags[i];
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+static void render(metrics_t *m, prime_buf_t *b)
+{
+    const char *w = m->worker;
+    uint_fast64_t count = atomic_load(&m->batches);
+
+    prime_buf_printf(b, "# HELP prime_events_applied_total Events applied to the database.\n"
+                        "# TYPE prime_events_applied_total counter\nprime_events_applied_total{worker=\"%s\"} %llu\n",
+                     w, (unsigned long long)atomic_load(&m->applied));
+    prime_buf_printf(b, "# HELP prime_records_consumed_total Records consumed and committed, dead letters included.\n"
+                        "# TYPE prime_records_consumed_total counter\nprime_records_consumed_total{worker=\"%s\"} %llu\n",
+                     w, (unsigned long long)atomic_load(&m->records));
+    prime_buf_printf(b, "# HELP prime_dead_letters_total Records sent to prime.dlq.\n"
+                        "# TYPE prime_dead_letters_total counter\nprime_dead_letters_total{worker=\"%s\"} %llu\n",
+                     w, (unsigned long long)atomic_load(&m->dead_letters));
+    prime_buf_printf(b, "# HELP prime_retries_total Batches abandoned and consumed again after a database failure.\n"
+                        "# TYPE prime_retries_total counter\nprime_retries_total{worker=\"%s\"} %llu\n",
+                     w, (unsigned long long)atomic_load(&m->retries));
+    prime_buf_printf(b, "# HELP prime_batch_seconds Time to apply and commit one batch.\n"
+                        "# TYPE prime_batch_seconds histogram\n");
+    for (int i = 0; i < METRICS_BUCKETS; i++) {
+        if (i == METRICS_BUCKETS - 1)
+            prime_buf_printf(b, "prime_batch_seconds_bucket{worker=\"%s\",le=\"+Inf\"} %llu\n", w,
+                             (unsigned long long)atomic_load(&m->latency_bucket[i]));
+        else
+            prime_buf_printf(b, "prime_batch_seconds_bucket{worker=\"%s\",le=\"%g\"} %llu\n", w, bucket_bounds[i],
+                             (unsigned long long)atomic_load(&m->latency_bucket[i]));
+    }
+    prime_buf_printf(b, "prime_batch_seconds_sum{worker=\"%s\"} %.6f\nprime_batch_seconds_count{worker=\"%s\"} %llu\n", w,
+                     (double)atomic_load(&m->latency_us_sum) / 1e6, w, (unsigned long long)count);
+    prime_buf_printf(b, "# HELP prime_consumer_lag Records in the partition not yet committed by this worker.\n"
+                        "# TYPE prime_consumer_lag gauge\n");
+    pthread_mutex_lock(&m->lock);
+    for (int i = 0; i < m->nlag; i++)
+        prime_buf_printf(b, "prime_consumer_lag{worker=\"%s\",topic=\"%s\",partition=\"%d\"} %lld\n", w, m->lag[i].topic,
+                         (int)m->lag[i].partition, (long long)m->lag[i].lag);
+    pthread_mutex_unlock(&m->lock);
+    prime_buf_printf(b, "# HELP prime_up 1 when the database is reachable and the consumer is running.\n"
+                        "# TYPE prime_up gauge\nprime_up{worker=\"%s\"} %d\n",
+                     w, atomic_load(&m->db_up) && atomic_load(&m->consuming));
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                              const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    metrics_t *m = cls;
+    struct MHD_Response *resp;
+    prime_buf_t body;
+    unsigned status = MHD_HTTP_OK;
+    enum MHD_Result ret;
+
+    (void)version;
+    (void)upload_data;
+    (void)upload_data_size;
+    (void)con_cls;
+    prime_buf_init(&body, 1 << 20);
+    if (strcmp(method, "GET")) {
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
+        prime_buf_puts(&body, "GET only\n");
+    } else if (!strcmp(url, "/metrics")) {
+        render(m, &body);
+    } else if (!strcmp(url, "/healthz")) {
+        int ok = atomic_load(&m->db_up) && atomic_load(&m->consuming);
+        status = ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+        prime_buf_puts(&body, ok ? "ok\n" : atomic_load(&m->db_up) ? "consumer not running\n" : "database unreachable\n");
+    } else {
+        status = MHD_HTTP_NOT_FOUND;
+        prime_buf_puts(&body, "not found: try /metrics or /healthz\n");
+    }
+    if (body.failed) {
+        prime_buf_free(&body);
+        return MHD_NO;
+    }
+    resp = MHD_create_response_from_buffer(body.len, body.data, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    prime_buf_free(&body);
+    return ret;
+}
+
+metrics_server_t *metrics_server_start(metrics_t *m, int port)
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                               .sin_addr = {.s_addr = htonl(INADDR_LOOPBACK)}};
+    metrics_server_t *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    s->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, handle, m,
+                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_END);
+    if (!s->daemon) {
+        prime_log(PRIME_LOG_ERROR, "cannot serve metrics", "port=%d", port);
+        free(s);
+        return NULL;
+    }
+    prime_log(PRIME_LOG_INFO, "serving /metrics and /healthz", "address=127.0.0.1:%d", port);
+    return s;
+}
+
+void metrics_server_stop(metrics_server_t *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}

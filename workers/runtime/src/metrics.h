@@ -1,0 +1,39 @@
+/* Internal to the worker runtime: the counters /metrics shows. */
+#ifndef PRIME_METRICS_H
+#define PRIME_METRICS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define METRICS_BUCKETS 11
+#define METRICS_MAX_PARTITIONS 256
+
+typedef struct metrics {
+    const char *worker;
+    atomic_uint_fast64_t applied, batches, dead_letters, retries, records;
+    atomic_uint_fast64_t latency_bucket[METRICS_BUCKETS]; /* cumulative counts, Prometheus style */
+    atomic_uint_fast64_t latency_us_sum;
+    atomic_bool db_up, consuming;
+    pthread_mutex_t lock; /* guards the lag table */
+    struct {
+        char topic[128];
+        int32_t partition;
+        int64_t lag;
+    } lag[METRICS_MAX_PARTITIONS];
+    int nlag;
+} metrics_t;
+
+typedef struct metrics_server metrics_server_t;
+
+void metrics_init(metrics_t *m, const char *worker);
+void metrics_observe_batch(metrics_t *m, double seconds);
+/* Replaces the lag table. */
+void metrics_set_lag(metrics_t *m, int n, const char *const *topics, const int32_t *partitions, const int64_t *lags);
+/* Serves /metrics and /healthz on 127.0.0.1:port from a thread of its own;
+ * NULL (and a logged error) if the port cannot be had. */
+metrics_server_t *metrics_server_start(metrics_t *m, int port);
+void metrics_server_stop(metrics_server_t *s);
+
+#endif

@@ -1,0 +1,600 @@
+/* The consumer loop with offsets in PostgreSQL (see prime/worker.h for the
+ * contract). The state that matters for correctness is small: for each
+ * assigned partition, the next offset as the database has it ("stored").
+ * A batch commits only if every partition it touches still has that stored
+ * value, and after any doubt the consumer is moved back to what the
+ * database says. */
+#include "prime/worker.h"
+#include "prime/log.h"
+#include "metrics.h"
+#include "prime/pg.h"
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NO_ROW (-1) /* no stored offset for the partition yet */
+
+typedef struct partition_state {
+    char *topic;
+    int32_t partition;
+    int64_t stored;     /* next offset in consumer_offsets, or NO_ROW */
+    int64_t batch_next; /* next offset after this batch's records, or -1 when untouched */
+} partition_state_t;
+
+struct prime_worker_s {
+    const prime_worker_conf_t *conf;
+    prime_apply_fn apply;
+    void *ctx;
+    rd_kafka_t *consumer;
+    rd_kafka_t *dlq;
+    PGconn *db;
+    rd_kafka_message_t **batch;
+    prime_record_t *records;
+    size_t n, cap;
+    partition_state_t *parts;
+    size_t nparts;
+    int dlq_failed;
+    char dlq_error[256];
+    int batches_done;
+    int fatal;
+    metrics_t metrics;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* --- partitions ------------------------------------------------------- */
+
+static partition_state_t *find_part(prime_worker_t *w, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < w->nparts; i++)
+        if (w->parts[i].partition == partition && !strcmp(w->parts[i].topic, topic))
+            return &w->parts[i];
+    return NULL;
+}
+
+static partition_state_t *add_part(prime_worker_t *w, const char *topic, int32_t partition)
+{
+    partition_state_t *p = find_part(w, topic, partition), *grown;
+
+    if (p)
+        return p;
+    if (!(grown = realloc(w->parts, (w->nparts + 1) * sizeof(*grown))))
+        return NULL;
+    w->parts = grown;
+    p = &w->parts[w->nparts++];
+    p->topic = strdup(topic);
+    p->partition = partition;
+    p->stored = NO_ROW;
+    p->batch_next = -1;
+    return p;
+}
+
+static void remove_part(prime_worker_t *w, const char *topic, int32_t partition)
+{
+    partition_state_t *p = find_part(w, topic, partition);
+    if (!p)
+        return;
+    free(p->topic);
+    *p = w->parts[--w->nparts];
+}
+
+/* --- database ----------------------------------------------------------- */
+
+static void db_close(prime_worker_t *w)
+{
+    if (w->db)
+        PQfinish(w->db);
+    w->db = NULL;
+    atomic_store(&w->metrics.db_up, false);
+}
+
+/* Connects, with backoff, until it works or a stop is requested. */
+static int db_connect(prime_worker_t *w)
+{
+    int delay_ms = 100, attempt = 0;
+    char safe[512];
+
+    while (!w->db && !stop_requested) {
+        prime_error_t err;
+        prime_error_clear(&err);
+        if ((w->db = prime_pg_connect(w->conf->db, &err)))
+            break;
+        if (attempt++ % 10 == 0)
+            prime_log(PRIME_LOG_WARN, "database unreachable, retrying", "error=\"%s\" retry_in_ms=%d",
+                      prime_log_value(err.message, safe, sizeof(safe)), delay_ms);
+        usleep((useconds_t)delay_ms * 1000);
+        delay_ms = delay_ms < 5000 ? delay_ms * 2 : 5000;
+    }
+    if (w->db) {
+        atomic_store(&w->metrics.db_up, true);
+        if (attempt > 0)
+            prime_log(PRIME_LOG_INFO, "database reachable again", "attempts=%d", attempt + 1);
+    }
+    return w->db ? 0 : -1;
+}
+
+/* Reads the stored next offsets of the group into the partition table. */
+static int read_stored_offsets(prime_worker_t *w)
+{
+    const char *params[1] = {w->conf->group};
+    PGresult *res;
+
+    if (db_connect(w))
+        return -1;
+    res = PQexecParams(w->db,
+                       "SELECT topic, kafka_partition, next_offset FROM prime_pipeline.consumer_offsets "
+                       "WHERE group_id = $1",
+                       1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char safe[512];
+        prime_log(PRIME_LOG_WARN, "cannot read stored offsets", "error=\"%s\"",
+                  prime_log_value(PQresultErrorMessage(res), safe, sizeof(safe)));
+        PQclear(res);
+        db_close(w);
+        return -1;
+    }
+    for (size_t i = 0; i < w->nparts; i++)
+        w->parts[i].stored = NO_ROW;
+    for (int r = 0; r < PQntuples(res); r++) {
+        partition_state_t *p = find_part(w, PQgetvalue(res, r, 0), atoi(PQgetvalue(res, r, 1)));
+        if (p)
+            p->stored = atoll(PQgetvalue(res, r, 2));
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Points list's offsets at the stored ones (earliest where none). */
+static void set_start_offsets(prime_worker_t *w, rd_kafka_topic_partition_list_t *list)
+{
+    for (int i = 0; i < list->cnt; i++) {
+        partition_state_t *p = find_part(w, list->elems[i].topic, list->elems[i].partition);
+        list->elems[i].offset = p && p->stored != NO_ROW ? p->stored : RD_KAFKA_OFFSET_BEGINNING;
+    }
+}
+
+/* --- batches -------------------------------------------------------------- */
+
+static void batch_drop(prime_worker_t *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        rd_kafka_message_destroy(w->batch[i]);
+    w->n = 0;
+    for (size_t i = 0; i < w->nparts; i++)
+        w->parts[i].batch_next = -1;
+}
+
+/* After a failure whose outcome is not known: the database is the truth.
+ * Drop the batch, reconnect, and move every assigned partition back to its
+ * stored offset. */
+static void resync(prime_worker_t *w, const char *why)
+{
+    rd_kafka_topic_partition_list_t *list;
+    rd_kafka_error_t *error;
+
+    atomic_fetch_add(&w->metrics.retries, 1);
+    char safe[512];
+
+    prime_log(PRIME_LOG_WARN, "batch abandoned; resuming from the stored offsets", "reason=\"%s\" records=%zu",
+              prime_log_value(why, safe, sizeof(safe)), w->n);
+    batch_drop(w);
+    db_close(w);
+    while (!stop_requested && read_stored_offsets(w))
+        usleep(200 * 1000);
+    if (stop_requested)
+        return;
+    list = rd_kafka_topic_partition_list_new((int)w->nparts);
+    for (size_t i = 0; i < w->nparts; i++)
+        rd_kafka_topic_partition_list_add(list, w->parts[i].topic, w->parts[i].partition);
+    set_start_offsets(w, list);
+    if ((error = rd_kafka_seek_partitions(w->consumer, list, 10000))) {
+        prime_log(PRIME_LOG_ERROR, "cannot seek to the stored offsets", "error=\"%s\"", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        w->fatal = 1;
+        stop_requested = 1;
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+static int db_command(prime_worker_t *w, const char *sql)
+{
+    PGresult *res = PQexec(w->db, sql);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+/* The batch's partitions move from their stored offset to batch_next, on
+ * the condition that the stored offset is still what this worker read. */
+static int store_offsets(prime_worker_t *w, const char **why)
+{
+    for (size_t i = 0; i < w->nparts; i++) {
+        partition_state_t *p = &w->parts[i];
+        char part[16], next[24], expected[24];
+        const char *params[5] = {w->conf->group, p->topic, part, next, expected};
+        PGresult *res;
+        int ok;
+
+        if (p->batch_next < 0)
+            continue;
+        snprintf(part, sizeof(part), "%d", (int)p->partition);
+        snprintf(next, sizeof(next), "%lld", (long long)p->batch_next);
+        snprintf(expected, sizeof(expected), "%lld", (long long)p->stored);
+        res = PQexecParams(w->db,
+                           "INSERT INTO prime_pipeline.consumer_offsets (group_id, topic, kafka_partition, next_offset) "
+                           "VALUES ($1, $2, $3, $4) ON CONFLICT (group_id, topic, kafka_partition) DO UPDATE "
+                           "SET next_offset = EXCLUDED.next_offset WHERE consumer_offsets.next_offset = $5",
+                           5, NULL, params, NULL, NULL, 0);
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (ok && strcmp(PQcmdTuples(res), "1")) {
+            *why = "the stored offset moved: another worker committed this partition";
+            PQclear(res);
+            return -1;
+        }
+        PQclear(res);
+        if (!ok) {
+            *why = "storing offsets failed";
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Applies and commits the batch, or abandons it (resync). */
+static void batch_commit(prime_worker_t *w)
+{
+    prime_error_t err;
+    prime_errcode_t rc;
+    const char *why = NULL;
+    double t0 = now_s();
+    size_t n = w->n;
+
+    if (n == 0)
+        return;
+    if (db_connect(w))
+        return; /* stopping */
+    prime_error_clear(&err);
+    w->dlq_failed = 0;
+    if (db_command(w, "BEGIN")) {
+        resync(w, "BEGIN failed");
+        return;
+    }
+    rc = w->apply(w, w->db, w->records, n, w->ctx, &err);
+    if (rc) {
+        db_command(w, "ROLLBACK");
+        if (err.retriable || PQstatus(w->db) != CONNECTION_OK) {
+            resync(w, err.message);
+        } else {
+            char safe[512];
+            prime_log(PRIME_LOG_ERROR, "batch cannot be applied; stopping", "error=\"%s\" field=%s",
+                      prime_log_value(err.message, safe, sizeof(safe)), err.field[0] ? err.field : "-");
+            w->fatal = 1;
+            stop_requested = 1;
+            batch_drop(w);
+        }
+        return;
+    }
+    if (store_offsets(w, &why)) {
+        db_command(w, "ROLLBACK");
+        resync(w, why);
+        return;
+    }
+    /* Dead letters are delivered before the commit: never lost. */
+    if (w->dlq && rd_kafka_flush(w->dlq, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        w->dlq_failed++;
+    if (w->dlq_failed) {
+        db_command(w, "ROLLBACK");
+        resync(w, "dead letters not delivered");
+        return;
+    }
+    if (db_command(w, "COMMIT")) {
+        resync(w, "COMMIT failed (its outcome is read back from the database)");
+        return;
+    }
+    for (size_t i = 0; i < w->nparts; i++)
+        if (w->parts[i].batch_next >= 0)
+            w->parts[i].stored = w->parts[i].batch_next;
+    atomic_fetch_add(&w->metrics.records, n);
+    metrics_observe_batch(&w->metrics, now_s() - t0);
+    prime_log(PRIME_LOG_DEBUG, "batch committed", "records=%zu seconds=%.3f", n, now_s() - t0);
+    batch_drop(w);
+    w->batches_done++;
+}
+
+static void update_lag(prime_worker_t *w)
+{
+    const char *topics[METRICS_MAX_PARTITIONS];
+    int32_t parts[METRICS_MAX_PARTITIONS];
+    int64_t lags[METRICS_MAX_PARTITIONS];
+    int n = 0;
+
+    for (size_t i = 0; i < w->nparts && n < METRICS_MAX_PARTITIONS; i++) {
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(w->consumer, w->parts[i].topic, w->parts[i].partition, &lo, &hi))
+            continue;
+        topics[n] = w->parts[i].topic;
+        parts[n] = w->parts[i].partition;
+        lags[n++] = hi - (w->parts[i].stored == NO_ROW ? lo : w->parts[i].stored);
+    }
+    metrics_set_lag(&w->metrics, n, topics, parts, lags);
+}
+
+/* --- rebalancing ----------------------------------------------------------- */
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *list, void *opaque)
+{
+    prime_worker_t *w = opaque;
+    int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    rd_kafka_error_t *error = NULL;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < list->cnt; i++)
+            add_part(w, list->elems[i].topic, list->elems[i].partition);
+        while (!stop_requested && read_stored_offsets(w))
+            usleep(200 * 1000);
+        set_start_offsets(w, list);
+        for (int i = 0; i < list->cnt; i++)
+            prime_log(PRIME_LOG_INFO, "partition assigned", "topic=%s partition=%d offset=%lld", list->elems[i].topic,
+                      (int)list->elems[i].partition, (long long)list->elems[i].offset);
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, list);
+        else
+            rd_kafka_assign(rk, list);
+    } else {
+        /* The batch in flight holds records of these partitions: finish it
+         * while they are still ours. */
+        batch_commit(w);
+        for (int i = 0; i < list->cnt; i++) {
+            prime_log(PRIME_LOG_INFO, "partition revoked", "topic=%s partition=%d", list->elems[i].topic,
+                      (int)list->elems[i].partition);
+            remove_part(w, list->elems[i].topic, list->elems[i].partition);
+        }
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, list);
+        else
+            rd_kafka_assign(rk, NULL);
+    }
+    if (error) {
+        prime_log(PRIME_LOG_ERROR, "rebalance failed", "error=\"%s\"", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+}
+
+/* --- dead letters ---------------------------------------------------------- */
+
+static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    prime_worker_t *w = opaque;
+    (void)rk;
+    if (m->err) {
+        w->dlq_failed++;
+        snprintf(w->dlq_error, sizeof(w->dlq_error), "%s", rd_kafka_err2str(m->err));
+        prime_log(PRIME_LOG_WARN, "dead letter not delivered", "error=\"%s\"", w->dlq_error);
+    }
+}
+
+prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t *r, const prime_error_t *why,
+                                         prime_error_t *err)
+{
+    const rd_kafka_message_t *orig = r->internal;
+    rd_kafka_headers_t *in = NULL, *hdrs;
+    char part[16], offset[24];
+    rd_kafka_resp_err_t kerr;
+
+    if (rd_kafka_message_headers(orig, &in) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        hdrs = rd_kafka_headers_copy(in);
+    else
+        hdrs = rd_kafka_headers_new(8);
+    snprintf(part, sizeof(part), "%d", (int)r->partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)r->offset);
+    rd_kafka_header_add(hdrs, "prime.error.class", -1, prime_errcode_name(why->code), -1);
+    rd_kafka_header_add(hdrs, "prime.error.field", -1, why->field, -1);
+    rd_kafka_header_add(hdrs, "prime.error.message", -1, why->message, -1);
+    rd_kafka_header_add(hdrs, "prime.source.topic", -1, r->topic, -1);
+    rd_kafka_header_add(hdrs, "prime.source.partition", -1, part, -1);
+    rd_kafka_header_add(hdrs, "prime.source.offset", -1, offset, -1);
+    rd_kafka_header_add(hdrs, "prime.worker", -1, w->conf->name, -1);
+    kerr = rd_kafka_producev(w->dlq, RD_KAFKA_V_TOPIC("prime.dlq"), RD_KAFKA_V_KEY(r->key, r->key_len),
+                             RD_KAFKA_V_VALUE((void *)r->value, r->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    if (kerr) {
+        rd_kafka_headers_destroy(hdrs);
+        w->dlq_failed++;
+        return prime_error_set(err, PRIME_ERR_KAFKA, NULL, "cannot queue a dead letter: %s", rd_kafka_err2str(kerr));
+    }
+    atomic_fetch_add(&w->metrics.dead_letters, 1);
+    char safe[512];
+    prime_log(PRIME_LOG_WARN, "dead-lettered", "topic=%s partition=%d offset=%lld class=%s field=%s error=\"%s\"",
+              r->topic, (int)r->partition, (long long)r->offset, prime_errcode_name(why->code),
+              why->field[0] ? why->field : "-", prime_log_value(why->message, safe, sizeof(safe)));
+    return PRIME_OK;
+}
+
+void prime_worker_count_applied(prime_worker_t *w, size_t n)
+{
+    atomic_fetch_add(&w->metrics.applied, n);
+}
+
+/* --- the loop ----------------------------------------------------------------- */
+
+static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
+{
+    const prime_worker_conf_t *c = w->conf;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[512];
+    rd_kafka_t *rk;
+    static const char *const consumer_defaults[][2] = {
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"partition.assignment.strategy", "cooperative-sticky"},
+        {"isolation.level", "read_committed"},
+    };
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, errstr, sizeof(errstr));
+    if (type == RD_KAFKA_CONSUMER) {
+        rd_kafka_conf_set(conf, "group.id", c->group, errstr, sizeof(errstr));
+        for (size_t i = 0; i < sizeof(consumer_defaults) / sizeof(consumer_defaults[0]); i++)
+            rd_kafka_conf_set(conf, consumer_defaults[i][0], consumer_defaults[i][1], errstr, sizeof(errstr));
+        for (int i = 0; i < c->nx; i++)
+            if (rd_kafka_conf_set(conf, c->x_keys[i], c->x_values[i], errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+                prime_log(PRIME_LOG_ERROR, "bad consumer property", "key=%s error=\"%s\"", c->x_keys[i], errstr);
+                rd_kafka_conf_destroy(conf);
+                return NULL;
+            }
+        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    } else {
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr));
+        rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
+        rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
+    }
+    rd_kafka_conf_set_opaque(conf, w);
+    if (!(rk = rd_kafka_new(type, conf, errstr, sizeof(errstr)))) {
+        prime_log(PRIME_LOG_ERROR, "cannot create a Kafka client", "error=\"%s\"", errstr);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
+static int batch_add(prime_worker_t *w, rd_kafka_message_t *m)
+{
+    partition_state_t *p = find_part(w, rd_kafka_topic_name(m->rkt), m->partition);
+
+    if (!p || (p->stored != NO_ROW && m->offset < p->stored)) {
+        /* Not ours any more, or from before a seek back: not for this batch. */
+        rd_kafka_message_destroy(m);
+        return 0;
+    }
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 1024;
+        rd_kafka_message_t **b = realloc(w->batch, cap * sizeof(*b));
+        prime_record_t *r = b ? realloc(w->records, cap * sizeof(*r)) : NULL;
+        if (b)
+            w->batch = b;
+        if (!r) {
+            rd_kafka_message_destroy(m);
+            return -1;
+        }
+        w->records = r;
+        w->cap = cap;
+    }
+    w->batch[w->n] = m;
+    w->records[w->n] = (prime_record_t){
+        .topic = rd_kafka_topic_name(m->rkt), .partition = m->partition, .offset = m->offset,
+        .key = m->key, .key_len = m->key_len, .value = m->payload, .len = m->len, .internal = m,
+    };
+    w->n++;
+    p->batch_next = m->offset + 1;
+    return 0;
+}
+
+int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void *ctx)
+{
+    prime_worker_t w = {.conf = conf, .apply = apply, .ctx = ctx};
+    rd_kafka_topic_partition_list_t *subs;
+    metrics_server_t *server = NULL;
+    struct sigaction sa = {.sa_handler = on_signal};
+    double batch_started = 0, last_lag = 0;
+    rd_kafka_resp_err_t kerr;
+
+    prime_log_init(conf->name);
+    metrics_init(&w.metrics, conf->name);
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    stop_requested = 0;
+
+    if (conf->metrics_port && !(server = metrics_server_start(&w.metrics, conf->metrics_port)))
+        return 1;
+    if (db_connect(&w))
+        goto out;
+    if (!(w.consumer = new_client(&w, RD_KAFKA_CONSUMER)) || !(w.dlq = new_client(&w, RD_KAFKA_PRODUCER))) {
+        w.fatal = 1;
+        goto out;
+    }
+    rd_kafka_poll_set_consumer(w.consumer);
+    subs = rd_kafka_topic_partition_list_new(conf->ntopics);
+    for (int i = 0; i < conf->ntopics; i++)
+        rd_kafka_topic_partition_list_add(subs, conf->topics[i], RD_KAFKA_PARTITION_UA);
+    kerr = rd_kafka_subscribe(w.consumer, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (kerr) {
+        prime_log(PRIME_LOG_ERROR, "cannot subscribe", "error=\"%s\"", rd_kafka_err2str(kerr));
+        w.fatal = 1;
+        goto out;
+    }
+    prime_log(PRIME_LOG_INFO, "started", "group=%s topics=%d batch_max=%d linger_ms=%d", conf->group, conf->ntopics,
+              conf->batch_max, conf->linger_ms);
+    atomic_store(&w.metrics.consuming, true);
+
+    while (!stop_requested) {
+        double now = now_s();
+        int wait_ms = w.n ? (int)((batch_started + conf->linger_ms / 1000.0 - now) * 1000) : 100;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w.consumer, wait_ms > 0 ? (wait_ms < 100 ? wait_ms : 100) : 0);
+
+        if (m && m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                prime_log(PRIME_LOG_WARN, "consumer error", "error=\"%s\"", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+        } else if (m) {
+            if (w.n == 0)
+                batch_started = now_s();
+            if (batch_add(&w, m)) {
+                prime_log(PRIME_LOG_ERROR, "out of memory for the batch", NULL);
+                w.fatal = 1;
+                break;
+            }
+        }
+        rd_kafka_poll(w.dlq, 0);
+        if (w.n && (w.n >= (size_t)conf->batch_max || now_s() - batch_started >= conf->linger_ms / 1000.0))
+            batch_commit(&w);
+        if (now_s() - last_lag > 1) {
+            update_lag(&w);
+            last_lag = now_s();
+        }
+        if (conf->max_batches && w.batches_done >= conf->max_batches)
+            break;
+    }
+    if (!w.fatal)
+        batch_commit(&w); /* the batch in flight, whole or not at all */
+out:
+    atomic_store(&w.metrics.consuming, false);
+    if (w.consumer) {
+        rd_kafka_consumer_close(w.consumer); /* revokes: commits what is left */
+        rd_kafka_destroy(w.consumer);
+    }
+    batch_drop(&w);
+    if (w.dlq) {
+        rd_kafka_flush(w.dlq, 10000);
+        rd_kafka_destroy(w.dlq);
+    }
+    db_close(&w);
+    metrics_server_stop(server);
+    for (size_t i = 0; i < w.nparts; i++)
+        free(w.parts[i].topic);
+    free(w.parts);
+    free(w.batch);
+    free(w.records);
+    prime_log(w.fatal ? PRIME_LOG_ERROR : PRIME_LOG_INFO, w.fatal ? "stopped after an error" : "stopped",
+              "batches=%llu records=%llu", (unsigned long long)atomic_load(&w.metrics.batches),
+              (unsigned long long)atomic_load(&w.metrics.records));
+    return w.fatal ? 1 : 0;
+}
