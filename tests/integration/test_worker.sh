@@ -110,5 +110,27 @@ grep -q 'prime.error.class=invalid' <<<"$dlq" && grep -q 'prime.source.topic=pri
 grep -q '|POISON-' <<<"$dlq" && ok "dead letters carry the original bytes" || bad "dlq payload"
 [ "$(stored_sum)" = 6600 ] && ok "offsets move past dead letters" || bad "stored sum $(stored_sum)"
 
+# 6. Two workers in one group hand partitions to each other (cooperative
+# rebalancing) while one is stopped and restarted and the other killed: the
+# revoking side commits before it lets go, the fencing refuses stale
+# commits, and every record is applied once (a double apply would violate
+# the primary key and stop a worker with exit status 1).
+produce 4000
+start_worker; first=$worker_pid
+PRIME_ECHO_DELAY_MS=10 start_worker; second=$worker_pid
+sleep 2
+kill -TERM "$first"; wait "$first"; rc_first=$?
+start_worker; first=$worker_pid
+sleep 1
+kill -KILL "$second"; wait "$second" 2>/dev/null
+start_worker; second=$worker_pid
+expected=$((6590 + 4000))
+for _ in $(seq 900); do [ "$(rows)" = "$expected" ] && break; sleep 0.1; done
+[ "$(rows)" = "$expected" ] && ok "two workers, a stop and a kill: every record applied once" || bad "two workers: $(rows) of $expected"
+[ "$rc_first" = 0 ] && ok "the stopped worker handed over cleanly" || bad "stopped worker exit $rc_first"
+kill -TERM "$first" "$second"; wait "$first"; rc1=$?; wait "$second"; rc2=$?; worker_pid=
+[ "$rc1" = 0 ] && [ "$rc2" = 0 ] && ok "both workers stop cleanly (no double apply)" || bad "worker exits $rc1 $rc2"
+! grep -q 'level=error' "$tmp/worker.log" && ok "no errors logged" || bad "errors: $(grep 'level=error' "$tmp/worker.log" | head -3)"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
