@@ -144,8 +144,6 @@ struct cJSON;
 struct cJSON *json_parse_exact(const char *text, size_t len, size_t *error_at);
 const char *json_find_duplicate(const struct cJSON *v);
 
-/* RFC 3339 <-> microseconds since the epoch (UTC). */
-int prime_time_parse_rfc3339(const char *s, int64_t *micros);
-void prime_time_format_rfc3339(int64_t micros, char out[40]);
+#include "prime/time.h"
 
 #endif

@@ -97,7 +97,7 @@ int prime_time_parse_rfc3339(const char *s, int64_t *micros)
     return 0;
 }
 
-void prime_time_format_rfc3339(int64_t micros, char out[40])
+void prime_time_format_rfc3339(int64_t micros, char out[PRIME_TIME_TEXT])
 {
     int64_t secs = micros / 1000000, us = micros % 1000000, days, y;
     unsigned m, d;
@@ -114,9 +114,9 @@ void prime_time_format_rfc3339(int64_t micros, char out[40])
     }
     civil_from_days(days, &y, &m, &d);
     if (y < 0 || y > 9999) { /* outside RFC 3339; validation refuses such times */
-        snprintf(out, 40, "%lld", (long long)micros);
+        snprintf(out, PRIME_TIME_TEXT, "%lld", (long long)micros);
         return;
     }
-    snprintf(out, 40, "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", (int)y, m, d, (int)(secs / 3600),
+    snprintf(out, PRIME_TIME_TEXT, "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", (int)y, m, d, (int)(secs / 3600),
              (int)(secs / 60 % 60), (int)(secs % 60), (int)us);
 }

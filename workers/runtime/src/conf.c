@@ -18,6 +18,7 @@ static void usage(FILE *out, const char *name)
             "  --batch-max N     records per transaction (default 2000)\n"
             "  --linger-ms MS    longest wait to fill a batch (default 100)\n"
             "  --metrics-port P  serve /metrics and /healthz on 127.0.0.1:P (default: off)\n"
+            "  --park-max-seconds S  longest wait for a missing parent row (default 3600)\n"
             "SIGTERM or SIGINT stops it cleanly.\n",
             name, name);
 }
@@ -50,6 +51,7 @@ int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const c
     conf->group = group;
     conf->batch_max = 2000;
     conf->linger_ms = 100;
+    conf->park_max_seconds = 3600;
     for (int i = 0; default_topics && default_topics[i] && i < PRIME_WORKER_MAX_TOPICS; i++)
         conf->topics[conf->ntopics++] = default_topics[i];
 
@@ -87,6 +89,9 @@ int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const c
                 return 2;
         } else if (!strcmp(a, "--metrics-port") && v) {
             if (number(a, v, 0, 65535, &conf->metrics_port))
+                return 2;
+        } else if (!strcmp(a, "--park-max-seconds") && v) {
+            if (number(a, v, 1, 100000000, &conf->park_max_seconds))
                 return 2;
         } else if (!strcmp(a, "--max-batches") && v) {
             if (number(a, v, 0, 1000000000, &conf->max_batches))

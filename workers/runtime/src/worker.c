@@ -399,7 +399,7 @@ prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t
     char part[16], offset[24];
     rd_kafka_resp_err_t kerr;
 
-    if (rd_kafka_message_headers(orig, &in) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (orig && rd_kafka_message_headers(orig, &in) == RD_KAFKA_RESP_ERR_NO_ERROR)
         hdrs = rd_kafka_headers_copy(in);
     else
         hdrs = rd_kafka_headers_new(8);
@@ -426,6 +426,11 @@ prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t
               r->topic, (int)r->partition, (long long)r->offset, prime_errcode_name(why->code),
               why->field[0] ? why->field : "-", prime_log_value(why->message, safe, sizeof(safe)));
     return PRIME_OK;
+}
+
+const char *prime_worker_group(const prime_worker_t *w)
+{
+    return w->conf->group;
 }
 
 void prime_worker_count_applied(prime_worker_t *w, size_t n)

@@ -50,6 +50,7 @@ typedef struct prime_worker_conf {
     int linger_ms;             /* --linger-ms: longest wait to fill a batch (default 100) */
     int metrics_port;          /* --metrics-port: /metrics and /healthz on 127.0.0.1 (0: off) */
     int max_batches;           /* --max-batches: stop after this many committed batches (0: never; for tests) */
+    int park_max_seconds;      /* --park-max-seconds: longest wait of a parked event (default 3600) */
 } prime_worker_conf_t;
 
 /* Fills conf from the command line and environment; default_topics (NULL
@@ -71,7 +72,7 @@ typedef struct prime_record {
     size_t key_len;
     const void *value;
     size_t len;
-    const void *internal;      /* the runtime's; do not touch */
+    const void *internal;      /* the runtime's; NULL for a record not from the consumer */
 } prime_record_t;
 
 /* Turns records (in consumption order; one partition's records in offset
@@ -91,6 +92,9 @@ typedef prime_errcode_t (*prime_apply_fn)(prime_worker_t *w, PGconn *conn, const
  * batch commits. */
 prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t *r, const prime_error_t *why,
                                          prime_error_t *err);
+
+/* The consumer group, as offsets (and parked events) are stored under it. */
+const char *prime_worker_group(const prime_worker_t *w);
 
 /* Counts an event the worker applied (for the events_applied metric). */
 void prime_worker_count_applied(prime_worker_t *w, size_t n);

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# prime-materializer (users and projects so far) against the dev broker and
+# an ephemeral PostgreSQL: each event's effect on rows, optimistic locking,
+# dead letters with their reasons, cross-topic order within a batch,
+# cascades, and determinism: the topics replayed into a fresh database give
+# byte-identical tables.
+set -uo pipefail
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+check() { # NAME EXPECTED SQL
+  local got
+  got=$(psql -qAtc "$3" 2>&1)
+  if [ "$got" = "$2" ]; then ok "$1"; else bad "$1: expected [$2], got [$got]"; fi
+}
+export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
+published=0 # records on prime.users and prime.projects so far
+publish() { # FILE
+  "$PRIME_PUBLISH" "$1" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
+  published=$((published + $(grep -c . "$1")))
+}
+run_materializer() { # DB GROUP [DBNAME] [ARGS...]: drain everything published, then stop
+  local db=$1 group=$2 dbname=${3:-prime}
+  shift 3 2>/dev/null || shift $#
+  PRIME_DB=$db "$PRIME_MATERIALIZER" --group "$group" --linger-ms 200 -X session.timeout.ms=6000 "$@" >>"$tmp/mat.log" 2>&1 &
+  local pid=$! total=$published last=-1
+  for _ in $(seq 300); do
+    last=$(psql -d "$dbname" -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets WHERE group_id = '$group'")
+    [ "$last" -ge "$total" ] && break
+    sleep 0.1
+  done
+  kill -TERM "$pid"; wait "$pid"
+}
+"$PRIME_MIGRATE" >/dev/null || exit 1
+
+u1=11111111-1111-4111-8111-111111111111 u2=22222222-2222-4222-8222-222222222222 u3=33333333-3333-4333-8333-333333333333
+p1=aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa p2=bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb p3=cccccccc-cccc-4ccc-8ccc-cccccccccccc
+n=0
+ev() { # TYPE OWNER TIME JSON-FIELDS
+  n=$((n + 1))
+  printf '{"type":"%s","event_id":"00000000-0000-4000-8000-%012d","occurred_at":"2026-11-25T%s:00Z","actor_user_id":"%s","owner_user_id":"%s","device_id":"dev-1",%s}\n' \
+    "$1" "$n" "$3" "$2" "$2" "$4"
+}
+user() { ev user.registered "$1" "$2" "\"email\":\"$3@example.com\",\"username\":\"$3\",\"display_name\":\"$3\",\"preferred_genres\":[\"trap\"],\"email_verified\":false"; }
+{
+  # u2's project is published before u2 registers, on another topic: the
+  # same batch must still apply both.
+  ev project.created "$u2" 09:00 "\"project_id\":\"$p2\",\"name\":\"Early\",\"project_data\":{\"v\":1}"
+  user "$u1" 10:00 nova
+  user "$u2" 10:01 echo
+  user "$u1" 10:02 nova_again                                                             # duplicate registration
+  ev project.created "$u1" 10:05 "\"project_id\":\"$p1\",\"name\":\"Midnight\",\"bpm\":140.5,\"key\":\"C#m\",\"project_data\":{\"v\":1},\"tags\":[\"trap\",\"night\"],\"genre\":\"trap\",\"mood\":\"dark\""
+  ev project.saved "$u1" 10:10 "\"project_id\":\"$p1\",\"base_version\":1,\"project_data\":{\"v\":2}"
+  ev project.saved "$u1" 10:11 "\"project_id\":\"$p1\",\"base_version\":1,\"project_data\":{\"stale\":true}"  # stale
+  ev project.saved "$u1" 10:12 "\"project_id\":\"$p1\",\"base_version\":2,\"project_data\":{\"v\":3,\"long\":\"abcdef\"}"
+  ev project.metadata_updated "$u1" 10:13 "\"project_id\":\"$p1\",\"name\":\"Midnight Drive\",\"cleared_fields\":[\"mood\"]"
+  ev project.opened "$u1" 10:14 "\"project_id\":\"$p1\""
+  ev project.collaborators_changed "$u1" 10:15 "\"project_id\":\"$p1\",\"collaborators\":[{\"user_id\":\"$u2\",\"role\":\"editor\"}]"
+  ev project.saved "$u2" 10:16 "\"project_id\":\"$p1\",\"base_version\":3,\"project_data\":{\"hijack\":true}"  # not u2's project
+  ev project.created "$u3" 10:17 "\"project_id\":\"$p3\",\"name\":\"Orphan\",\"project_data\":{}"          # u3 never registers
+  ev user.device_registered "$u1" 10:20 "\"registered_device_id\":\"mac\",\"device_name\":\"Mac\",\"device_type\":\"desktop\""
+  ev user.device_registered "$u1" 10:21 "\"registered_device_id\":\"mac\",\"device_name\":\"Studio Mac\",\"device_type\":\"desktop\""
+  ev user.device_registered "$u1" 10:22 "\"registered_device_id\":\"web\",\"device_name\":\"Browser\",\"device_type\":\"web\""
+  ev user.logged_in "$u1" 10:23 "\"credential_id\":null"
+  ev user.profile_updated "$u1" 10:24 "\"bio\":\"Producer\",\"cleared_fields\":[\"default_key\"]"
+} >"$tmp/events.jsonl"
+publish "$tmp/events.jsonl"
+printf 'garbage\n' | kcat -b "$PRIME_BROKERS" -P -t prime.users -k "$u1" 2>/dev/null
+published=$((published + 1))
+
+run_materializer "$PRIME_TEST_DB" mat-1
+
+check "users registered; the duplicate registration did not replace the first" "$u1|nova@example.com|nova" \
+  "SELECT id, email, username FROM prime_users WHERE id = '$u1'"
+check "a project published before its owner registered (other topic, same batch) is applied" "Early" \
+  "SELECT name FROM studio_projects WHERE id = '$p2'"
+# project_size_bytes is the length of the compact text {"v":3,"long":"abcdef"}.
+check "saves move the version; the stale one is not applied" '3|{"v": 3, "long": "abcdef"}|23' \
+  "SELECT project_version, project_data::text, project_size_bytes FROM studio_projects WHERE id = '$p1'"
+check "timestamps are the events' times" "2026-11-25 10:05:00+00|2026-11-25 10:15:00+00|2026-11-25 10:12:00+00|2026-11-25 10:14:00+00" \
+  "SELECT created_at, updated_at, last_saved_at, last_opened_at FROM studio_projects WHERE id = '$p1'"
+check "metadata update and cleared field" "Midnight Drive||140.50|{trap,night}" \
+  "SELECT name, mood, bpm, tags FROM studio_projects WHERE id = '$p1'"
+check "collaborators make a project collaborative" "t|1" \
+  "SELECT is_collaborative, jsonb_array_length(collaborators) FROM studio_projects WHERE id = '$p1'"
+# The login after the registrations came from dev-1: the last active device.
+check "a device registered twice is one entry" "Studio Mac,Browser|dev-1" \
+  "SELECT string_agg(d->>'name', ',' ORDER BY ord), max(last_active_device_id) FROM prime_users, jsonb_array_elements(devices) WITH ORDINALITY AS x(d, ord) WHERE id = '$u1'"
+check "login and profile update" "2026-11-25 10:23:00+00|Producer|" \
+  "SELECT last_login_at, bio, default_key FROM prime_users WHERE id = '$u1'"
+check "the orphan project is not applied" "0" "SELECT count(*) FROM studio_projects WHERE id = '$p3'"
+check "the orphan project is parked, waiting for its owner" "prime_users:$u3" \
+  "SELECT waiting_for FROM prime_pipeline.parked_events WHERE group_id = 'mat-1'"
+
+dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null)
+grep -q "prime.error.message=the user is already registered" <<<"$dlq" && ok "duplicate registration dead-lettered" || bad "dlq: duplicate"
+grep -q "prime.error.message=the project is owned by $u1, the event names $u2" <<<"$dlq" && ok "owner mismatch dead-lettered" || bad "dlq: owner"
+grep -q "prime.error.class=decode" <<<"$dlq" && ok "undecodable record dead-lettered" || bad "dlq: garbage"
+grep -q 'stale save rejected.*base_version=1 current_version=2' "$tmp/mat.log" && ok "the stale save is logged with both versions" || bad "stale log"
+
+# Determinism: the same topics into a fresh database give the same bytes.
+psql -qc "CREATE DATABASE replay" >/dev/null
+replay_db="${PRIME_TEST_DB/dbname=prime/dbname=replay}"
+"$PRIME_MIGRATE" --db "$replay_db" >/dev/null
+run_materializer "$replay_db" mat-replay replay
+digest() { psql -d "$1" -qAtc "SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM $2 t"; }
+for table in prime_users studio_projects; do
+  a=$(digest prime "$table") b=$(digest replay "$table")
+  [ -n "$a" ] && [ "$a" = "$b" ] && ok "replay into a fresh database: $table identical ($a)" || bad "replay $table: $a vs $b"
+done
+
+# Across batches: a project and its first save arrive before their owner
+# registers; both wait, then apply in order when the registration comes.
+u4=44444444-4444-4444-8444-444444444444 p4=dddddddd-dddd-4ddd-8ddd-dddddddddddd
+{
+  ev project.created "$u4" 12:00 "\"project_id\":\"$p4\",\"name\":\"Late owner\",\"project_data\":{\"v\":1}"
+  ev project.saved "$u4" 12:01 "\"project_id\":\"$p4\",\"base_version\":1,\"project_data\":{\"v\":2}"
+} >"$tmp/late.jsonl"
+publish "$tmp/late.jsonl"
+run_materializer "$PRIME_TEST_DB" mat-1
+check "events for an owner not registered yet are parked in order" "2" \
+  "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = 'mat-1' AND waiting_for IN ('prime_users:$u4', 'studio_projects:$p4')"
+user "$u4" 12:05 late_owner >"$tmp/late.jsonl"
+publish "$tmp/late.jsonl"
+run_materializer "$PRIME_TEST_DB" mat-1
+check "when the owner registers, the parked create and save apply in order" "Late owner|2|{\"v\": 2}" \
+  "SELECT name, project_version, project_data::text FROM studio_projects WHERE id = '$p4'"
+check "nothing of theirs is left parked" "0" \
+  "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = 'mat-1' AND waiting_for LIKE '%$u4%'"
+
+# The bounded wait: the orphan is dead-lettered once it has waited too long
+# (checked when a batch commits).
+sleep 2
+ev project.opened "$u4" 12:10 "\"project_id\":\"$p4\"" >"$tmp/tick.jsonl"
+publish "$tmp/tick.jsonl"
+run_materializer "$PRIME_TEST_DB" mat-1 prime --park-max-seconds 1
+dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null)
+grep -q "prime.error.message=unresolved: prime_users:$u3 was not written within 1 seconds" <<<"$dlq" \
+  && ok "a parked event past --park-max-seconds is dead-lettered as unresolved" || bad "dlq: expiry"
+check "and is no longer parked" "0" "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = 'mat-1'"
+
+# Deleting a user removes the user and (cascade) the projects.
+ev user.deleted "$u1" 13:00 "\"reason\":\"request\"" >"$tmp/events.jsonl"
+publish "$tmp/events.jsonl"
+run_materializer "$PRIME_TEST_DB" mat-1
+check "user.deleted removes the user and cascades to the projects" "0|0" \
+  "SELECT (SELECT count(*) FROM prime_users WHERE id = '$u1'), (SELECT count(*) FROM studio_projects WHERE user_id = '$u1')"
+check "other users stay" "1" "SELECT count(*) FROM prime_users WHERE id = '$u2'"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,264 @@
+#include "rows.h"
+#include "prime/buf.h"
+#include "prime/pg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+row_t *rows_find(rowset_t *s, const char *id)
+{
+    /* Batches touch a few thousand rows of a table at most; a linear scan
+     * over ids is cheap next to the SQL, and keeps this simple. */
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->rows[i].id, id))
+            return &s->rows[i];
+    return NULL;
+}
+
+row_t *rows_track(rowset_t *s, const char *id)
+{
+    row_t *r = rows_find(s, id);
+
+    if (r)
+        return r;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        row_t *grown = realloc(s->rows, cap * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        s->rows = grown;
+        s->cap = cap;
+    }
+    r = &s->rows[s->n++];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    r->values = calloc(tables[s->table].ncolumns, sizeof(char *));
+    return r->values ? r : NULL;
+}
+
+void row_set(rowset_t *s, row_t *r, size_t c, const char *value)
+{
+    (void)s;
+    free(r->values[c]);
+    r->values[c] = value ? strdup(value) : NULL;
+    r->dirty = true;
+}
+
+void row_create(rowset_t *s, row_t *r, const char *event_time)
+{
+    const table_t *t = &tables[s->table];
+
+    for (size_t c = 0; c < t->ncolumns; c++) {
+        const char *fresh = t->columns[c].fresh;
+        row_set(s, r, c, fresh == DEFAULT_EVENT_TIME ? event_time : fresh);
+    }
+    row_set(s, r, 0, r->id);
+    r->present = true;
+}
+
+void row_delete(rowset_t *s, row_t *r)
+{
+    (void)s;
+    r->present = false;
+    r->dirty = false;
+}
+
+/* '{id1,id2}' of the rows that need loading; NULL when none do. */
+static char *unloaded_ids(rowset_t *s)
+{
+    prime_buf_t b;
+    int any = 0;
+
+    prime_buf_init(&b, 0);
+    prime_buf_putc(&b, '{');
+    for (size_t i = 0; i < s->n; i++)
+        if (!s->rows[i].loaded) {
+            prime_buf_printf(&b, "%s%s", any ? "," : "", s->rows[i].id);
+            any = 1;
+        }
+    prime_buf_putc(&b, '}');
+    if (!any) {
+        prime_buf_free(&b);
+        return NULL;
+    }
+    return prime_buf_steal(&b, NULL);
+}
+
+prime_errcode_t rows_load(rowset_t *s, PGconn *conn, prime_error_t *err)
+{
+    const table_t *t = &tables[s->table];
+    char *ids = unloaded_ids(s);
+    const char *params[1] = {ids};
+    prime_buf_t sql;
+    PGresult *res;
+    prime_errcode_t rc = PRIME_OK;
+
+    if (!ids)
+        return PRIME_OK;
+    prime_buf_init(&sql, 0);
+    prime_buf_puts(&sql, "SELECT ");
+    for (size_t c = 0; c < t->ncolumns; c++)
+        prime_buf_printf(&sql, "%s%s::text", c ? ", " : "", t->columns[c].name);
+    prime_buf_printf(&sql, " FROM public.%s WHERE id = ANY($1::uuid[])", t->name);
+    res = PQexecParams(conn, sql.data, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = prime_pg_error(conn, res, t->name, NULL, err);
+    } else {
+        for (int i = 0; i < PQntuples(res); i++) {
+            row_t *r = rows_find(s, PQgetvalue(res, i, 0));
+            if (!r)
+                continue;
+            for (size_t c = 0; c < t->ncolumns; c++) {
+                free(r->values[c]);
+                r->values[c] = PQgetisnull(res, i, (int)c) ? NULL : strdup(PQgetvalue(res, i, (int)c));
+            }
+            r->in_database = r->present = true;
+        }
+        for (size_t i = 0; i < s->n; i++)
+            s->rows[i].loaded = true;
+    }
+    PQclear(res);
+    prime_buf_free(&sql);
+    free(ids);
+    return rc;
+}
+
+/* COPY text format: backslash escapes, \N for NULL. */
+static void copy_value(prime_buf_t *b, const char *v)
+{
+    if (!v) {
+        prime_buf_puts(b, "\\N");
+        return;
+    }
+    for (; *v; v++) {
+        switch (*v) {
+        case '\\': prime_buf_puts(b, "\\\\"); break;
+        case '\n': prime_buf_puts(b, "\\n"); break;
+        case '\r': prime_buf_puts(b, "\\r"); break;
+        case '\t': prime_buf_puts(b, "\\t"); break;
+        default: prime_buf_putc(b, *v);
+        }
+    }
+}
+
+static prime_errcode_t exec_ok(PGconn *conn, const char *sql, const char *what, prime_error_t *err)
+{
+    return prime_pg_exec(conn, sql, what, err);
+}
+
+prime_errcode_t rows_write(rowset_t *s, PGconn *conn, prime_error_t *err)
+{
+    const table_t *t = &tables[s->table];
+    prime_buf_t sql, data;
+    PGresult *res;
+    size_t dirty = 0;
+    prime_errcode_t rc = PRIME_OK;
+
+    for (size_t i = 0; i < s->n; i++)
+        dirty += s->rows[i].present && s->rows[i].dirty;
+    if (!dirty)
+        return PRIME_OK;
+    prime_buf_init(&sql, 0);
+    prime_buf_init(&data, 0);
+    /* A staging table per session, emptied at each commit. */
+    prime_buf_printf(&sql,
+                     "CREATE TEMP TABLE IF NOT EXISTS stage_%s (LIKE public.%s INCLUDING DEFAULTS) "
+                     "ON COMMIT DELETE ROWS",
+                     t->name, t->name);
+    if ((rc = exec_ok(conn, sql.data, "creating the staging table", err)))
+        goto out;
+    prime_buf_reset(&sql);
+    prime_buf_printf(&sql, "COPY stage_%s (", t->name);
+    for (size_t c = 0; c < t->ncolumns; c++)
+        prime_buf_printf(&sql, "%s%s", c ? ", " : "", t->columns[c].name);
+    prime_buf_puts(&sql, ") FROM STDIN");
+    for (size_t i = 0; i < s->n; i++) {
+        const row_t *r = &s->rows[i];
+        if (!r->present || !r->dirty)
+            continue;
+        for (size_t c = 0; c < t->ncolumns; c++) {
+            if (c)
+                prime_buf_putc(&data, '\t');
+            copy_value(&data, r->values[c]);
+        }
+        prime_buf_putc(&data, '\n');
+    }
+    if (data.failed) {
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory building COPY data");
+        goto out;
+    }
+    res = PQexec(conn, sql.data);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        rc = prime_pg_error(conn, res, "COPY into the staging table", NULL, err);
+        PQclear(res);
+        goto out;
+    }
+    PQclear(res);
+    if (PQputCopyData(conn, data.data, (int)data.len) != 1 || PQputCopyEnd(conn, NULL) != 1) {
+        rc = prime_pg_error(conn, NULL, "COPY data", NULL, err);
+        goto out;
+    }
+    res = PQgetResult(conn);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = prime_pg_error(conn, res, t->name, NULL, err);
+    PQclear(res);
+    while ((res = PQgetResult(conn)))
+        PQclear(res);
+    if (rc)
+        goto out;
+
+    prime_buf_reset(&sql);
+    prime_buf_printf(&sql, "INSERT INTO public.%s SELECT * FROM stage_%s ON CONFLICT (id) DO UPDATE SET ", t->name,
+                     t->name);
+    for (size_t c = 1; c < t->ncolumns; c++)
+        prime_buf_printf(&sql, "%s%s = EXCLUDED.%s", c > 1 ? ", " : "", t->columns[c].name, t->columns[c].name);
+    if ((rc = exec_ok(conn, sql.data, t->name, err)))
+        goto out;
+    prime_buf_reset(&sql);
+    prime_buf_printf(&sql, "TRUNCATE stage_%s", t->name);
+    rc = exec_ok(conn, sql.data, "emptying the staging table", err);
+out:
+    prime_buf_free(&sql);
+    prime_buf_free(&data);
+    return rc;
+}
+
+prime_errcode_t rows_delete(rowset_t *s, PGconn *conn, prime_error_t *err)
+{
+    prime_buf_t ids, sql;
+    const char *params[1];
+    PGresult *res;
+    int any = 0;
+    prime_errcode_t rc = PRIME_OK;
+
+    prime_buf_init(&ids, 0);
+    prime_buf_putc(&ids, '{');
+    for (size_t i = 0; i < s->n; i++)
+        if (s->rows[i].in_database && !s->rows[i].present) {
+            prime_buf_printf(&ids, "%s%s", any ? "," : "", s->rows[i].id);
+            any = 1;
+        }
+    prime_buf_putc(&ids, '}');
+    if (any) {
+        prime_buf_init(&sql, 0);
+        prime_buf_printf(&sql, "DELETE FROM public.%s WHERE id = ANY($1::uuid[])", tables[s->table].name);
+        params[0] = ids.data;
+        res = PQexecParams(conn, sql.data, 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            rc = prime_pg_error(conn, res, tables[s->table].name, NULL, err);
+        PQclear(res);
+        prime_buf_free(&sql);
+    }
+    prime_buf_free(&ids);
+    return rc;
+}
+
+void rows_clear(rowset_t *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        for (size_t c = 0; c < tables[s->table].ncolumns; c++)
+            free(s->rows[i].values[c]);
+        free(s->rows[i].values);
+    }
+    s->n = 0;
+}

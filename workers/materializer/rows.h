@@ -1,0 +1,48 @@
+/* The rows a batch touches, in memory, as PostgreSQL text values: read
+ * once, folded over by the events in order, written once. */
+#ifndef PRIME_MAT_ROWS_H
+#define PRIME_MAT_ROWS_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "prime/error.h"
+#include "tables.h"
+
+typedef struct row {
+    char id[40];
+    char **values;     /* tables[t].ncolumns values; NULL is SQL NULL */
+    bool in_database;  /* present when the batch began */
+    bool present;      /* present now, as folded */
+    bool dirty;        /* to be written */
+    bool loaded;       /* read from the database (or known absent) */
+} row_t;
+
+typedef struct rowset {
+    table_id_t table;
+    row_t *rows;
+    size_t n, cap;
+} rowset_t;
+
+/* The row with this id, tracked from now on (not yet loaded). */
+row_t *rows_track(rowset_t *s, const char *id);
+/* The tracked row with this id, or NULL. */
+row_t *rows_find(rowset_t *s, const char *id);
+/* Reads every tracked, not yet loaded row of s in one query. */
+prime_errcode_t rows_load(rowset_t *s, PGconn *conn, prime_error_t *err);
+/* Writes dirty present rows (COPY into a staging table, one upsert) and
+ * deletes rows that were in the database and are gone now. */
+prime_errcode_t rows_write(rowset_t *s, PGconn *conn, prime_error_t *err);
+/* Deletes rows that were in the database and are gone now. */
+prime_errcode_t rows_delete(rowset_t *s, PGconn *conn, prime_error_t *err);
+void rows_clear(rowset_t *s);
+
+/* Sets column c of r to value (copied; NULL for SQL NULL) and marks r dirty. */
+void row_set(rowset_t *s, row_t *r, size_t c, const char *value);
+/* A row that did not exist: every column its fresh value, timestamps the
+ * event's time (RFC 3339 text). */
+void row_create(rowset_t *s, row_t *r, const char *event_time);
+/* Removes the row (the seed's foreign keys cascade in the database). */
+void row_delete(rowset_t *s, row_t *r);
+
+#endif
