@@ -100,17 +100,6 @@ grep -q "prime.error.message=the project is owned by $u1, the event names $u2" <
 grep -q "prime.error.class=decode" <<<"$dlq" && ok "undecodable record dead-lettered" || bad "dlq: garbage"
 grep -q 'stale save rejected.*base_version=1 current_version=2' "$tmp/mat.log" && ok "the stale save is logged with both versions" || bad "stale log"
 
-# Determinism: the same topics into a fresh database give the same bytes.
-psql -qc "CREATE DATABASE replay" >/dev/null
-replay_db="${PRIME_TEST_DB/dbname=prime/dbname=replay}"
-"$PRIME_MIGRATE" --db "$replay_db" >/dev/null
-run_materializer "$replay_db" mat-replay replay
-digest() { psql -d "$1" -qAtc "SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM $2 t"; }
-for table in prime_users studio_projects; do
-  a=$(digest prime "$table") b=$(digest replay "$table")
-  [ -n "$a" ] && [ "$a" = "$b" ] && ok "replay into a fresh database: $table identical ($a)" || bad "replay $table: $a vs $b"
-done
-
 # Across batches: a project and its first save arrive before their owner
 # registers; both wait, then apply in order when the registration comes.
 u4=44444444-4444-4444-8444-444444444444 p4=dddddddd-dddd-4ddd-8ddd-dddddddddddd
@@ -130,6 +119,27 @@ check "when the owner registers, the parked create and save apply in order" "Lat
 check "nothing of theirs is left parked" "0" \
   "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = 'mat-1' AND waiting_for LIKE '%$u4%'"
 
+# Sessions: join, heartbeats (one row, the last one wins), leave; a
+# collaborator's session on someone else's project; a heartbeat for a
+# session that has not joined yet waits for it.
+s1=51515151-5151-4515-8515-515151515151 s2=52525252-5252-4525-8525-525252525252
+hash=sha256:$(printf 'a%.0s' {1..64}) hash2=sha256:$(printf 'b%.0s' {1..64})
+{
+  ev session.heartbeat "$u2" 12:19 "\"session_id\":\"$s2\",\"cursor_position\":1.5"
+  ev session.joined "$u1" 12:20 "\"session_id\":\"$s1\",\"project_id\":\"$p1\",\"session_token_hash\":\"$hash\",\"active_tool\":\"pencil\""
+  for i in 1 2 3 4 5; do
+    ev session.heartbeat "$u1" "12:2$i" "\"session_id\":\"$s1\",\"cursor_position\":$i.25"
+  done
+  ev session.left "$u1" 12:29 "\"session_id\":\"$s1\""
+  ev session.joined "$u2" 12:30 "\"session_id\":\"$s2\",\"project_id\":\"$p1\",\"session_token_hash\":\"$hash2\""
+} >"$tmp/sessions.jsonl"
+publish "$tmp/sessions.jsonl"
+run_materializer "$PRIME_TEST_DB" mat-1
+check "a session: joined, five heartbeats, left" "$p1|$u1|dev-1|$hash|5.250|pencil|f|2026-11-25 12:25:00+00|2026-11-25 12:29:00+00" \
+  "SELECT project_id, user_id, device_id, session_token, cursor_position, active_tool, is_active, last_heartbeat, updated_at FROM session_states WHERE id = '$s1'"
+check "a collaborator's session, after its early heartbeat waited for the join" "$u2|t|1.500" \
+  "SELECT user_id, is_active, cursor_position FROM session_states WHERE id = '$s2'"
+
 # The bounded wait: the orphan is dead-lettered once it has waited too long
 # (checked when a batch commits).
 sleep 2
@@ -141,12 +151,24 @@ grep -q "prime.error.message=unresolved: prime_users:$u3 was not written within 
   && ok "a parked event past --park-max-seconds is dead-lettered as unresolved" || bad "dlq: expiry"
 check "and is no longer parked" "0" "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = 'mat-1'"
 
+# Determinism: the same topics into a fresh database give the same bytes.
+psql -qc "CREATE DATABASE replay" >/dev/null
+replay_db="${PRIME_TEST_DB/dbname=prime/dbname=replay}"
+"$PRIME_MIGRATE" --db "$replay_db" >/dev/null
+run_materializer "$replay_db" mat-replay replay
+digest() { psql -d "$1" -qAtc "SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM $2 t"; }
+for table in prime_users studio_projects session_states; do
+  a=$(digest prime "$table") b=$(digest replay "$table")
+  [ -n "$a" ] && [ "$a" = "$b" ] && ok "replay into a fresh database: $table identical ($a)" || bad "replay $table: $a vs $b"
+done
+
 # Deleting a user removes the user and (cascade) the projects.
 ev user.deleted "$u1" 13:00 "\"reason\":\"request\"" >"$tmp/events.jsonl"
 publish "$tmp/events.jsonl"
 run_materializer "$PRIME_TEST_DB" mat-1
-check "user.deleted removes the user and cascades to the projects" "0|0" \
-  "SELECT (SELECT count(*) FROM prime_users WHERE id = '$u1'), (SELECT count(*) FROM studio_projects WHERE user_id = '$u1')"
+check "user.deleted removes the user and cascades to projects and sessions (theirs and on their projects)" "0|0|0" \
+  "SELECT (SELECT count(*) FROM prime_users WHERE id = '$u1'), (SELECT count(*) FROM studio_projects WHERE user_id = '$u1'),
+          (SELECT count(*) FROM session_states WHERE user_id = '$u1' OR project_id = '$p1')"
 check "other users stay" "1" "SELECT count(*) FROM prime_users WHERE id = '$u2'"
 
 echo "$passed passed, $failed failed"

@@ -11,7 +11,7 @@
  * parked_events, in the same transaction) and folded again when a batch
  * writes that parent; after --park-max-seconds it is dead-lettered.
  *
- * This first slice materializes prime_users and studio_projects. */
+ * So far it materializes prime_users, studio_projects and session_states. */
 #include "prime/event.h"
 #include "prime/log.h"
 #include "prime/pg.h"
@@ -173,6 +173,18 @@ static int missing(fold_t *f, const char *table, const char *id)
     return FOLD_MISSING_PARENT;
 }
 
+/* The database cascades a deleted parent to its children (the seed's
+ * ON DELETE CASCADE); the batch's own child rows go too, so memory and
+ * database agree. */
+static void drop_children(fold_t *f, table_id_t child, const char *column, const char *parent_id)
+{
+    rowset_t *s = &f->sets[child];
+    size_t c = column_index(child, column);
+    for (size_t i = 0; i < s->n; i++)
+        if (s->rows[i].present && s->rows[i].values[c] && !strcmp(s->rows[i].values[c], parent_id))
+            row_delete(s, &s->rows[i]);
+}
+
 /* --- prime_users ------------------------------------------------------------- */
 
 static row_t *user_row(fold_t *f, const prime_event_t *ev)
@@ -276,19 +288,14 @@ static int user_logged_in(fold_t *f, const prime_event_t *ev, phase_t phase)
 static int user_deleted(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r = user_row(f, ev);
-    rowset_t *projects = &f->sets[T_STUDIO_PROJECTS];
-    size_t owner_col = column_index(T_STUDIO_PROJECTS, "user_id");
 
     if (phase == COLLECT)
         return FOLD_OK;
     if (!r->present)
         return missing(f, "prime_users", r->id);
     row_delete(&f->sets[T_PRIME_USERS], r);
-    /* The database cascades; the batch's own rows of the user go too. */
-    for (size_t i = 0; i < projects->n; i++)
-        if (projects->rows[i].present && projects->rows[i].values[owner_col] &&
-            !strcmp(projects->rows[i].values[owner_col], r->id))
-            row_delete(projects, &projects->rows[i]);
+    drop_children(f, T_STUDIO_PROJECTS, "user_id", r->id);
+    drop_children(f, T_SESSION_STATES, "user_id", r->id);
     return FOLD_OK;
 }
 
@@ -432,6 +439,7 @@ static int project_deleted(fold_t *f, const prime_event_t *ev, phase_t phase)
     if (rc || phase == COLLECT)
         return rc;
     row_delete(&f->sets[T_STUDIO_PROJECTS], r);
+    drop_children(f, T_SESSION_STATES, "project_id", r->id);
     return FOLD_OK;
 }
 
@@ -440,6 +448,89 @@ static int project_snapshot_requested(fold_t *f, const prime_event_t *ev, phase_
 {
     row_t *r;
     return project_row(f, ev, phase, &r);
+}
+
+/* --- session_states ---------------------------------------------------------- */
+
+/* The session row, its owner checked against the event's. */
+static int session_row(fold_t *f, const prime_event_t *ev, phase_t phase, row_t **out)
+{
+    row_t *r = rows_track(&f->sets[T_SESSION_STATES], text(ev, "session_id"));
+    const char *owner = text(ev, "owner_user_id");
+    size_t owner_col = column_index(T_SESSION_STATES, "user_id");
+
+    *out = r;
+    if (phase == COLLECT)
+        return FOLD_OK;
+    if (!r->present)
+        return missing(f, "session_states", r->id);
+    if (strcmp(r->values[owner_col], owner)) {
+        char message[160];
+        snprintf(message, sizeof(message), "the session belongs to %s, the event names %s", r->values[owner_col],
+                 owner);
+        return refuse(f, "owner_user_id", message);
+    }
+    return FOLD_OK;
+}
+
+static void set_presence(fold_t *f, row_t *r, const prime_event_t *ev)
+{
+    set_if_given(f, T_SESSION_STATES, r, ev, "cursor_position", "cursor_position");
+    set_if_given(f, T_SESSION_STATES, r, ev, "view_state", "view_state");
+    set_if_given(f, T_SESSION_STATES, r, ev, "active_tool", "active_tool");
+}
+
+static int session_joined(fold_t *f, const prime_event_t *ev, phase_t phase)
+{
+    row_t *user = user_row(f, ev);
+    row_t *project = rows_track(&f->sets[T_STUDIO_PROJECTS], text(ev, "project_id"));
+    row_t *r = rows_track(&f->sets[T_SESSION_STATES], text(ev, "session_id"));
+    rowset_t *s = &f->sets[T_SESSION_STATES];
+    char when[PRIME_TIME_TEXT];
+
+    if (phase == COLLECT)
+        return FOLD_OK;
+    if (!user->present)
+        return missing(f, "prime_users", user->id);
+    if (!project->present)
+        return missing(f, "studio_projects", project->id);
+    if (r->present)
+        return refuse(f, "session_id", "the session exists already");
+    row_create(s, r, event_time(ev, when));
+    row_set(s, r, column_index(T_SESSION_STATES, "project_id"), project->id);
+    row_set(s, r, column_index(T_SESSION_STATES, "user_id"), user->id);
+    row_set(s, r, column_index(T_SESSION_STATES, "device_id"), text(ev, "device_id"));
+    row_set(s, r, column_index(T_SESSION_STATES, "session_token"), text(ev, "session_token_hash"));
+    set_presence(f, r, ev);
+    return FOLD_OK;
+}
+
+static int session_heartbeat(fold_t *f, const prime_event_t *ev, phase_t phase)
+{
+    row_t *r;
+    int rc = session_row(f, ev, phase, &r);
+    char when[PRIME_TIME_TEXT];
+
+    if (rc || phase == COLLECT)
+        return rc;
+    event_time(ev, when);
+    row_set(&f->sets[T_SESSION_STATES], r, column_index(T_SESSION_STATES, "last_heartbeat"), when);
+    row_set(&f->sets[T_SESSION_STATES], r, column_index(T_SESSION_STATES, "updated_at"), when);
+    set_presence(f, r, ev);
+    return FOLD_OK;
+}
+
+static int session_left(fold_t *f, const prime_event_t *ev, phase_t phase)
+{
+    row_t *r;
+    int rc = session_row(f, ev, phase, &r);
+    char when[PRIME_TIME_TEXT];
+
+    if (rc || phase == COLLECT)
+        return rc;
+    row_set(&f->sets[T_SESSION_STATES], r, column_index(T_SESSION_STATES, "is_active"), "f");
+    row_set(&f->sets[T_SESSION_STATES], r, column_index(T_SESSION_STATES, "updated_at"), event_time(ev, when));
+    return FOLD_OK;
 }
 
 static const struct {
@@ -458,6 +549,9 @@ static const struct {
     {"project.collaborators_changed", project_collaborators_changed},
     {"project.deleted", project_deleted},
     {"project.snapshot_requested", project_snapshot_requested},
+    {"session.joined", session_joined},
+    {"session.heartbeat", session_heartbeat},
+    {"session.left", session_left},
 };
 
 static handler_fn handler_for(const prime_event_t *ev)
@@ -839,7 +933,7 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
 
 int main(int argc, char **argv)
 {
-    static const char *const topics[] = {"prime.users", "prime.projects", NULL};
+    static const char *const topics[] = {"prime.users", "prime.projects", "prime.sessions", NULL};
     prime_worker_conf_t conf;
     materializer_t m = {0};
     prime_error_t err;

@@ -55,11 +55,27 @@ static const column_t studio_projects[] = {
     {"last_saved_at", DEFAULT_NULL},
 };
 
+static const column_t session_states[] = {
+    {"id", DEFAULT_NULL},
+    {"project_id", DEFAULT_NULL},
+    {"user_id", DEFAULT_NULL},
+    {"device_id", DEFAULT_NULL},
+    {"session_token", DEFAULT_NULL},
+    {"cursor_position", DEFAULT_NULL},
+    {"view_state", DEFAULT_NULL},
+    {"active_tool", DEFAULT_NULL},
+    {"is_active", "t"},
+    {"last_heartbeat", DEFAULT_EVENT_TIME},
+    {"created_at", DEFAULT_EVENT_TIME},
+    {"updated_at", DEFAULT_EVENT_TIME},
+};
+
 #define TABLE(name) {#name, name, sizeof(name) / sizeof(name[0])}
 
 const table_t tables[T_COUNT] = {
     [T_PRIME_USERS] = TABLE(prime_users),
     [T_STUDIO_PROJECTS] = TABLE(studio_projects),
+    [T_SESSION_STATES] = TABLE(session_states),
 };
 
 size_t column_index(table_id_t t, const char *name)

@@ -27,6 +27,7 @@ typedef struct table {
 typedef enum table_id {
     T_PRIME_USERS,
     T_STUDIO_PROJECTS,
+    T_SESSION_STATES,
     T_COUNT,
 } table_id_t;
 
