@@ -258,8 +258,9 @@ static int store_offsets(prime_worker_t *w, const char **why)
     return 0;
 }
 
-/* Applies and commits the batch, or abandons it (resync). */
-static void batch_commit(prime_worker_t *w)
+/* Applies and commits the batch, or abandons it (resync). With an empty
+ * batch and housekeeping set, apply() still runs (n == 0). */
+static void batch_run(prime_worker_t *w, bool housekeeping)
 {
     prime_error_t err;
     prime_errcode_t rc;
@@ -267,7 +268,7 @@ static void batch_commit(prime_worker_t *w)
     double t0 = now_s();
     size_t n = w->n;
 
-    if (n == 0)
+    if (n == 0 && !housekeeping)
         return;
     if (db_connect(w))
         return; /* stopping */
@@ -312,11 +313,18 @@ static void batch_commit(prime_worker_t *w)
     for (size_t i = 0; i < w->nparts; i++)
         if (w->parts[i].batch_next >= 0)
             w->parts[i].stored = w->parts[i].batch_next;
+    if (n == 0)
+        return; /* housekeeping: not a batch */
     atomic_fetch_add(&w->metrics.records, n);
     metrics_observe_batch(&w->metrics, now_s() - t0);
     prime_log(PRIME_LOG_DEBUG, "batch committed", "records=%zu seconds=%.3f", n, now_s() - t0);
     batch_drop(w);
     w->batches_done++;
+}
+
+static void batch_commit(prime_worker_t *w)
+{
+    batch_run(w, false);
 }
 
 static void update_lag(prime_worker_t *w)
@@ -517,7 +525,7 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
     rd_kafka_topic_partition_list_t *subs;
     metrics_server_t *server = NULL;
     struct sigaction sa = {.sa_handler = on_signal};
-    double batch_started = 0, last_lag = 0;
+    double batch_started = 0, last_lag = 0, last_activity = now_s();
     rd_kafka_resp_err_t kerr;
 
     prime_log_init(conf->name);
@@ -560,6 +568,7 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
                 prime_log(PRIME_LOG_WARN, "consumer error", "error=\"%s\"", rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
         } else if (m) {
+            last_activity = now_s();
             if (w.n == 0)
                 batch_started = now_s();
             if (batch_add(&w, m)) {
@@ -571,6 +580,10 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
         rd_kafka_poll(w.dlq, 0);
         if (w.n && (w.n >= (size_t)conf->batch_max || now_s() - batch_started >= conf->linger_ms / 1000.0))
             batch_commit(&w);
+        if (w.n == 0 && w.nparts && now_s() - last_activity >= 1.0) {
+            batch_run(&w, true); /* idle: housekeeping */
+            last_activity = now_s();
+        }
         if (now_s() - last_lag > 1) {
             update_lag(&w);
             last_lag = now_s();

@@ -77,7 +77,9 @@ typedef struct prime_record {
 
 /* Turns records (in consumption order; one partition's records in offset
  * order) into rows on conn, inside the transaction the runtime opened. Must
- * not commit or roll back. PRIME_OK commits the batch with its offsets. A
+ * not commit or roll back. When no records have arrived for a second, it is
+ * also called with n == 0, in a transaction of its own, for housekeeping
+ * (expiring what waited too long, say). PRIME_OK commits the batch with its offsets. A
  * retriable error (err->retriable) rolls the batch back and it is consumed
  * again after the database is back; any other error stops the worker with
  * exit status 1. An event that can never be applied is the apply's to
