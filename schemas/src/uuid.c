@@ -1,7 +1,9 @@
 #include "prime/uuid.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -24,6 +26,50 @@ int prime_uuid_v7(char out[PRIME_UUID_TEXT])
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
     b[6] = (unsigned char)(0x70 | (b[6] & 0x0f)); /* version 7 */
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* RFC variant */
+    snprintf(out, PRIME_UUID_TEXT,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4],
+             b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    return 0;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int prime_uuid_v5(const char *namespace_uuid, const void *name, size_t len, char out[PRIME_UUID_TEXT])
+{
+    unsigned char ns[16], digest[EVP_MAX_MD_SIZE], b[16];
+    unsigned int dlen = 0;
+    EVP_MD_CTX *ctx;
+    int k = 0, ok;
+
+    for (const char *p = namespace_uuid; *p && k < 32; p++) {
+        int hi, lo;
+        if (*p == '-')
+            continue;
+        if ((hi = hex_value(p[0])) < 0 || !p[1] || (lo = hex_value(p[1])) < 0)
+            return -1;
+        ns[k / 2] = (unsigned char)(hi << 4 | lo);
+        k += 2;
+        p++;
+    }
+    if (k != 32 || !(ctx = EVP_MD_CTX_new()))
+        return -1;
+    ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) && EVP_DigestUpdate(ctx, ns, 16) &&
+         EVP_DigestUpdate(ctx, name, len) && EVP_DigestFinal_ex(ctx, digest, &dlen);
+    EVP_MD_CTX_free(ctx);
+    if (!ok || dlen < 16)
+        return -1;
+    memcpy(b, digest, 16);
+    b[6] = (unsigned char)(0x50 | (b[6] & 0x0f)); /* version 5 */
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* RFC variant */
     snprintf(out, PRIME_UUID_TEXT,
              "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4],

@@ -119,26 +119,55 @@ check "when the owner registers, the parked create and save apply in order" "Lat
 check "nothing of theirs is left parked" "0" \
   "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = 'mat-1' AND waiting_for LIKE '%$u4%'"
 
-# Sessions: join, heartbeats (one row, the last one wins), leave; a
-# collaborator's session on someone else's project; a heartbeat for a
-# session that has not joined yet waits for it.
+# Sessions: join, heartbeats (one row, the last one wins), leave. And a
+# collaborator joining a project that its owner creates later on another
+# topic: the join waits, the collaborator's heartbeat waits behind it (same
+# stream: its order holds), and both apply when the project is written.
 s1=51515151-5151-4515-8515-515151515151 s2=52525252-5252-4525-8525-525252525252
 hash=sha256:$(printf 'a%.0s' {1..64}) hash2=sha256:$(printf 'b%.0s' {1..64})
+p6=ffffffff-ffff-4fff-8fff-ffffffffffff
 {
+  ev session.joined "$u2" 12:19 "\"session_id\":\"$s2\",\"project_id\":\"$p6\",\"session_token_hash\":\"$hash2\""
   ev session.heartbeat "$u2" 12:19 "\"session_id\":\"$s2\",\"cursor_position\":1.5"
   ev session.joined "$u1" 12:20 "\"session_id\":\"$s1\",\"project_id\":\"$p1\",\"session_token_hash\":\"$hash\",\"active_tool\":\"pencil\""
   for i in 1 2 3 4 5; do
     ev session.heartbeat "$u1" "12:2$i" "\"session_id\":\"$s1\",\"cursor_position\":$i.25"
   done
   ev session.left "$u1" 12:29 "\"session_id\":\"$s1\""
-  ev session.joined "$u2" 12:30 "\"session_id\":\"$s2\",\"project_id\":\"$p1\",\"session_token_hash\":\"$hash2\""
 } >"$tmp/sessions.jsonl"
 publish "$tmp/sessions.jsonl"
 run_materializer "$PRIME_TEST_DB" mat-1
+# The heartbeat waits for what the join before it waits for: they come out together.
+check "the collaborator's join and heartbeat wait for the project, in stream order" \
+  "studio_projects:$p6|studio_projects:$p6" \
+  "SELECT string_agg(waiting_for, '|' ORDER BY source_offset) FROM prime_pipeline.parked_events WHERE waiting_for LIKE 'session_states:%' OR waiting_for = 'studio_projects:$p6'" 
+ev project.created "$u1" 12:31 "\"project_id\":\"$p6\",\"name\":\"Shared\",\"project_data\":{}" >"$tmp/p6.jsonl"
+publish "$tmp/p6.jsonl"
+run_materializer "$PRIME_TEST_DB" mat-1
 check "a session: joined, five heartbeats, left" "$p1|$u1|dev-1|$hash|5.250|pencil|f|2026-11-25 12:25:00+00|2026-11-25 12:29:00+00" \
   "SELECT project_id, user_id, device_id, session_token, cursor_position, active_tool, is_active, last_heartbeat, updated_at FROM session_states WHERE id = '$s1'"
-check "a collaborator's session, after its early heartbeat waited for the join" "$u2|t|1.500" \
-  "SELECT user_id, is_active, cursor_position FROM session_states WHERE id = '$s2'"
+check "when the project is written, the join and then the heartbeat apply" "$u2|$p6|t|1.500" \
+  "SELECT user_id, project_id, is_active, cursor_position FROM session_states WHERE id = '$s2'"
+
+# Mixx Recall: set, then used three times (count, confidence, merged data),
+# another key forgotten; the row id is UUIDv5 of owner, category, key.
+{
+  ev recall.set "$u1" 12:40 "\"category\":\"plugin\",\"recall_key\":\"MixxDrive\",\"data\":{\"drive\":0.3,\"mix\":1},\"confidence\":0.5"
+  for i in 1 2 3; do
+    ev recall.used "$u1" "12:4$i" "\"category\":\"plugin\",\"recall_key\":\"MixxDrive\",\"data\":{\"drive\":0.$((3 + i))}"
+  done
+  ev recall.used "$u1" 12:45 "\"category\":\"workflow\",\"recall_key\":\"bounce\""
+  ev recall.set "$u1" 12:46 "\"category\":\"genre\",\"recall_key\":\"main\",\"data\":{\"preferred\":[\"trap\"]}"
+  ev recall.forgotten "$u1" 12:47 "\"category\":\"genre\",\"recall_key\":\"main\""
+} >"$tmp/recall.jsonl"
+publish "$tmp/recall.jsonl"
+run_materializer "$PRIME_TEST_DB" mat-1
+recall_id=$(/usr/bin/python3 -c "import uuid; print(uuid.uuid5(uuid.UUID('f599dc62-f662-5188-baed-487f0b1131f6'), '$u1\nplugin\nMixxDrive'))")
+check "recall: id is UUIDv5 of the natural key; four uses; confidence 0.5 -> 0.55 -> 0.60 -> 0.64; data merged" \
+  "$recall_id|4|0.64|{\"mix\": 1, \"drive\": 0.6}|2026-11-25 12:43:00+00" \
+  "SELECT id, usage_count, confidence, data::text, last_used_at FROM mixx_recall WHERE recall_key = 'MixxDrive'"
+check "a first use creates the preference" "1|1.00" "SELECT usage_count, confidence FROM mixx_recall WHERE recall_key = 'bounce'"
+check "a forgotten preference is gone" "0" "SELECT count(*) FROM mixx_recall WHERE recall_key = 'main'"
 
 # The bounded wait: the orphan is dead-lettered once it has waited too long,
 # with no new traffic (the runtime's idle housekeeping call).
@@ -161,18 +190,25 @@ replay_db="${PRIME_TEST_DB/dbname=prime/dbname=replay}"
 "$PRIME_MIGRATE" --db "$replay_db" >/dev/null
 run_materializer "$replay_db" mat-replay replay
 digest() { psql -d "$1" -qAtc "SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM $2 t"; }
-for table in prime_users studio_projects session_states; do
+for table in prime_users studio_projects session_states mixx_recall; do
   a=$(digest prime "$table") b=$(digest replay "$table")
-  [ -n "$a" ] && [ "$a" = "$b" ] && ok "replay into a fresh database: $table identical ($a)" || bad "replay $table: $a vs $b"
+  if [ -n "$a" ] && [ "$a" = "$b" ]; then
+    ok "replay into a fresh database: $table identical ($a)"
+  else
+    bad "replay $table: $a vs $b"
+    diff <(psql -d prime -qAtc "SELECT t::text FROM $table t ORDER BY id") \
+         <(psql -d replay -qAtc "SELECT t::text FROM $table t ORDER BY id") | head -10
+  fi
 done
 
 # Deleting a user removes the user and (cascade) the projects.
 ev user.deleted "$u1" 13:00 "\"reason\":\"request\"" >"$tmp/events.jsonl"
 publish "$tmp/events.jsonl"
 run_materializer "$PRIME_TEST_DB" mat-1
-check "user.deleted removes the user and cascades to projects and sessions (theirs and on their projects)" "0|0|0" \
+check "user.deleted removes the user and cascades to projects, sessions and recall" "0|0|0|0" \
   "SELECT (SELECT count(*) FROM prime_users WHERE id = '$u1'), (SELECT count(*) FROM studio_projects WHERE user_id = '$u1'),
-          (SELECT count(*) FROM session_states WHERE user_id = '$u1' OR project_id = '$p1')"
+          (SELECT count(*) FROM session_states WHERE user_id = '$u1' OR project_id = '$p1'),
+          (SELECT count(*) FROM mixx_recall WHERE user_id = '$u1')"
 check "other users stay" "1" "SELECT count(*) FROM prime_users WHERE id = '$u2'"
 
 echo "$passed passed, $failed failed"

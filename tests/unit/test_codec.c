@@ -3,6 +3,7 @@
  * message can be broken, and schema evolution. */
 #include "prime/event.h"
 #include "prime/fingerprint.h"
+#include "prime/uuid.h"
 #include "../support/prime_test.h"
 
 #include <avro.h>
@@ -487,6 +488,18 @@ static void test_schema_evolution(void)
     prime_event_free(back);
 }
 
+/* RFC 9562's namespace for DNS names, and the example Python's uuid
+ * documentation gives: uuid5(NAMESPACE_DNS, 'python.org'). */
+static void test_uuid_v5(void)
+{
+    char out[PRIME_UUID_TEXT];
+    CU_ASSERT_EQUAL_FATAL(prime_uuid_v5("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "python.org", 10, out), 0);
+    CU_ASSERT_STRING_EQUAL(out, "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+    CU_ASSERT_EQUAL(prime_uuid_v5("not-a-uuid", "x", 1, out), -1);
+    CU_ASSERT_EQUAL(prime_uuid_v7(out), 0);
+    CU_ASSERT_EQUAL(out[14], '7');
+}
+
 int main(void)
 {
     static const prime_test_t tests[] = {
@@ -501,6 +514,7 @@ int main(void)
         {"an unknown fingerprint is named", test_wrong_fingerprint},
         {"oversized messages and documents are refused", test_oversized},
         {"an old writer schema is read with the new reader", test_schema_evolution},
+        {"UUIDv5 matches the published example; UUIDv7 has its version", test_uuid_v5},
         {NULL, NULL},
     };
     return prime_test_run("codec", suite_init, suite_cleanup, tests);

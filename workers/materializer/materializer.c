@@ -11,11 +11,14 @@
  * parked_events, in the same transaction) and folded again when a batch
  * writes that parent; after --park-max-seconds it is dead-lettered.
  *
- * So far it materializes prime_users, studio_projects and session_states. */
+ * So far it materializes prime_users, studio_projects, session_states and
+ * mixx_recall. */
+#include "prime/buf.h"
 #include "prime/event.h"
 #include "prime/log.h"
 #include "prime/pg.h"
 #include "prime/time.h"
+#include "prime/uuid.h"
 #include "prime/worker.h"
 #include "rows.h"
 
@@ -296,6 +299,7 @@ static int user_deleted(fold_t *f, const prime_event_t *ev, phase_t phase)
     row_delete(&f->sets[T_PRIME_USERS], r);
     drop_children(f, T_STUDIO_PROJECTS, "user_id", r->id);
     drop_children(f, T_SESSION_STATES, "user_id", r->id);
+    drop_children(f, T_MIXX_RECALL, "user_id", r->id);
     return FOLD_OK;
 }
 
@@ -533,6 +537,123 @@ static int session_left(fold_t *f, const prime_event_t *ev, phase_t phase)
     return FOLD_OK;
 }
 
+/* --- mixx_recall --------------------------------------------------------------- */
+
+/* Namespace of Mixx Recall row ids: uuid5(NAMESPACE_URL,
+ * "https://prime.mixclub.studio/mixx_recall"). The name is owner, category
+ * and recall_key joined by newlines, none of which may hold one. */
+#define RECALL_NAMESPACE "f599dc62-f662-5188-baed-487f0b1131f6"
+
+static row_t *recall_row(fold_t *f, const prime_event_t *ev)
+{
+    char name[512], id[PRIME_UUID_TEXT];
+    int len = snprintf(name, sizeof(name), "%s\n%s\n%s", text(ev, "owner_user_id"), text(ev, "category"),
+                       text(ev, "recall_key"));
+    if (len < 0 || (size_t)len >= sizeof(name) || prime_uuid_v5(RECALL_NAMESPACE, name, (size_t)len, id))
+        return NULL;
+    return rows_track(&f->sets[T_MIXX_RECALL], id);
+}
+
+/* Data merged shallowly: the event's top-level members replace the row's. */
+static void merge_data(fold_t *f, row_t *r, const char *update)
+{
+    size_t c = column_index(T_MIXX_RECALL, "data");
+    cJSON *base = cJSON_Parse(r->values[c] ? r->values[c] : "{}"), *add = cJSON_Parse(update), *m;
+    char *printed;
+
+    if (!cJSON_IsObject(base)) {
+        cJSON_Delete(base);
+        base = cJSON_CreateObject();
+    }
+    for (m = add ? add->child : NULL; m; m = m->next) {
+        if (cJSON_GetObjectItemCaseSensitive(base, m->string))
+            cJSON_ReplaceItemInObjectCaseSensitive(base, m->string, cJSON_Duplicate(m, 1));
+        else
+            cJSON_AddItemToObject(base, m->string, cJSON_Duplicate(m, 1));
+    }
+    printed = cJSON_PrintUnformatted(base);
+    row_set(&f->sets[T_MIXX_RECALL], r, c, printed);
+    cJSON_free(printed);
+    cJSON_Delete(base);
+    cJSON_Delete(add);
+}
+
+static row_t *recall_create(fold_t *f, row_t *r, const prime_event_t *ev, const char *when)
+{
+    rowset_t *s = &f->sets[T_MIXX_RECALL];
+    row_create(s, r, when);
+    row_set(s, r, column_index(T_MIXX_RECALL, "user_id"), text(ev, "owner_user_id"));
+    row_set(s, r, column_index(T_MIXX_RECALL, "category"), text(ev, "category"));
+    row_set(s, r, column_index(T_MIXX_RECALL, "recall_key"), text(ev, "recall_key"));
+    row_set(s, r, column_index(T_MIXX_RECALL, "data"), "{}");
+    return r;
+}
+
+static int recall_set(fold_t *f, const prime_event_t *ev, phase_t phase)
+{
+    row_t *user = user_row(f, ev), *r = recall_row(f, ev);
+    rowset_t *s = &f->sets[T_MIXX_RECALL];
+    char when[PRIME_TIME_TEXT];
+
+    if (phase == COLLECT)
+        return FOLD_OK;
+    if (!r)
+        return refuse(f, "recall_key", "category and recall_key are too long together");
+    if (!user->present)
+        return missing(f, "prime_users", user->id);
+    event_time(ev, when);
+    if (!r->present)
+        recall_create(f, r, ev, when);
+    row_set(s, r, column_index(T_MIXX_RECALL, "data"), text(ev, "data"));
+    set_if_given(f, T_MIXX_RECALL, r, ev, "confidence", "confidence");
+    row_set(s, r, column_index(T_MIXX_RECALL, "updated_at"), when);
+    return FOLD_OK;
+}
+
+/* A use counts, refreshes last_used_at, merges the settings in use, and
+ * moves confidence a tenth of the way to 1 (two decimals, as the column). */
+static int recall_used(fold_t *f, const prime_event_t *ev, phase_t phase)
+{
+    row_t *user = user_row(f, ev), *r = recall_row(f, ev);
+    rowset_t *s = &f->sets[T_MIXX_RECALL];
+    size_t count_col = column_index(T_MIXX_RECALL, "usage_count"), conf_col = column_index(T_MIXX_RECALL, "confidence");
+    char when[PRIME_TIME_TEXT], buf[32];
+
+    if (phase == COLLECT)
+        return FOLD_OK;
+    if (!r)
+        return refuse(f, "recall_key", "category and recall_key are too long together");
+    if (!user->present)
+        return missing(f, "prime_users", user->id);
+    event_time(ev, when);
+    if (!r->present) {
+        recall_create(f, r, ev, when); /* the first use creates the preference, used once */
+    } else {
+        double c = r->values[conf_col] ? atof(r->values[conf_col]) : 1.0;
+        snprintf(buf, sizeof(buf), "%lld", atoll(r->values[count_col]) + 1);
+        row_set(s, r, count_col, buf);
+        snprintf(buf, sizeof(buf), "%.2f", (double)(long long)((c + (1.0 - c) * 0.1) * 100.0 + 0.5) / 100.0);
+        row_set(s, r, conf_col, buf);
+    }
+    if (text(ev, "data"))
+        merge_data(f, r, text(ev, "data"));
+    row_set(s, r, column_index(T_MIXX_RECALL, "last_used_at"), when);
+    row_set(s, r, column_index(T_MIXX_RECALL, "updated_at"), when);
+    return FOLD_OK;
+}
+
+/* Forgetting what is not there is already done: one owner's events are in
+ * order, so it was never set or was forgotten before. */
+static int recall_forgotten(fold_t *f, const prime_event_t *ev, phase_t phase)
+{
+    row_t *r = recall_row(f, ev);
+
+    if (phase == COLLECT || !r || !r->present)
+        return FOLD_OK;
+    row_delete(&f->sets[T_MIXX_RECALL], r);
+    return FOLD_OK;
+}
+
 static const struct {
     const char *type;
     handler_fn fn;
@@ -552,6 +673,9 @@ static const struct {
     {"session.joined", session_joined},
     {"session.heartbeat", session_heartbeat},
     {"session.left", session_left},
+    {"recall.set", recall_set},
+    {"recall.used", recall_used},
+    {"recall.forgotten", recall_forgotten},
 };
 
 static handler_fn handler_for(const prime_event_t *ev)
@@ -574,6 +698,8 @@ typedef struct item {
     item_state_t state;
     char waiting_for[96];
     bool from_parking;
+    long prev;              /* the previous item of the same stream (topic, key), or -1 */
+    char blocked_by[96];    /* set when the stream has events in parking */
 } item_t;
 
 /* "table:id" of rows a pass created: what parked events may wait for. */
@@ -604,9 +730,138 @@ static void keys_clear(keys_t *k)
     k->n = 0;
 }
 
+/* Copies a "table:id" key between items (never the same item). */
+static void copy_key(char dst[96], const char *src)
+{
+    size_t n = strlen(src);
+    if (n > 95)
+        n = 95;
+    memmove(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* A stream is what Kafka orders: one key (the owner) in one topic. Once an
+ * event of a stream waits, the stream's later events wait behind it, so
+ * that they apply in the order they were made (a recall.forgotten must not
+ * overtake the parked recall.set it follows). */
+static int same_stream(const item_t *a, const item_t *b)
+{
+    return a->record.key_len == b->record.key_len && !strcmp(a->record.topic, b->record.topic) &&
+           !memcmp(a->record.key, b->record.key, a->record.key_len);
+}
+
+/* qsort's comparator has no context argument; apply() runs on the worker's
+ * one thread (prime/worker.h), so a file-static one is safe here. */
+static const item_t *sort_base;
+
+static int cmp_stream(const void *x, const void *y)
+{
+    const item_t *a = &sort_base[*(const long *)x], *b = &sort_base[*(const long *)y];
+    int c = strcmp(a->record.topic, b->record.topic);
+    if (!c)
+        c = a->record.key_len < b->record.key_len ? -1 : a->record.key_len > b->record.key_len;
+    if (!c)
+        c = memcmp(a->record.key, b->record.key, a->record.key_len);
+    if (!c)
+        c = *(const long *)x < *(const long *)y ? -1 : 1;
+    return c;
+}
+
+/* prev of every item, by sorting indexes by (stream, position). */
+static void link_streams(item_t *items, size_t n)
+{
+    long *order = malloc((n ? n : 1) * sizeof(*order));
+    for (size_t i = 0; i < n; i++) {
+        items[i].prev = -1;
+        if (order)
+            order[i] = (long)i;
+    }
+    if (!order)
+        return;
+    sort_base = items;
+    qsort(order, n, sizeof(*order), cmp_stream);
+    for (size_t i = 1; i < n; i++)
+        if (same_stream(&items[order[i - 1]], &items[order[i]]))
+            items[order[i]].prev = order[i - 1];
+    free(order);
+}
+
+static char *hex_of(const void *data, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *p = data;
+    char *out = malloc(2 * len + 1);
+    for (size_t i = 0; out && i < len; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    if (out)
+        out[2 * len] = '\0';
+    return out;
+}
+
+/* Streams of these items with events already parked: their first item here
+ * waits behind the last parked one (blocked_by is what that one waits for). */
+static prime_errcode_t find_parked_streams(prime_worker_t *w, PGconn *conn, item_t *items, size_t n,
+                                           prime_error_t *err)
+{
+    prime_buf_t keys;
+    const char *params[2];
+    PGresult *res;
+    int any = 0;
+    prime_errcode_t rc = PRIME_OK;
+
+    prime_buf_init(&keys, 0);
+    prime_buf_putc(&keys, '{');
+    for (size_t i = 0; i < n; i++) {
+        char *hex;
+        items[i].blocked_by[0] = '\0';
+        if (items[i].prev >= 0 || items[i].from_parking || !(hex = hex_of(items[i].record.key, items[i].record.key_len)))
+            continue;
+        prime_buf_printf(&keys, "%s\"%s\"", any ? "," : "", hex);
+        any = 1;
+        free(hex);
+    }
+    prime_buf_putc(&keys, '}');
+    if (!any) {
+        prime_buf_free(&keys);
+        return PRIME_OK;
+    }
+    params[0] = prime_worker_group(w);
+    params[1] = keys.data;
+    res = PQexecParams(conn,
+                       "SELECT DISTINCT ON (source_topic, record_key) source_topic, encode(record_key, 'hex'), waiting_for "
+                       "FROM prime_pipeline.parked_events WHERE group_id = $1 AND encode(record_key, 'hex') = ANY($2::text[]) "
+                       "ORDER BY source_topic, record_key, source_partition DESC, source_offset DESC",
+                       2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = prime_pg_error(conn, res, "looking for parked streams", NULL, err);
+    for (int r = 0; !rc && r < PQntuples(res); r++)
+        for (size_t i = 0; i < n; i++) {
+            char *hex;
+            if (items[i].prev >= 0 || items[i].from_parking || strcmp(items[i].record.topic, PQgetvalue(res, r, 0)))
+                continue;
+            if ((hex = hex_of(items[i].record.key, items[i].record.key_len)) && !strcmp(hex, PQgetvalue(res, r, 1)))
+                snprintf(items[i].blocked_by, sizeof(items[i].blocked_by), "%s", PQgetvalue(res, r, 2));
+            free(hex);
+        }
+    PQclear(res);
+    prime_buf_free(&keys);
+    return rc;
+}
+
+/* Whether item i may be folded now: nothing of its stream waits before it. */
+static bool stream_clear(const item_t *items, size_t i)
+{
+    if (items[i].blocked_by[0])
+        return false;
+    return items[i].prev < 0 || items[items[i].prev].state == APPLIED || items[items[i].prev].state == REFUSED;
+}
+
 /* Folds items over the rows and writes them; refused events are
- * dead-lettered, events whose parent is missing are left WAITING, rows
- * created are added to created. Database errors are returned. */
+ * dead-lettered, events whose parent is missing (or whose stream has an
+ * earlier event waiting) are left WAITING, rows created are added to
+ * created. Database errors are returned. */
 static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, fold_t *f, item_t *items, size_t n,
                                    size_t *applied, keys_t *created, prime_error_t *err)
 {
@@ -615,8 +870,11 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, fold_t *f, i
 
     for (int t = 0; t < T_COUNT; t++)
         f->sets[t].table = (table_id_t)t;
+    link_streams(items, n);
+    rc = find_parked_streams(w, conn, items, n, err);
     for (size_t i = 0; i < n; i++) {
         items[i].state = PENDING;
+        items[i].waiting_for[0] = '\0';
         items[i].fn(f, items[i].event, COLLECT);
     }
     for (int t = 0; t < T_COUNT && !rc; t++)
@@ -627,11 +885,13 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, fold_t *f, i
         progress = 0;
         for (size_t i = 0; i < n && !rc; i++) {
             int r;
-            if (items[i].state != PENDING)
+            if (items[i].state != PENDING || !stream_clear(items, i))
                 continue;
             r = items[i].fn(f, items[i].event, APPLY);
-            if (r == FOLD_MISSING_PARENT)
+            if (r == FOLD_MISSING_PARENT) {
+                snprintf(items[i].waiting_for, sizeof(items[i].waiting_for), "%s", f->waiting_for);
                 continue;
+            }
             progress = 1;
             if (r == FOLD_REFUSED) {
                 items[i].state = REFUSED;
@@ -642,12 +902,16 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, fold_t *f, i
             }
         }
     }
-    for (size_t i = 0; i < n && !rc; i++)
-        if (items[i].state == PENDING) {
-            items[i].fn(f, items[i].event, APPLY); /* again, for what it waits for */
-            items[i].state = WAITING;
-            snprintf(items[i].waiting_for, sizeof(items[i].waiting_for), "%s", f->waiting_for);
-        }
+    /* What is left waits: for its parent, or behind the event before it in
+     * its stream (and then for the same row, so they come out together). */
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (items[i].state != PENDING)
+            continue;
+        items[i].state = WAITING;
+        if (items[i].waiting_for[0])
+            continue;
+        copy_key(items[i].waiting_for, items[i].blocked_by[0] ? items[i].blocked_by : items[items[i].prev].waiting_for);
+    }
     for (int t = 0; t < T_COUNT && !rc; t++) {
         rc = rows_write(&f->sets[t], conn, err);
         for (size_t i = 0; i < f->sets[t].n && !rc; i++)
@@ -684,9 +948,17 @@ static prime_errcode_t materialize_or_isolate(prime_worker_t *w, PGconn *conn, f
     *applied = applied_before;
     while (created->n > created_before)
         free(created->key[--created->n]);
+    link_streams(items, n);
     for (size_t i = 0; i < n && !rc; i++) {
         prime_error_t why;
+        long prev = items[i].prev;
         prime_error_clear(&why);
+        if (prev >= 0 && items[prev].state == WAITING) {
+            /* Behind a waiting event of its stream: waits with it. */
+            items[i].state = WAITING;
+            copy_key(items[i].waiting_for, items[prev].waiting_for);
+            continue;
+        }
         if ((rc = prime_pg_exec(conn, "SAVEPOINT one", "SAVEPOINT", err)))
             break;
         if (materialize(w, conn, f, &items[i], 1, applied, created, &why) == PRIME_OK) {
@@ -933,7 +1205,7 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
 
 int main(int argc, char **argv)
 {
-    static const char *const topics[] = {"prime.users", "prime.projects", "prime.sessions", NULL};
+    static const char *const topics[] = {"prime.users", "prime.projects", "prime.sessions", "prime.recall", NULL};
     prime_worker_conf_t conf;
     materializer_t m = {0};
     prime_error_t err;

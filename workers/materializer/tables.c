@@ -70,12 +70,27 @@ static const column_t session_states[] = {
     {"updated_at", DEFAULT_EVENT_TIME},
 };
 
+/* recall_key is added by migration 0004 (the natural key). */
+static const column_t mixx_recall[] = {
+    {"id", DEFAULT_NULL},
+    {"user_id", DEFAULT_NULL},
+    {"category", DEFAULT_NULL},
+    {"data", DEFAULT_NULL},
+    {"confidence", "1.0"},
+    {"usage_count", "1"},
+    {"last_used_at", DEFAULT_EVENT_TIME},
+    {"created_at", DEFAULT_EVENT_TIME},
+    {"updated_at", DEFAULT_EVENT_TIME},
+    {"recall_key", DEFAULT_NULL},
+};
+
 #define TABLE(name) {#name, name, sizeof(name) / sizeof(name[0])}
 
 const table_t tables[T_COUNT] = {
     [T_PRIME_USERS] = TABLE(prime_users),
     [T_STUDIO_PROJECTS] = TABLE(studio_projects),
     [T_SESSION_STATES] = TABLE(session_states),
+    [T_MIXX_RECALL] = TABLE(mixx_recall),
 };
 
 size_t column_index(table_id_t t, const char *name)

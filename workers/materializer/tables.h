@@ -28,6 +28,7 @@ typedef enum table_id {
     T_PRIME_USERS,
     T_STUDIO_PROJECTS,
     T_SESSION_STATES,
+    T_MIXX_RECALL,
     T_COUNT,
 } table_id_t;
 

@@ -1,6 +1,7 @@
 #ifndef PRIME_UUID_H
 #define PRIME_UUID_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* A UUID in its canonical text form, lower case: 36 characters + NUL. */
@@ -11,5 +12,10 @@
  * B-tree inserts of new rows at the right edge. Returns 0, or -1 if the
  * system has no randomness to give. Thread-safe. */
 int prime_uuid_v7(char out[PRIME_UUID_TEXT]);
+
+/* UUIDv5 (RFC 9562): SHA-1 of the namespace UUID and name, for ids that
+ * must be the same every time they are derived (replays). namespace is
+ * canonical text. Returns 0, or -1 for a namespace that is not a UUID. */
+int prime_uuid_v5(const char *namespace_uuid, const void *name, size_t len, char out[PRIME_UUID_TEXT]);
 
 #endif
