@@ -7,6 +7,13 @@
 #include <sys/random.h>
 #include <time.h>
 
+static void format_uuid(const unsigned char b[16], char out[PRIME_UUID_TEXT])
+{
+    snprintf(out, PRIME_UUID_TEXT,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4],
+             b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
 int prime_uuid_v7(char out[PRIME_UUID_TEXT])
 {
     unsigned char b[16];
@@ -27,9 +34,7 @@ int prime_uuid_v7(char out[PRIME_UUID_TEXT])
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
     b[6] = (unsigned char)(0x70 | (b[6] & 0x0f)); /* version 7 */
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* RFC variant */
-    snprintf(out, PRIME_UUID_TEXT,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4],
-             b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    format_uuid(b, out);
     return 0;
 }
 
@@ -71,8 +76,6 @@ int prime_uuid_v5(const char *namespace_uuid, const void *name, size_t len, char
     memcpy(b, digest, 16);
     b[6] = (unsigned char)(0x50 | (b[6] & 0x0f)); /* version 5 */
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* RFC variant */
-    snprintf(out, PRIME_UUID_TEXT,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4],
-             b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    format_uuid(b, out);
     return 0;
 }

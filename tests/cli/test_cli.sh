@@ -7,10 +7,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/../support/testlib.sh"
 
 # expect NAME STATUS PATTERN CMD...: CMD exits STATUS and its stderr+stdout matches PATTERN.
 expect() {
@@ -84,5 +81,4 @@ if kill -0 "$pid1" 2>/dev/null || pgrep -f -- "-D $data" >/dev/null; then bad "d
 [ ! -e "$PRIME_STATE" ] && ok "dev-down: state removed" || bad "dev-down: state left"
 "$root/scripts/dev-down" >/dev/null 2>&1 && ok "dev-down: safe when nothing is up" || bad "dev-down twice"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -5,9 +5,7 @@
 set -uo pipefail
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/../support/testlib.sh"
 publish=$PRIME_PUBLISH codec=$PRIME_CODEC brokers=$PRIME_TEST_BROKERS
 unset PRIME_BROKERS
 
@@ -92,5 +90,4 @@ expect_line "broker down: summary" "0 sent and delivered, 0 rejected, 1 failed d
 [ "$took" -lt 20 ] && ok "broker down: no hang (${took}s)" || bad "broker down took ${took}s"
 grep -q '"input"' "$tmp/undelivered.jsonl" && ok "broker down: the undelivered line is kept in --rejects" || bad "undelivered not kept"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -7,9 +7,7 @@
 set -uo pipefail
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/../support/testlib.sh"
 check() { # NAME EXPECTED SQL
   local got
   got=$(psql -qAtc "$3" 2>&1)
@@ -96,7 +94,7 @@ check "the orphan project is parked, waiting for its owner" "prime_users:$u3" \
 
 dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null)
 grep -q "prime.error.message=the user is already registered" <<<"$dlq" && ok "duplicate registration dead-lettered" || bad "dlq: duplicate"
-grep -q "prime.error.message=the project is owned by $u1, the event names $u2" <<<"$dlq" && ok "owner mismatch dead-lettered" || bad "dlq: owner"
+grep -q "prime.error.message=the studio_projects row belongs to $u1, the event names $u2" <<<"$dlq" && ok "owner mismatch dead-lettered" || bad "dlq: owner"
 grep -q "prime.error.class=decode" <<<"$dlq" && ok "undecodable record dead-lettered" || bad "dlq: garbage"
 grep -q 'stale save rejected.*base_version=1 current_version=2' "$tmp/mat.log" && ok "the stale save is logged with both versions" || bad "stale log"
 
@@ -211,5 +209,4 @@ check "user.deleted removes the user and cascades to projects, sessions and reca
           (SELECT count(*) FROM mixx_recall WHERE user_id = '$u1')"
 check "other users stay" "1" "SELECT count(*) FROM prime_users WHERE id = '$u2'"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -10,9 +10,7 @@ set -uo pipefail
 tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/../support/testlib.sh"
 export PRIME_BROKERS=$PRIME_TEST_BROKERS
 root=$PRIME_SOURCE_DIR
 
@@ -103,5 +101,4 @@ check_parked=$(psql -d crashed -qAtc "SELECT count(*) FROM prime_pipeline.parked
 ! kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f 'x\n' 2>/dev/null | grep -q . \
   && ok "no dead letters" || bad "dead letters: $(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' | head -3)"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

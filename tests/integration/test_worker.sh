@@ -8,9 +8,7 @@ set -uo pipefail
 tmp=$(mktemp -d)
 worker_pid=
 trap '[ -n "$worker_pid" ] && kill -KILL "$worker_pid" 2>/dev/null; cp "$tmp/worker.log" /tmp/last-worker.log 2>/dev/null; rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/../support/testlib.sh"
 export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
 echo_worker=$PRIME_ECHO_WORKER
 root=$PRIME_SOURCE_DIR
@@ -132,5 +130,4 @@ kill -TERM "$first" "$second"; wait "$first"; rc1=$?; wait "$second"; rc2=$?; wo
 [ "$rc1" = 0 ] && [ "$rc2" = 0 ] && ok "both workers stop cleanly (no double apply)" || bad "worker exits $rc1 $rc2"
 ! grep -q 'level=error' "$tmp/worker.log" && ok "no errors logged" || bad "errors: $(grep 'level=error' "$tmp/worker.log" | head -3)"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

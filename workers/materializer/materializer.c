@@ -188,6 +188,32 @@ static void drop_children(fold_t *f, table_id_t child, const char *column, const
             row_delete(s, &s->rows[i]);
 }
 
+/* The row of table t whose id is the event's id_field, for an event that
+ * changes it: it must exist (else the event waits for it) and belong to the
+ * event's owner (else the event is refused: the key, and so the order, is
+ * the owner's). */
+static int owned_row(fold_t *f, const prime_event_t *ev, phase_t phase, table_id_t t, const char *id_field,
+                     row_t **out)
+{
+    row_t *r = rows_track(&f->sets[t], text(ev, id_field));
+    const char *owner = text(ev, "owner_user_id");
+    const char *row_owner;
+
+    *out = r;
+    if (phase == COLLECT)
+        return FOLD_OK;
+    if (!r->present)
+        return missing(f, tables[t].name, r->id);
+    row_owner = r->values[column_index(t, "user_id")];
+    if (strcmp(row_owner, owner)) {
+        char message[200];
+        snprintf(message, sizeof(message), "the %s row belongs to %s, the event names %s", tables[t].name, row_owner,
+                 owner);
+        return refuse(f, "owner_user_id", message);
+    }
+    return FOLD_OK;
+}
+
 /* --- prime_users ------------------------------------------------------------- */
 
 static row_t *user_row(fold_t *f, const prime_event_t *ev)
@@ -305,26 +331,11 @@ static int user_deleted(fold_t *f, const prime_event_t *ev, phase_t phase)
 
 /* --- studio_projects --------------------------------------------------------- */
 
-/* The project row, its owner checked against the event's (the key, and so
- * the order, is the owner's). */
+/* The project row, its owner checked (the key, and so the order, is the
+ * owner's). */
 static int project_row(fold_t *f, const prime_event_t *ev, phase_t phase, row_t **out)
 {
-    row_t *r = rows_track(&f->sets[T_STUDIO_PROJECTS], text(ev, "project_id"));
-    const char *owner = text(ev, "owner_user_id");
-    size_t owner_col = column_index(T_STUDIO_PROJECTS, "user_id");
-
-    *out = r;
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (!r->present)
-        return missing(f, "studio_projects", r->id);
-    if (strcmp(r->values[owner_col], owner)) {
-        char message[160];
-        snprintf(message, sizeof(message), "the project is owned by %s, the event names %s", r->values[owner_col],
-                 owner);
-        return refuse(f, "owner_user_id", message);
-    }
-    return FOLD_OK;
+    return owned_row(f, ev, phase, T_STUDIO_PROJECTS, "project_id", out);
 }
 
 static void touch(fold_t *f, row_t *r, const prime_event_t *ev)
@@ -456,25 +467,9 @@ static int project_snapshot_requested(fold_t *f, const prime_event_t *ev, phase_
 
 /* --- session_states ---------------------------------------------------------- */
 
-/* The session row, its owner checked against the event's. */
 static int session_row(fold_t *f, const prime_event_t *ev, phase_t phase, row_t **out)
 {
-    row_t *r = rows_track(&f->sets[T_SESSION_STATES], text(ev, "session_id"));
-    const char *owner = text(ev, "owner_user_id");
-    size_t owner_col = column_index(T_SESSION_STATES, "user_id");
-
-    *out = r;
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (!r->present)
-        return missing(f, "session_states", r->id);
-    if (strcmp(r->values[owner_col], owner)) {
-        char message[160];
-        snprintf(message, sizeof(message), "the session belongs to %s, the event names %s", r->values[owner_col],
-                 owner);
-        return refuse(f, "owner_user_id", message);
-    }
-    return FOLD_OK;
+    return owned_row(f, ev, phase, T_SESSION_STATES, "session_id", out);
 }
 
 static void set_presence(fold_t *f, row_t *r, const prime_event_t *ev)
