@@ -7,7 +7,16 @@
 set -uo pipefail
 tmp=$(mktemp -d)
 worker_pid=
-trap '[ -n "$worker_pid" ] && kill -KILL "$worker_pid" 2>/dev/null; cp "$tmp/worker.log" /tmp/last-worker.log 2>/dev/null; rm -rf "$tmp"' EXIT
+# On failure, the workers' warnings and errors go to the output (ctest shows it).
+cleanup() {
+  [ -n "$worker_pid" ] && kill -KILL "$worker_pid" 2>/dev/null
+  if [ "${failed:-0}" != 0 ]; then
+    echo "--- worker log (warnings and errors, last 40) ---"
+    grep -E 'level=(warn|error)' "$tmp/worker.log" | grep -v dead-lettered | tail -40
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
 . "$(dirname "$0")/../support/testlib.sh"
 export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
 echo_worker=$PRIME_ECHO_WORKER
