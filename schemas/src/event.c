@@ -109,7 +109,7 @@ static int lookup(const prime_event_t *ev, const char *field, field_kind_t kind,
     return i;
 }
 
-static prime_errcode_t avro_failed(prime_error_t *err, const char *field)
+prime_errcode_t event_avro_failed(prime_error_t *err, const char *field)
 {
     return prime_error_set(err, PRIME_ERR_NOMEM, field, "avro: %s", avro_strerror());
 }
@@ -127,7 +127,7 @@ static prime_errcode_t set_text(avro_value_t *v, const char *value, size_t len, 
     copy[len] = '\0';
     rc = avro_value_set_string_len(v, copy, len + 1);
     free(copy);
-    return rc ? avro_failed(err, field) : PRIME_OK;
+    return rc ? event_avro_failed(err, field) : PRIME_OK;
 }
 
 prime_errcode_t prime_event_set_string(prime_event_t *ev, const char *field, const char *value, size_t len,
@@ -139,7 +139,7 @@ prime_errcode_t prime_event_set_string(prime_event_t *ev, const char *field, con
     if (i < 0)
         return PRIME_ERR_ARG;
     if (event_field_for_write(ev, (size_t)i, &v))
-        return avro_failed(err, field);
+        return event_avro_failed(err, field);
     return set_text(&v, value, len, field, err);
 }
 
@@ -152,7 +152,7 @@ prime_errcode_t prime_event_append_string(prime_event_t *ev, const char *field, 
     if (i < 0)
         return PRIME_ERR_ARG;
     if (event_field_for_write(ev, (size_t)i, &v) || avro_value_append(&v, &item, NULL))
-        return avro_failed(err, field);
+        return event_avro_failed(err, field);
     return set_text(&item, value, len, field, err);
 }
 
@@ -164,7 +164,7 @@ prime_errcode_t prime_event_append_string(prime_event_t *ev, const char *field, 
         if (i < 0)                                                                             \
             return PRIME_ERR_ARG;                                                              \
         if (event_field_for_write(ev, (size_t)i, &v) || avro_set(&v, value))                   \
-            return avro_failed(err, field);                                                    \
+            return event_avro_failed(err, field);                                                    \
         return PRIME_OK;                                                                       \
     }
 
@@ -179,7 +179,7 @@ prime_errcode_t prime_event_set_bool(prime_event_t *ev, const char *field, bool 
     if (i < 0)
         return PRIME_ERR_ARG;
     if (event_field_for_write(ev, (size_t)i, &v) || avro_value_set_boolean(&v, value ? 1 : 0))
-        return avro_failed(err, field);
+        return event_avro_failed(err, field);
     return PRIME_OK;
 }
 
@@ -195,7 +195,7 @@ prime_errcode_t prime_event_set_null(prime_event_t *ev, const char *field, prime
     ev->json_checked &= ~(1ULL << i);
     avro_value_get_by_index(&ev->value, (size_t)i, &v, NULL);
     if (avro_value_set_branch(&v, 0, &branch) || avro_value_set_null(&branch))
-        return avro_failed(err, field);
+        return event_avro_failed(err, field);
     return PRIME_OK;
 }
 
@@ -209,7 +209,7 @@ static int get_value(const prime_event_t *ev, const char *field, field_kind_t ki
     if (i < 0)
         return PRIME_ERR_ARG;
     if (event_field(ev, (size_t)i, v, &null))
-        return avro_failed(err, field);
+        return event_avro_failed(err, field);
     if (is_null)
         *is_null = null;
     return null ? -1 : 0;
@@ -230,7 +230,7 @@ prime_errcode_t prime_event_get_string(const prime_event_t *ev, const char *fiel
     if (rc < 0)
         return PRIME_OK;
     if (avro_value_get_string(&v, value, &size))
-        return avro_failed(err, field);
+        return event_avro_failed(err, field);
     if (len)
         *len = size ? size - 1 : 0;
     return PRIME_OK;
@@ -248,7 +248,7 @@ prime_errcode_t prime_event_get_string(const prime_event_t *ev, const char *fiel
         if (rc < 0)                                                                            \
             return PRIME_OK;                                                                   \
         if (avro_get(&v, &tmp))                                                                \
-            return avro_failed(err, field);                                                    \
+            return event_avro_failed(err, field);                                                    \
         *value = (ctype)tmp;                                                                   \
         return PRIME_OK;                                                                       \
     }
@@ -272,7 +272,7 @@ prime_errcode_t prime_event_get_array_string(const prime_event_t *ev, const char
     if (rc < 0 || avro_value_get_size(&v, &n) || i >= n)
         return prime_error_set(err, PRIME_ERR_ARG, field, "no element %zu", i);
     if (avro_value_get_by_index(&v, i, &item, NULL) || avro_value_get_string(&item, value, &size))
-        return avro_failed(err, field);
+        return event_avro_failed(err, field);
     if (len)
         *len = size ? size - 1 : 0;
     return PRIME_OK;

@@ -97,18 +97,13 @@ static prime_errcode_t wrong_type(const field_desc_t *f, const char *expected, c
     return prime_error_set(err, PRIME_ERR_INVALID, f->name, "expected %s, got %s", expected, json_type_name(got));
 }
 
-static prime_errcode_t avro_failed(const field_desc_t *f, prime_error_t *err)
-{
-    return prime_error_set(err, PRIME_ERR_NOMEM, f->name, "avro: %s", avro_strerror());
-}
-
 /* text is NUL-terminated at len, as avro-c wants it (its length counts the
  * terminator), so it is handed over without a copy. */
 static prime_errcode_t put_string(prime_event_t *ev, size_t i, const char *text, size_t len, prime_error_t *err)
 {
     avro_value_t v;
     if (event_field_for_write(ev, i, &v) || avro_value_set_string_len(&v, text, len + 1))
-        return avro_failed(&ev->type->fields[i], err);
+        return event_avro_failed(err, ev->type->fields[i].name);
     return PRIME_OK;
 }
 
@@ -154,7 +149,7 @@ static prime_errcode_t set_from_json(prime_event_t *ev, size_t i, const cJSON *j
         if (!cJSON_IsArray(jv))
             return wrong_type(f, "an array of strings", jv, err);
         if (event_field_for_write(ev, i, &v))
-            return avro_failed(f, err);
+            return event_avro_failed(err, f->name);
         for (item = jv->child; item; item = item->next, k++) {
             avro_value_t element;
             if (!cJSON_IsString(item))
@@ -162,7 +157,7 @@ static prime_errcode_t set_from_json(prime_event_t *ev, size_t i, const cJSON *j
                                        json_type_name(item));
             if (avro_value_append(&v, &element, NULL) ||
                 avro_value_set_string_len(&element, item->valuestring, strlen(item->valuestring) + 1))
-                return avro_failed(f, err);
+                return event_avro_failed(err, f->name);
         }
         return PRIME_OK;
     }
@@ -172,7 +167,7 @@ static prime_errcode_t set_from_json(prime_event_t *ev, size_t i, const cJSON *j
         if ((rc = integral(f, jv, -2147483648.0, 2147483647.0, err)))
             return rc;
         if (event_field_for_write(ev, i, &v) || avro_value_set_int(&v, (int32_t)jv->valuedouble))
-            return avro_failed(f, err);
+            return event_avro_failed(err, f->name);
         return PRIME_OK;
     case KIND_LONG: {
         int64_t micros;
@@ -188,20 +183,20 @@ static prime_errcode_t set_from_json(prime_event_t *ev, size_t i, const cJSON *j
             micros = (int64_t)jv->valuedouble;
         }
         if (event_field_for_write(ev, i, &v) || avro_value_set_long(&v, micros))
-            return avro_failed(f, err);
+            return event_avro_failed(err, f->name);
         return PRIME_OK;
     }
     case KIND_DOUBLE:
         if (!cJSON_IsNumber(jv))
             return wrong_type(f, "a number", jv, err);
         if (event_field_for_write(ev, i, &v) || avro_value_set_double(&v, jv->valuedouble))
-            return avro_failed(f, err);
+            return event_avro_failed(err, f->name);
         return PRIME_OK;
     case KIND_BOOLEAN:
         if (!cJSON_IsBool(jv))
             return wrong_type(f, "true or false", jv, err);
         if (event_field_for_write(ev, i, &v) || avro_value_set_boolean(&v, cJSON_IsTrue(jv)))
-            return avro_failed(f, err);
+            return event_avro_failed(err, f->name);
         return PRIME_OK;
     }
     return PRIME_ERR_SCHEMA;

@@ -134,6 +134,9 @@ int event_field(const prime_event_t *ev, size_t i, avro_value_t *out, bool *is_n
  * branch. */
 int event_field_for_write(prime_event_t *ev, size_t i, avro_value_t *out);
 
+/* Sets err from avro-c's last error, naming field; returns the code. */
+prime_errcode_t event_avro_failed(prime_error_t *err, const char *field);
+
 /* Rules, shared by validation and JSON parsing. */
 prime_errcode_t check_string(const prime_event_t *ev, const field_desc_t *f, const char *path,
                              const char *s, size_t len, prime_error_t *err);

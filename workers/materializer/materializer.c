@@ -71,10 +71,8 @@ static const char *number(const prime_event_t *ev, const char *field, char buf[4
     double d;
     int32_t i;
     bool is_null = true;
-    int idx = prime_event_type_field_index(prime_event_type(ev), field);
 
-    if (idx < 0)
-        return NULL;
+    /* A field that is not there, or not a number, is NULL: the getters say so. */
     if (prime_event_get_int(ev, field, &i, &is_null, NULL) == PRIME_OK) {
         if (is_null)
             return NULL;
@@ -975,6 +973,7 @@ static prime_errcode_t make_item(prime_worker_t *w, const prime_registry_t *reg,
 {
     prime_error_t why;
     prime_event_t *ev = NULL;
+    handler_fn fn;
 
     *usable = false;
     prime_error_clear(&why);
@@ -982,13 +981,13 @@ static prime_errcode_t make_item(prime_worker_t *w, const prime_registry_t *reg,
         prime_event_free(ev);
         return prime_worker_dead_letter(w, r, &why, err);
     }
-    if (!handler_for(ev)) {
+    if (!(fn = handler_for(ev))) {
         prime_error_set(&why, PRIME_ERR_UNKNOWN_TYPE, "type", "%s is not materialized by this worker",
                         prime_event_type_name(prime_event_type(ev)));
         prime_event_free(ev);
         return prime_worker_dead_letter(w, r, &why, err);
     }
-    *out = (item_t){.record = *r, .event = ev, .fn = handler_for(ev)};
+    *out = (item_t){.record = *r, .event = ev, .fn = fn};
     *usable = true;
     return PRIME_OK;
 }

@@ -141,11 +141,6 @@ static void copy_value(prime_buf_t *b, const char *v)
     }
 }
 
-static prime_errcode_t exec_ok(PGconn *conn, const char *sql, const char *what, prime_error_t *err)
-{
-    return prime_pg_exec(conn, sql, what, err);
-}
-
 prime_errcode_t rows_write(rowset_t *s, PGconn *conn, prime_error_t *err)
 {
     const table_t *t = &tables[s->table];
@@ -165,7 +160,7 @@ prime_errcode_t rows_write(rowset_t *s, PGconn *conn, prime_error_t *err)
                      "CREATE TEMP TABLE IF NOT EXISTS stage_%s (LIKE public.%s INCLUDING DEFAULTS) "
                      "ON COMMIT DELETE ROWS",
                      t->name, t->name);
-    if ((rc = exec_ok(conn, sql.data, "creating the staging table", err)))
+    if ((rc = prime_pg_exec(conn, sql.data, "creating the staging table", err)))
         goto out;
     prime_buf_reset(&sql);
     prime_buf_printf(&sql, "COPY stage_%s (", t->name);
@@ -212,11 +207,11 @@ prime_errcode_t rows_write(rowset_t *s, PGconn *conn, prime_error_t *err)
                      t->name);
     for (size_t c = 1; c < t->ncolumns; c++)
         prime_buf_printf(&sql, "%s%s = EXCLUDED.%s", c > 1 ? ", " : "", t->columns[c].name, t->columns[c].name);
-    if ((rc = exec_ok(conn, sql.data, t->name, err)))
+    if ((rc = prime_pg_exec(conn, sql.data, t->name, err)))
         goto out;
     prime_buf_reset(&sql);
     prime_buf_printf(&sql, "TRUNCATE stage_%s", t->name);
-    rc = exec_ok(conn, sql.data, "emptying the staging table", err);
+    rc = prime_pg_exec(conn, sql.data, "emptying the staging table", err);
 out:
     prime_buf_free(&sql);
     prime_buf_free(&data);

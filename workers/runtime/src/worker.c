@@ -214,14 +214,6 @@ static void resync(prime_worker_t *w, const char *why)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
-static int db_command(prime_worker_t *w, const char *sql)
-{
-    PGresult *res = PQexec(w->db, sql);
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    PQclear(res);
-    return ok ? 0 : -1;
-}
-
 /* The batch's partitions move from their stored offset to batch_next, on
  * the condition that the stored offset is still what this worker read. */
 static int store_offsets(prime_worker_t *w, const char **why)
@@ -274,13 +266,13 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
         return; /* stopping */
     prime_error_clear(&err);
     w->dlq_failed = 0;
-    if (db_command(w, "BEGIN")) {
+    if (prime_pg_exec(w->db, "BEGIN", "BEGIN", NULL)) {
         resync(w, "BEGIN failed");
         return;
     }
     rc = w->apply(w, w->db, w->records, n, w->ctx, &err);
     if (rc) {
-        db_command(w, "ROLLBACK");
+        prime_pg_exec(w->db, "ROLLBACK", "ROLLBACK", NULL);
         if (err.retriable || PQstatus(w->db) != CONNECTION_OK) {
             resync(w, err.message);
         } else {
@@ -294,7 +286,7 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
         return;
     }
     if (store_offsets(w, &why)) {
-        db_command(w, "ROLLBACK");
+        prime_pg_exec(w->db, "ROLLBACK", "ROLLBACK", NULL);
         resync(w, why);
         return;
     }
@@ -302,11 +294,11 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
     if (w->dlq && rd_kafka_flush(w->dlq, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         w->dlq_failed++;
     if (w->dlq_failed) {
-        db_command(w, "ROLLBACK");
+        prime_pg_exec(w->db, "ROLLBACK", "ROLLBACK", NULL);
         resync(w, "dead letters not delivered");
         return;
     }
-    if (db_command(w, "COMMIT")) {
+    if (prime_pg_exec(w->db, "COMMIT", "COMMIT", NULL)) {
         resync(w, "COMMIT failed (its outcome is read back from the database)");
         return;
     }
