@@ -508,6 +508,18 @@ const char *prime_event_type_field_name(const prime_event_type_t *t, size_t i)
     return i < t->nfields ? t->fields[i].name : NULL;
 }
 
+prime_field_kind_t prime_event_type_field_kind(const prime_event_type_t *t, size_t i)
+{
+    static const prime_field_kind_t public_kind[] = {
+        [KIND_STRING] = PRIME_FIELD_STRING,   [KIND_INT] = PRIME_FIELD_INT,
+        [KIND_LONG] = PRIME_FIELD_LONG,       [KIND_DOUBLE] = PRIME_FIELD_DOUBLE,
+        [KIND_BOOLEAN] = PRIME_FIELD_BOOLEAN, [KIND_STRING_ARRAY] = PRIME_FIELD_STRING_ARRAY,
+    };
+    if (i >= t->nfields)
+        return PRIME_FIELD_STRING;
+    return t->fields[i].timestamp ? PRIME_FIELD_TIMESTAMP : public_kind[t->fields[i].kind];
+}
+
 int prime_event_type_field_index(const prime_event_type_t *t, const char *field)
 {
     size_t lo = 0, hi = t->nfields;

@@ -50,7 +50,7 @@ static int days_in_month(int y, int m)
     return m == 2 && leap ? 29 : dm[m - 1];
 }
 
-/* Accepts YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM); 't'/' ' for 'T'
+/* Accepts YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM|+HH|-HH); 't'/' ' for 'T'
  * and 'z' for 'Z' as RFC 3339 allows. Digits past microseconds must be 0. */
 int prime_time_parse_rfc3339(const char *s, int64_t *micros)
 {
@@ -84,7 +84,8 @@ int prime_time_parse_rfc3339(const char *s, int64_t *micros)
         s++;
     } else if (*s == '+' || *s == '-') {
         sign = *s++ == '-' ? -1 : 1;
-        if (digits(&s, 2, &oh) || *s++ != ':' || digits(&s, 2, &om) || oh > 23 || om > 59)
+        /* ±HH alone is ISO 8601's short form, and how PostgreSQL prints UTC. */
+        if (digits(&s, 2, &oh) || (*s && (*s++ != ':' || digits(&s, 2, &om))) || oh > 23 || om > 59)
             return -1;
     } else {
         return -1;

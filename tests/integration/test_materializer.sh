@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# prime-materializer (users and projects so far) against the dev broker and
+# prime-materializer against the dev broker and
 # an ephemeral PostgreSQL: each event's effect on rows, optimistic locking,
 # dead letters with their reasons, cross-topic order within a batch,
 # cascades, and determinism: the topics replayed into a fresh database give
@@ -167,6 +167,130 @@ check "recall: id is UUIDv5 of the natural key; four uses; confidence 0.5 -> 0.5
 check "a first use creates the preference" "1|1.00" "SELECT usage_count, confidence FROM mixx_recall WHERE recall_key = 'bounce'"
 check "a forgotten preference is gone" "0" "SELECT count(*) FROM mixx_recall WHERE recall_key = 'main'"
 
+# Audio: a mix and a stem split from it, analyses (a newer analyzer version
+# wins, an older one is not stored; the mix's loudness and DR reach the
+# project), a file deleted, and a delete the seed refuses (stems reference
+# their parent with no ON DELETE action).
+f1=f1f1f1f1-f1f1-4f1f-8f1f-f1f1f1f1f1f1 f2=f2f2f2f2-f2f2-4f2f-8f2f-f2f2f2f2f2f2 f3=f3f3f3f3-f3f3-4f3f-8f3f-f3f3f3f3f3f3
+upload="\"filename\":\"mix.wav\",\"file_path\":\"u1/mix.wav\",\"file_size_bytes\":5292044,\"mime_type\":\"audio/wav\",\"duration_seconds\":30.0,\"sample_rate\":44100,\"bit_depth\":24,\"channels\":2,\"format\":\"wav\""
+analysis() { # VERSION LUFS DR
+  ev audio.analyzed "$u1" "14:0$4" "\"file_id\":\"$f1\",\"request_event_id\":\"00000000-0000-4000-8000-000000000001\",\"analyzer_version\":\"$1\",\"audio_analysis\":{\"integrated_lufs\":$2},\"duration_seconds\":30.5,\"sample_rate\":44100,\"channels\":2,\"integrated_lufs\":$2,\"dynamic_range\":$3"
+}
+{
+  ev audio.file_uploaded "$u1" 13:50 "\"file_id\":\"$f1\",\"project_id\":\"$p1\",$upload,\"original_filename\":\"Mix v3.wav\",\"tags\":[\"mix\"],\"is_mix\":true,\"musical_context\":{\"bpm\":140}"
+  ev audio.stem_uploaded "$u1" 13:51 "\"file_id\":\"$f2\",\"project_id\":\"$p1\",${upload//mix.wav/vox.wav},\"tags\":[],\"stem_type\":\"vocals\",\"parent_file_id\":\"$f1\""
+  ev audio.file_uploaded "$u1" 13:52 "\"file_id\":\"$f3\",\"project_id\":null,${upload//mix.wav/sketch.wav},\"tags\":[],\"is_mix\":false"
+  ev audio.analysis_requested "$u1" 13:53 "\"file_id\":\"$f1\",\"file_path\":\"u1/mix.wav\",\"reason\":\"reprocess\""
+  analysis 1.2.0 -9.5 7.25 1
+  analysis 1.10.0 -10.125 8 2
+  analysis 1.9.9 -30 1 3
+  ev audio.file_deleted "$u1" 14:05 "\"file_id\":\"$f3\""
+  ev audio.file_deleted "$u1" 14:06 "\"file_id\":\"$f1\""
+} >"$tmp/audio.jsonl"
+publish "$tmp/audio.jsonl"
+run_materializer "$PRIME_TEST_DB" mat-1
+check "an upload: every column from the event; created_at and uploaded_at its time" \
+  "$p1|$u1|mix.wav|Mix v3.wav|u1/mix.wav|5292044|audio/wav|44100|24|2|wav|{\"bpm\": 140}|f||{mix}|2026-11-25 13:50:00+00|2026-11-25 13:50:00+00|t" \
+  "SELECT project_id, user_id, filename, original_filename, file_path, file_size_bytes, mime_type, sample_rate, bit_depth, channels, format, musical_context::text, is_stem, stem_type, tags, created_at, uploaded_at, is_mix FROM audio_files WHERE id = '$f1'"
+check "a stem: is_stem, stem_type, parent_file_id" "t|vocals|$f1|vox.wav" \
+  "SELECT is_stem, stem_type, parent_file_id, filename FROM audio_files WHERE id = '$f2'"
+check "the newest analyzer version's analysis is stored (1.10.0 > 1.9.9 > 1.2.0), with its measured duration" \
+  '{"integrated_lufs": -10.125, "analyzer_version": "1.10.0"}|30.500' \
+  "SELECT audio_analysis::text, duration_seconds FROM audio_files WHERE id = '$f1'"
+check "the mix's integrated loudness and DR reach its project" "-10.13|8.00" \
+  "SELECT current_lufs, dynamic_range FROM studio_projects WHERE id = '$p1'"
+check "a deleted file is gone; a file with stems is not deleted" "0|1" \
+  "SELECT (SELECT count(*) FROM audio_files WHERE id = '$f3'), (SELECT count(*) FROM audio_files WHERE id = '$f1')"
+dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null)
+grep -q 'prime.error.message=.*violates foreign key constraint "audio_files_parent_file_id_fkey"' <<<"$dlq" \
+  && ok "deleting a file its stems reference is dead-lettered with the database's reason" || bad "dlq: file with stems"
+grep -q "audio.analysis_requested" <<<"$dlq" && bad "analysis_requested was dead-lettered" || ok "analysis requests change no row and are not dead-lettered"
+
+# Presets: private, public and system; updates, uses (the same use event
+# published twice counts once), a use of another user's private preset.
+pr1=a1a1a1a1-a1a1-4a1a-8a1a-a1a1a1a1a1a1 pr2=a2a2a2a2-a2a2-4a2a-8a2a-a2a2a2a2a2a2 pr3=a3a3a3a3-a3a3-4a3a-8a3a-a3a3a3a3a3a3
+preset() { # OWNER TIME ID NAME PUBLIC SYSTEM
+  ev preset.created "$1" "$2" "\"preset_id\":\"$3\",\"name\":\"$4\",\"description\":\"d\",\"plugin_type\":\"MixxDrive\",\"parameters\":{\"drive\":0.5},\"is_public\":$5,\"is_system_preset\":$6,\"tags\":[\"warm\"]"
+}
+{
+  preset "$u1" 14:10 "$pr1" Mine false false
+  preset "$u2" 14:11 "$pr2" Factory true true
+  preset "$u2" 14:12 "$pr3" Shared true false
+  ev preset.updated "$u1" 14:13 "\"preset_id\":\"$pr1\",\"name\":\"Mine v2\",\"parameters\":{\"drive\":0.7},\"cleared_fields\":[\"description\"]"
+  ev preset.used "$u1" 14:14 "\"preset_id\":\"$pr1\""
+  ev preset.used "$u1" 14:15 "\"preset_id\":\"$pr3\""
+  ev preset.used "$u1" 14:16 "\"preset_id\":\"$pr2\""
+  ev preset.used "$u2" 14:17 "\"preset_id\":\"$pr1\""
+} >"$tmp/presets.jsonl"
+sed -n 5p "$tmp/presets.jsonl" >>"$tmp/presets.jsonl" # published twice: same event_id
+publish "$tmp/presets.jsonl"
+run_materializer "$PRIME_TEST_DB" mat-1
+check "a private preset: updated, description cleared, used once (its second publication skipped)" \
+  "$u1|Mine v2||{\"drive\": 0.7}|1|2026-11-25 14:14:00+00|2026-11-25 14:13:00+00" \
+  "SELECT user_id, name, description, parameters::text, usage_count, last_used_at, updated_at FROM plugin_presets WHERE id = '$pr1'"
+check "a system preset has no user; public and system presets are used by others" "|t|1;$u2|f|1" \
+  "SELECT string_agg(concat_ws('|', coalesce(user_id::text, ''), is_system_preset, usage_count), ';' ORDER BY name) FROM plugin_presets WHERE id IN ('$pr2', '$pr3')"
+grep -q 'event published twice; applied once' "$tmp/mat.log" && ok "the second publication is logged" || bad "duplicate log"
+dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null)
+grep -q "prime.error.message=the preset is another user's and not public" <<<"$dlq" \
+  && ok "using another user's private preset is dead-lettered" || bad "dlq: private preset"
+
+# Collaboration: started (the starter is the host), joins (a rejoin replaces
+# the entry), a leave, the end; a join after the end is refused.
+c1=c1c1c1c1-c1c1-4c1c-8c1c-c1c1c1c1c1c1
+{
+  ev collab.started "$u1" 14:20 "\"collab_session_id\":\"$c1\",\"project_id\":\"$p1\",\"session_name\":\"Vocal comp\""
+  ev collab.participant_joined "$u1" 14:21 "\"collab_session_id\":\"$c1\",\"user_id\":\"$u2\",\"role\":\"viewer\""
+  ev collab.participant_joined "$u1" 14:22 "\"collab_session_id\":\"$c1\",\"user_id\":\"$u3\",\"role\":\"commenter\""
+  ev collab.participant_joined "$u1" 14:23 "\"collab_session_id\":\"$c1\",\"user_id\":\"$u2\",\"role\":\"editor\",\"permissions\":{\"mix\":true}"
+  ev collab.participant_left "$u1" 14:24 "\"collab_session_id\":\"$c1\",\"user_id\":\"$u3\""
+  ev collab.ended "$u1" 14:25 "\"collab_session_id\":\"$c1\",\"notes\":\"Comped verse 2\""
+  ev collab.participant_joined "$u1" 14:26 "\"collab_session_id\":\"$c1\",\"user_id\":\"$u3\",\"role\":\"viewer\""
+} >"$tmp/collab.jsonl"
+publish "$tmp/collab.jsonl"
+run_materializer "$PRIME_TEST_DB" mat-1
+check "a collaboration session from start to end" \
+  "$p1|Vocal comp|$u1|f|2026-11-25 14:20:00+00|2026-11-25 14:25:00+00|Comped verse 2" \
+  "SELECT project_id, session_name, started_by, is_active, started_at, ended_at, notes FROM collaboration_sessions WHERE id = '$c1'"
+check "participants: the host, then the rejoined editor with permissions" \
+  "[{\"role\": \"host\", \"user_id\": \"$u1\", \"joined_at\": \"2026-11-25T14:20:00.000000Z\", \"permissions\": null}, {\"role\": \"editor\", \"user_id\": \"$u2\", \"joined_at\": \"2026-11-25T14:23:00.000000Z\", \"permissions\": {\"mix\": true}}]" \
+  "SELECT participants::text FROM collaboration_sessions WHERE id = '$c1'"
+dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null)
+grep -q "prime.error.message=the collaboration session has ended" <<<"$dlq" \
+  && ok "a join after the end is dead-lettered" || bad "dlq: join after end"
+
+# Auth: a credential (created, verified, reset, password changed) and the
+# login that names it; a session (started, refreshed, revoked; a refresh
+# after the revoke is refused). Only hashes are stored.
+cr1=c7c7c7c7-c7c7-4c7c-8c7c-c7c7c7c7c7c7 as1=a5a5a5a5-a5a5-4a5a-8a5a-a5a5a5a5a5a5
+h() { printf 'sha256:%064d' "$1"; }
+tokens="\"access_token_hash\":\"$(h 3)\",\"refresh_token_hash\":\"$(h 4)\",\"access_token_expires_at\":\"2026-11-25T16:00:00Z\",\"refresh_token_expires_at\":\"2026-12-25T15:00:00Z\""
+{
+  ev user.logged_in "$u2" 14:29 "\"credential_id\":\"$cr1\""   # names u1's credential: refused once it exists
+  ev auth.credential_created "$u1" 14:30 "\"credential_id\":\"$cr1\",\"credential_type\":\"email_password\",\"email\":\"nova@example.com\",\"password_hash\":\"$(h 1)\",\"salt\":\"s1\",\"verification_token_hash\":\"$(h 2)\",\"verification_expires_at\":\"2026-11-26T14:30:00Z\""
+  ev auth.credential_verified "$u1" 14:31 "\"credential_id\":\"$cr1\""
+  ev auth.reset_requested "$u1" 14:32 "\"credential_id\":\"$cr1\",\"reset_token_hash\":\"$(h 5)\",\"reset_expires_at\":\"2026-11-25T15:32:00Z\""
+  ev auth.password_changed "$u1" 14:33 "\"credential_id\":\"$cr1\",\"password_hash\":\"$(h 6)\",\"salt\":null"
+  ev user.logged_in "$u1" 14:34 "\"credential_id\":\"$cr1\""
+  ev auth.session_started "$u1" 14:35 "\"session_id\":\"$as1\",\"session_token_hash\":\"$(h 7)\",\"device_name\":\"Studio Mac\",\"device_type\":\"desktop\",$tokens,\"ip_address\":\"192.0.2.7\",\"user_agent\":\"Prime/1.0\""
+  ev auth.session_refreshed "$u1" 14:36 "\"session_id\":\"$as1\",${tokens//$(h 3)/$(h 8)}"
+  ev auth.session_revoked "$u1" 14:37 "\"session_id\":\"$as1\",\"reason\":\"logout\""
+  ev auth.session_refreshed "$u1" 14:38 "\"session_id\":\"$as1\",$tokens"
+} >"$tmp/auth.jsonl"
+publish "$tmp/auth.jsonl"
+run_materializer "$PRIME_TEST_DB" mat-1
+check "a credential: verified, reset requested, password changed (reset cleared), last login" \
+  "$u1|email_password|nova@example.com|$(h 6)||t|||||2026-11-25 14:33:00+00|2026-11-25 14:34:00+00" \
+  "SELECT user_id, credential_type, email, password_hash, salt, email_verified, verification_token, verification_expires_at, reset_token, reset_expires_at, updated_at, last_login_at FROM auth_credentials WHERE id = '$cr1'"
+check "verifying the credential verifies the user's email" "t" "SELECT email_verified FROM prime_users WHERE id = '$u1'"
+check "a session: started on the envelope's device, refreshed, revoked" \
+  "$u1|$(h 7)|dev-1|Studio Mac|desktop|$(h 8)|192.0.2.7|Prime/1.0|t|2026-11-25 14:36:00+00|2026-11-25 14:35:00+00" \
+  "SELECT user_id, session_token, device_id, device_name, device_type, access_token_hash, ip_address, user_agent, is_revoked, last_activity_at, created_at FROM auth_sessions WHERE id = '$as1'"
+dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null)
+grep -q "prime.error.message=the session is revoked" <<<"$dlq" && ok "a refresh after the revoke is dead-lettered" || bad "dlq: refresh after revoke"
+grep -q "prime.error.message=the auth_credentials row belongs to $u1, the event names $u2" <<<"$dlq" \
+  && ok "a login naming another user's credential is dead-lettered (after waiting for it)" || bad "dlq: foreign credential"
+
 # The bounded wait: the orphan is dead-lettered once it has waited too long,
 # with no new traffic (the runtime's idle housekeeping call).
 sleep 1
@@ -188,7 +312,8 @@ replay_db="${PRIME_TEST_DB/dbname=prime/dbname=replay}"
 "$PRIME_MIGRATE" --db "$replay_db" >/dev/null
 run_materializer "$replay_db" mat-replay replay
 digest() { psql -d "$1" -qAtc "SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM $2 t"; }
-for table in prime_users studio_projects session_states mixx_recall; do
+for table in prime_users studio_projects session_states mixx_recall audio_files plugin_presets collaboration_sessions \
+  auth_credentials auth_sessions; do
   a=$(digest prime "$table") b=$(digest replay "$table")
   if [ -n "$a" ] && [ "$a" = "$b" ]; then
     ok "replay into a fresh database: $table identical ($a)"
@@ -203,10 +328,18 @@ done
 ev user.deleted "$u1" 13:00 "\"reason\":\"request\"" >"$tmp/events.jsonl"
 publish "$tmp/events.jsonl"
 run_materializer "$PRIME_TEST_DB" mat-1
-check "user.deleted removes the user and cascades to projects, sessions and recall" "0|0|0|0" \
+check "user.deleted removes the user and cascades to every table that names them" "0|0|0|0|0|0|0|0|0" \
   "SELECT (SELECT count(*) FROM prime_users WHERE id = '$u1'), (SELECT count(*) FROM studio_projects WHERE user_id = '$u1'),
           (SELECT count(*) FROM session_states WHERE user_id = '$u1' OR project_id = '$p1'),
-          (SELECT count(*) FROM mixx_recall WHERE user_id = '$u1')"
+          (SELECT count(*) FROM mixx_recall WHERE user_id = '$u1'), (SELECT count(*) FROM audio_files WHERE user_id = '$u1'),
+          (SELECT count(*) FROM plugin_presets WHERE user_id = '$u1'), (SELECT count(*) FROM collaboration_sessions WHERE project_id = '$p1'),
+          (SELECT count(*) FROM auth_credentials WHERE user_id = '$u1'), (SELECT count(*) FROM auth_sessions WHERE user_id = '$u1')"
 check "other users stay" "1" "SELECT count(*) FROM prime_users WHERE id = '$u2'"
 
+if [ "$failed" != 0 ]; then
+  echo "--- the materializer's warnings and errors:"
+  grep -E 'level=(warn|error)' "$tmp/mat.log" | tail -40
+  echo "--- dead letters:"
+  kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null | sed 's/prime.error.message=/\n  /' | grep '^  ' | tail -40
+fi
 finish

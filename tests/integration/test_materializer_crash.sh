@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The materializer under kill -9 and a PostgreSQL crash: a fixed set of
-# events (40 users, their projects, saves, sessions and heartbeats, across
-# three topics so parking is exercised) is materialized once without
+# events (40 users, their projects, saves, sessions and heartbeats, uploads
+# and analyses, recall, presets and auth sessions, across eight topics so
+# parking is exercised; every tenth published twice) is materialized once without
 # interruption into one database, and once into another while the worker is
 # killed at random moments and the server crashes and restarts. The tables
 # must come out identical (per-table checksums): nothing lost, nothing
@@ -40,9 +41,23 @@ id() { printf '%08x-%04x-4%03x-8%03x-%012x' "$1" "$2" "$2" "$2" "$3"; }
         ev session.heartbeat "$user" $((t + 10 + h)) "\"session_id\":\"$session\",\"cursor_position\":$h.5"
       done
       ev session.left "$user" $((t + 40)) "\"session_id\":\"$session\""
+      file=$(id "$u" "$p" 3)
+      ev audio.file_uploaded "$user" $((t + 50)) "\"file_id\":\"$file\",\"project_id\":\"$project\",\"filename\":\"mix.wav\",\"file_path\":\"$u/$p.wav\",\"file_size_bytes\":1000,\"mime_type\":\"audio/wav\",\"duration_seconds\":1.5,\"sample_rate\":48000,\"bit_depth\":24,\"channels\":2,\"format\":\"wav\",\"tags\":[],\"is_mix\":true"
+      ev audio.analyzed "$user" $((t + 51)) "\"file_id\":\"$file\",\"request_event_id\":\"$file\",\"analyzer_version\":\"1.0.$p\",\"audio_analysis\":{\"lufs\":-$u},\"duration_seconds\":1.5,\"sample_rate\":48000,\"channels\":2,\"integrated_lufs\":-$u.25,\"dynamic_range\":$p"
     done
+    for r in 1 2 3; do
+      ev recall.used "$user" $((u * 1000 + 500 + r)) "\"category\":\"plugin\",\"recall_key\":\"k$((r % 2))\",\"data\":{\"r\":$r}"
+    done
+    preset=$(id "$u" 9 4)
+    ev preset.created "$user" $((u * 1000 + 600)) "\"preset_id\":\"$preset\",\"name\":\"P\",\"plugin_type\":\"MixxDrive\",\"parameters\":{},\"is_public\":true,\"is_system_preset\":false,\"tags\":[]"
+    ev preset.used "$user" $((u * 1000 + 601)) "\"preset_id\":\"$preset\""
+    auth=$(id "$u" 9 5)
+    ev auth.session_started "$user" $((u * 1000 + 700)) "\"session_id\":\"$auth\",\"session_token_hash\":\"sha256:$(printf '%064x' $((u * 10 + 9)))\",\"access_token_hash\":\"sha256:$(printf '%064x' 1)\",\"refresh_token_hash\":\"sha256:$(printf '%064x' 2)\",\"access_token_expires_at\":1795608000000000,\"refresh_token_expires_at\":1795608000000000"
+    ev auth.session_revoked "$user" $((u * 1000 + 701)) "\"session_id\":\"$auth\""
   done
 } >"$tmp/events.jsonl"
+# Every tenth event published twice (same event_id): applied once.
+awk 'NR % 10 == 0 { print } { print }' "$tmp/events.jsonl" >"$tmp/twice.jsonl" && mv "$tmp/twice.jsonl" "$tmp/events.jsonl"
 total=$(wc -l <"$tmp/events.jsonl")
 "$PRIME_PUBLISH" "$tmp/events.jsonl" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
 ok "published $total events"
@@ -90,7 +105,7 @@ drain crashed && ok "after five kills and a server crash, the run drained" || ba
 kill -TERM "$pid"; wait "$pid"; pid=
 
 digest() { psql -d "$1" -qAtc "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.id)), '-') FROM $2 t"; }
-for table in prime_users studio_projects session_states; do
+for table in prime_users studio_projects session_states mixx_recall audio_files plugin_presets auth_sessions; do
   a=$(digest reference "$table") b=$(digest crashed "$table")
   [ "$a" = "$b" ] && ok "$table identical ($a)" || bad "$table: reference $a, crashed $b"
 done
@@ -98,6 +113,10 @@ check_parked=$(psql -d crashed -qAtc "SELECT count(*) FROM prime_pipeline.parked
 [ "$check_parked" = 0 ] && ok "nothing left parked" || bad "$check_parked events still parked"
 [ "$(psql -d reference -qAtc "SELECT count(*) FROM studio_projects WHERE project_version = 6")" = 80 ] \
   && ok "every project reached version 6" || bad "versions"
+[ "$(psql -d crashed -qAtc "SELECT sum(usage_count) FROM mixx_recall")|$(psql -d crashed -qAtc "SELECT sum(usage_count) FROM plugin_presets")" = "120|40" ] \
+  && ok "events published twice counted once (recall and preset uses)" || bad "usage counts with duplicates"
+[ "$(psql -d crashed -qAtc "SELECT count(*) FROM studio_projects WHERE current_lufs < 0")" = 80 ] \
+  && ok "every mix's analysis reached its project" || bad "mix loudness"
 ! kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f 'x\n' 2>/dev/null | grep -q . \
   && ok "no dead letters" || bad "dead letters: $(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' | head -3)"
 

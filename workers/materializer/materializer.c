@@ -11,8 +11,9 @@
  * parked_events, in the same transaction) and folded again when a batch
  * writes that parent; after --park-max-seconds it is dead-lettered.
  *
- * So far it materializes prime_users, studio_projects, session_states and
- * mixx_recall. */
+ * An event published twice (same event_id) is applied once: the ids of
+ * the events taken in are kept (prime_pipeline.applied_events) in the
+ * batch's transaction. */
 #include "prime/buf.h"
 #include "prime/event.h"
 #include "prime/log.h"
@@ -20,665 +21,19 @@
 #include "prime/time.h"
 #include "prime/uuid.h"
 #include "prime/worker.h"
-#include "rows.h"
+#include "fold.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef enum phase { COLLECT, APPLY } phase_t;
-
-/* What a handler reports besides success. */
-enum { FOLD_OK = 0, FOLD_MISSING_PARENT = 1, FOLD_REFUSED = 2 };
-
-typedef struct fold {
-    rowset_t sets[T_COUNT];
-    prime_error_t why;      /* for FOLD_MISSING_PARENT and FOLD_REFUSED */
-    char waiting_for[96];   /* for FOLD_MISSING_PARENT: "table:id" */
-} fold_t;
-
-typedef int (*handler_fn)(fold_t *f, const prime_event_t *ev, phase_t phase);
+#include <strings.h>
 
 typedef struct materializer {
     prime_registry_t *reg;
     fold_t fold;
     int park_max_seconds;
 } materializer_t;
-
-/* --- reading event fields ---------------------------------------------- */
-
-static const char *text(const prime_event_t *ev, const char *field)
-{
-    const char *v = NULL;
-    prime_event_get_string(ev, field, &v, NULL, NULL);
-    return v;
-}
-
-/* The event's time as timestamptz text: every timestamp column the event
- * writes is this, never the time of apply. */
-static const char *event_time(const prime_event_t *ev, char buf[PRIME_TIME_TEXT])
-{
-    int64_t micros = 0;
-    prime_event_get_long(ev, "occurred_at", &micros, NULL, NULL);
-    prime_time_format_rfc3339(micros, buf);
-    return buf;
-}
-
-/* Number fields as PostgreSQL text, or NULL when the field is null. */
-static const char *number(const prime_event_t *ev, const char *field, char buf[40])
-{
-    double d;
-    int32_t i;
-    bool is_null = true;
-
-    /* A field that is not there, or not a number, is NULL: the getters say so. */
-    if (prime_event_get_int(ev, field, &i, &is_null, NULL) == PRIME_OK) {
-        if (is_null)
-            return NULL;
-        snprintf(buf, 40, "%d", (int)i);
-        return buf;
-    }
-    if (prime_event_get_double(ev, field, &d, &is_null, NULL) == PRIME_OK && !is_null) {
-        snprintf(buf, 40, "%.17g", d);
-        return buf;
-    }
-    return NULL;
-}
-
-/* An array of strings as a PostgreSQL array literal, or NULL when null. */
-static char *array_literal(const prime_event_t *ev, const char *field)
-{
-    size_t n = 0, len;
-    bool is_null = false;
-    const char *s;
-    char *out, *p;
-    size_t cap = 3;
-
-    if (prime_event_get_array_size(ev, field, &n, &is_null, NULL) || is_null)
-        return NULL;
-    for (size_t k = 0; k < n; k++) {
-        prime_event_get_array_string(ev, field, k, &s, &len, NULL);
-        cap += 2 * len + 3;
-    }
-    p = out = malloc(cap);
-    *p++ = '{';
-    for (size_t k = 0; k < n; k++) {
-        prime_event_get_array_string(ev, field, k, &s, &len, NULL);
-        if (k)
-            *p++ = ',';
-        *p++ = '"';
-        for (size_t j = 0; j < len; j++) {
-            if (s[j] == '"' || s[j] == '\\')
-                *p++ = '\\';
-            *p++ = s[j];
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return out;
-}
-
-static bool is_cleared(const prime_event_t *ev, const char *column)
-{
-    size_t n = 0;
-    const char *s;
-    if (prime_event_type_field_index(prime_event_type(ev), "cleared_fields") < 0 ||
-        prime_event_get_array_size(ev, "cleared_fields", &n, NULL, NULL))
-        return false;
-    for (size_t k = 0; k < n; k++)
-        if (prime_event_get_array_string(ev, "cleared_fields", k, &s, NULL, NULL) == PRIME_OK && !strcmp(s, column))
-            return true;
-    return false;
-}
-
-/* Column <- field when the field is set; NULL when it is in cleared_fields. */
-static void set_if_given(fold_t *f, table_id_t t, row_t *r, const prime_event_t *ev, const char *field,
-                         const char *column)
-{
-    const prime_event_type_t *type = prime_event_type(ev);
-    int idx = prime_event_type_field_index(type, field);
-    char buf[PRIME_TIME_TEXT];
-    const char *v = NULL;
-    char *owned = NULL;
-
-    if (idx < 0)
-        return;
-    if (is_cleared(ev, column)) {
-        row_set(&f->sets[t], r, column_index(t, column), NULL);
-        return;
-    }
-    if ((v = text(ev, field)) == NULL && (v = number(ev, field, buf)) == NULL && (v = owned = array_literal(ev, field)) == NULL) {
-        bool b, is_null = true;
-        if (prime_event_get_bool(ev, field, &b, &is_null, NULL) == PRIME_OK && !is_null)
-            v = b ? "t" : "f";
-    }
-    if (v)
-        row_set(&f->sets[t], r, column_index(t, column), v);
-    free(owned);
-}
-
-static int refuse(fold_t *f, const char *field, const char *message)
-{
-    prime_error_clear(&f->why);
-    prime_error_set(&f->why, PRIME_ERR_INVALID, field, "%s", message);
-    return FOLD_REFUSED;
-}
-
-static int missing(fold_t *f, const char *table, const char *id)
-{
-    snprintf(f->waiting_for, sizeof(f->waiting_for), "%s:%s", table, id);
-    prime_error_clear(&f->why);
-    prime_error_set(&f->why, PRIME_ERR_INVALID, NULL, "unresolved: %s %s does not exist", table, id);
-    return FOLD_MISSING_PARENT;
-}
-
-/* The database cascades a deleted parent to its children (the seed's
- * ON DELETE CASCADE); the batch's own child rows go too, so memory and
- * database agree. */
-static void drop_children(fold_t *f, table_id_t child, const char *column, const char *parent_id)
-{
-    rowset_t *s = &f->sets[child];
-    size_t c = column_index(child, column);
-    for (size_t i = 0; i < s->n; i++)
-        if (s->rows[i].present && s->rows[i].values[c] && !strcmp(s->rows[i].values[c], parent_id))
-            row_delete(s, &s->rows[i]);
-}
-
-/* The row of table t whose id is the event's id_field, for an event that
- * changes it: it must exist (else the event waits for it) and belong to the
- * event's owner (else the event is refused: the key, and so the order, is
- * the owner's). */
-static int owned_row(fold_t *f, const prime_event_t *ev, phase_t phase, table_id_t t, const char *id_field,
-                     row_t **out)
-{
-    row_t *r = rows_track(&f->sets[t], text(ev, id_field));
-    const char *owner = text(ev, "owner_user_id");
-    const char *row_owner;
-
-    *out = r;
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (!r->present)
-        return missing(f, tables[t].name, r->id);
-    row_owner = r->values[column_index(t, "user_id")];
-    if (strcmp(row_owner, owner)) {
-        char message[200];
-        snprintf(message, sizeof(message), "the %s row belongs to %s, the event names %s", tables[t].name, row_owner,
-                 owner);
-        return refuse(f, "owner_user_id", message);
-    }
-    return FOLD_OK;
-}
-
-/* --- prime_users ------------------------------------------------------------- */
-
-static row_t *user_row(fold_t *f, const prime_event_t *ev)
-{
-    return rows_track(&f->sets[T_PRIME_USERS], text(ev, "owner_user_id"));
-}
-
-static int user_registered(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    static const char *const fields[] = {"email", "username", "display_name", "avatar_url", "bio", "preferred_genres",
-                                         "default_bpm", "default_key", "preferred_lufs_target", "email_verified", NULL};
-    row_t *r = user_row(f, ev);
-    char when[40];
-
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (r->present) /* the same user registered again: the first registration stands */
-        return refuse(f, "owner_user_id", "the user is already registered");
-    row_create(&f->sets[T_PRIME_USERS], r, event_time(ev, when));
-    for (int i = 0; fields[i]; i++)
-        set_if_given(f, T_PRIME_USERS, r, ev, fields[i], fields[i]);
-    set_if_given(f, T_PRIME_USERS, r, ev, "device_id", "last_active_device_id");
-    return FOLD_OK;
-}
-
-static int user_profile_updated(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    static const char *const fields[] = {"email", "username", "display_name", "avatar_url", "bio", "preferred_genres",
-                                         "default_bpm", "default_key", "preferred_lufs_target", NULL};
-    row_t *r = user_row(f, ev);
-    char when[40];
-
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (!r->present)
-        return missing(f, "prime_users", r->id);
-    for (int i = 0; fields[i]; i++)
-        set_if_given(f, T_PRIME_USERS, r, ev, fields[i], fields[i]);
-    row_set(&f->sets[T_PRIME_USERS], r, column_index(T_PRIME_USERS, "updated_at"), event_time(ev, when));
-    return FOLD_OK;
-}
-
-static int user_device_registered(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r = user_row(f, ev);
-    size_t devices_col = column_index(T_PRIME_USERS, "devices");
-    const char *device = text(ev, "registered_device_id");
-    cJSON *list, *entry, *item;
-    char when[40], *printed;
-
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (!r->present)
-        return missing(f, "prime_users", r->id);
-    list = cJSON_Parse(r->values[devices_col] ? r->values[devices_col] : "[]");
-    if (!cJSON_IsArray(list)) {
-        cJSON_Delete(list);
-        list = cJSON_CreateArray();
-    }
-    /* One entry per device: a re-registration replaces it where it stood. */
-    for (int i = 0; (item = cJSON_GetArrayItem(list, i)); i++) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "device_id");
-        if (cJSON_IsString(id) && !strcmp(id->valuestring, device)) {
-            cJSON_DeleteItemFromArray(list, i);
-            break;
-        }
-    }
-    entry = cJSON_CreateObject();
-    cJSON_AddStringToObject(entry, "device_id", device);
-    cJSON_AddStringToObject(entry, "name", text(ev, "device_name"));
-    cJSON_AddStringToObject(entry, "type", text(ev, "device_type"));
-    if (text(ev, "platform"))
-        cJSON_AddStringToObject(entry, "platform", text(ev, "platform"));
-    if (text(ev, "app_version"))
-        cJSON_AddStringToObject(entry, "app_version", text(ev, "app_version"));
-    cJSON_AddStringToObject(entry, "registered_at", event_time(ev, when));
-    cJSON_AddItemToArray(list, entry);
-    printed = cJSON_PrintUnformatted(list);
-    row_set(&f->sets[T_PRIME_USERS], r, devices_col, printed);
-    row_set(&f->sets[T_PRIME_USERS], r, column_index(T_PRIME_USERS, "last_active_device_id"), device);
-    row_set(&f->sets[T_PRIME_USERS], r, column_index(T_PRIME_USERS, "updated_at"), when);
-    cJSON_free(printed);
-    cJSON_Delete(list);
-    return FOLD_OK;
-}
-
-static int user_logged_in(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r = user_row(f, ev);
-    char when[40];
-
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (!r->present)
-        return missing(f, "prime_users", r->id);
-    row_set(&f->sets[T_PRIME_USERS], r, column_index(T_PRIME_USERS, "last_login_at"), event_time(ev, when));
-    set_if_given(f, T_PRIME_USERS, r, ev, "device_id", "last_active_device_id");
-    return FOLD_OK;
-}
-
-static int user_deleted(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r = user_row(f, ev);
-
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (!r->present)
-        return missing(f, "prime_users", r->id);
-    row_delete(&f->sets[T_PRIME_USERS], r);
-    drop_children(f, T_STUDIO_PROJECTS, "user_id", r->id);
-    drop_children(f, T_SESSION_STATES, "user_id", r->id);
-    drop_children(f, T_MIXX_RECALL, "user_id", r->id);
-    return FOLD_OK;
-}
-
-/* --- studio_projects --------------------------------------------------------- */
-
-/* The project row, its owner checked (the key, and so the order, is the
- * owner's). */
-static int project_row(fold_t *f, const prime_event_t *ev, phase_t phase, row_t **out)
-{
-    return owned_row(f, ev, phase, T_STUDIO_PROJECTS, "project_id", out);
-}
-
-static void touch(fold_t *f, row_t *r, const prime_event_t *ev)
-{
-    char when[40];
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "updated_at"), event_time(ev, when));
-}
-
-static void set_project_data(fold_t *f, row_t *r, const char *json, const char *when)
-{
-    char size[24];
-    snprintf(size, sizeof(size), "%zu", strlen(json));
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "project_data"), json);
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "project_size_bytes"), size);
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "last_saved_at"), when);
-}
-
-static const char *const project_metadata[] = {
-    "name", "description", "bpm", "key", "time_signature", "sample_rate", "bit_depth", "target_lufs", "tags", "genre",
-    "mood", "audio_files_storage_path", "stems_storage_path", "snapshots_storage_path", NULL,
-};
-
-static int project_created(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *user = user_row(f, ev);
-    row_t *r = rows_track(&f->sets[T_STUDIO_PROJECTS], text(ev, "project_id"));
-    char when[40];
-
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (!user->present)
-        return missing(f, "prime_users", user->id);
-    if (r->present)
-        return refuse(f, "project_id", "the project exists already");
-    row_create(&f->sets[T_STUDIO_PROJECTS], r, event_time(ev, when));
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "user_id"), user->id);
-    for (int i = 0; project_metadata[i]; i++)
-        set_if_given(f, T_STUDIO_PROJECTS, r, ev, project_metadata[i], project_metadata[i]);
-    /* Creating a project saves its first version. */
-    set_project_data(f, r, text(ev, "project_data"), when);
-    return FOLD_OK;
-}
-
-static int project_saved(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r;
-    int rc = project_row(f, ev, phase, &r);
-    size_t version_col = column_index(T_STUDIO_PROJECTS, "project_version");
-    int32_t base = 0;
-    char when[40], next[16];
-
-    if (rc || phase == COLLECT)
-        return rc;
-    prime_event_get_int(ev, "base_version", &base, NULL, NULL);
-    if (atoi(r->values[version_col]) != base) {
-        /* Optimistic locking: a save based on an older version is not
-         * applied. The conflict is logged (and audited with issue 5). */
-        prime_log(PRIME_LOG_WARN, "stale save rejected", "project=%s base_version=%d current_version=%s event_id=%s",
-                  r->id, (int)base, r->values[version_col], text(ev, "event_id"));
-        return FOLD_OK;
-    }
-    snprintf(next, sizeof(next), "%d", (int)base + 1);
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, version_col, next);
-    set_project_data(f, r, text(ev, "project_data"), event_time(ev, when));
-    touch(f, r, ev);
-    return FOLD_OK;
-}
-
-static int project_metadata_updated(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r;
-    int rc = project_row(f, ev, phase, &r);
-
-    if (rc || phase == COLLECT)
-        return rc;
-    for (int i = 0; project_metadata[i]; i++)
-        set_if_given(f, T_STUDIO_PROJECTS, r, ev, project_metadata[i], project_metadata[i]);
-    touch(f, r, ev);
-    return FOLD_OK;
-}
-
-static int project_opened(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r;
-    int rc = project_row(f, ev, phase, &r);
-    char when[40];
-
-    if (rc || phase == COLLECT)
-        return rc;
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "last_opened_at"), event_time(ev, when));
-    return FOLD_OK;
-}
-
-static int project_collaborators_changed(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r;
-    int rc = project_row(f, ev, phase, &r);
-    cJSON *list;
-
-    if (rc || phase == COLLECT)
-        return rc;
-    list = cJSON_Parse(text(ev, "collaborators"));
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "collaborators"), text(ev, "collaborators"));
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "is_collaborative"),
-            cJSON_GetArraySize(list) > 0 ? "t" : "f");
-    cJSON_Delete(list);
-    touch(f, r, ev);
-    return FOLD_OK;
-}
-
-static int project_deleted(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r;
-    int rc = project_row(f, ev, phase, &r);
-
-    if (rc || phase == COLLECT)
-        return rc;
-    row_delete(&f->sets[T_STUDIO_PROJECTS], r);
-    drop_children(f, T_SESSION_STATES, "project_id", r->id);
-    return FOLD_OK;
-}
-
-/* snapshot.created is emitted for it with issue 5; no row changes here. */
-static int project_snapshot_requested(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r;
-    return project_row(f, ev, phase, &r);
-}
-
-/* --- session_states ---------------------------------------------------------- */
-
-static int session_row(fold_t *f, const prime_event_t *ev, phase_t phase, row_t **out)
-{
-    return owned_row(f, ev, phase, T_SESSION_STATES, "session_id", out);
-}
-
-static void set_presence(fold_t *f, row_t *r, const prime_event_t *ev)
-{
-    set_if_given(f, T_SESSION_STATES, r, ev, "cursor_position", "cursor_position");
-    set_if_given(f, T_SESSION_STATES, r, ev, "view_state", "view_state");
-    set_if_given(f, T_SESSION_STATES, r, ev, "active_tool", "active_tool");
-}
-
-static int session_joined(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *user = user_row(f, ev);
-    row_t *project = rows_track(&f->sets[T_STUDIO_PROJECTS], text(ev, "project_id"));
-    row_t *r = rows_track(&f->sets[T_SESSION_STATES], text(ev, "session_id"));
-    rowset_t *s = &f->sets[T_SESSION_STATES];
-    char when[PRIME_TIME_TEXT];
-
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (!user->present)
-        return missing(f, "prime_users", user->id);
-    if (!project->present)
-        return missing(f, "studio_projects", project->id);
-    if (r->present)
-        return refuse(f, "session_id", "the session exists already");
-    row_create(s, r, event_time(ev, when));
-    row_set(s, r, column_index(T_SESSION_STATES, "project_id"), project->id);
-    row_set(s, r, column_index(T_SESSION_STATES, "user_id"), user->id);
-    row_set(s, r, column_index(T_SESSION_STATES, "device_id"), text(ev, "device_id"));
-    row_set(s, r, column_index(T_SESSION_STATES, "session_token"), text(ev, "session_token_hash"));
-    set_presence(f, r, ev);
-    return FOLD_OK;
-}
-
-static int session_heartbeat(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r;
-    int rc = session_row(f, ev, phase, &r);
-    char when[PRIME_TIME_TEXT];
-
-    if (rc || phase == COLLECT)
-        return rc;
-    event_time(ev, when);
-    row_set(&f->sets[T_SESSION_STATES], r, column_index(T_SESSION_STATES, "last_heartbeat"), when);
-    row_set(&f->sets[T_SESSION_STATES], r, column_index(T_SESSION_STATES, "updated_at"), when);
-    set_presence(f, r, ev);
-    return FOLD_OK;
-}
-
-static int session_left(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r;
-    int rc = session_row(f, ev, phase, &r);
-    char when[PRIME_TIME_TEXT];
-
-    if (rc || phase == COLLECT)
-        return rc;
-    row_set(&f->sets[T_SESSION_STATES], r, column_index(T_SESSION_STATES, "is_active"), "f");
-    row_set(&f->sets[T_SESSION_STATES], r, column_index(T_SESSION_STATES, "updated_at"), event_time(ev, when));
-    return FOLD_OK;
-}
-
-/* --- mixx_recall --------------------------------------------------------------- */
-
-/* Namespace of Mixx Recall row ids: uuid5(NAMESPACE_URL,
- * "https://prime.mixclub.studio/mixx_recall"). The name is owner, category
- * and recall_key joined by newlines, none of which may hold one. */
-#define RECALL_NAMESPACE "f599dc62-f662-5188-baed-487f0b1131f6"
-
-static row_t *recall_row(fold_t *f, const prime_event_t *ev)
-{
-    char name[512], id[PRIME_UUID_TEXT];
-    int len = snprintf(name, sizeof(name), "%s\n%s\n%s", text(ev, "owner_user_id"), text(ev, "category"),
-                       text(ev, "recall_key"));
-    if (len < 0 || (size_t)len >= sizeof(name) || prime_uuid_v5(RECALL_NAMESPACE, name, (size_t)len, id))
-        return NULL;
-    return rows_track(&f->sets[T_MIXX_RECALL], id);
-}
-
-/* Data merged shallowly: the event's top-level members replace the row's. */
-static void merge_data(fold_t *f, row_t *r, const char *update)
-{
-    size_t c = column_index(T_MIXX_RECALL, "data");
-    cJSON *base = cJSON_Parse(r->values[c] ? r->values[c] : "{}"), *add = cJSON_Parse(update), *m;
-    char *printed;
-
-    if (!cJSON_IsObject(base)) {
-        cJSON_Delete(base);
-        base = cJSON_CreateObject();
-    }
-    for (m = add ? add->child : NULL; m; m = m->next) {
-        if (cJSON_GetObjectItemCaseSensitive(base, m->string))
-            cJSON_ReplaceItemInObjectCaseSensitive(base, m->string, cJSON_Duplicate(m, 1));
-        else
-            cJSON_AddItemToObject(base, m->string, cJSON_Duplicate(m, 1));
-    }
-    printed = cJSON_PrintUnformatted(base);
-    row_set(&f->sets[T_MIXX_RECALL], r, c, printed);
-    cJSON_free(printed);
-    cJSON_Delete(base);
-    cJSON_Delete(add);
-}
-
-static row_t *recall_create(fold_t *f, row_t *r, const prime_event_t *ev, const char *when)
-{
-    rowset_t *s = &f->sets[T_MIXX_RECALL];
-    row_create(s, r, when);
-    row_set(s, r, column_index(T_MIXX_RECALL, "user_id"), text(ev, "owner_user_id"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "category"), text(ev, "category"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "recall_key"), text(ev, "recall_key"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "data"), "{}");
-    return r;
-}
-
-static int recall_set(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *user = user_row(f, ev), *r = recall_row(f, ev);
-    rowset_t *s = &f->sets[T_MIXX_RECALL];
-    char when[PRIME_TIME_TEXT];
-
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (!r)
-        return refuse(f, "recall_key", "category and recall_key are too long together");
-    if (!user->present)
-        return missing(f, "prime_users", user->id);
-    event_time(ev, when);
-    if (!r->present)
-        recall_create(f, r, ev, when);
-    row_set(s, r, column_index(T_MIXX_RECALL, "data"), text(ev, "data"));
-    set_if_given(f, T_MIXX_RECALL, r, ev, "confidence", "confidence");
-    row_set(s, r, column_index(T_MIXX_RECALL, "updated_at"), when);
-    return FOLD_OK;
-}
-
-/* A use counts, refreshes last_used_at, merges the settings in use, and
- * moves confidence a tenth of the way to 1 (two decimals, as the column). */
-static int recall_used(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *user = user_row(f, ev), *r = recall_row(f, ev);
-    rowset_t *s = &f->sets[T_MIXX_RECALL];
-    size_t count_col = column_index(T_MIXX_RECALL, "usage_count"), conf_col = column_index(T_MIXX_RECALL, "confidence");
-    char when[PRIME_TIME_TEXT], buf[32];
-
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (!r)
-        return refuse(f, "recall_key", "category and recall_key are too long together");
-    if (!user->present)
-        return missing(f, "prime_users", user->id);
-    event_time(ev, when);
-    if (!r->present) {
-        recall_create(f, r, ev, when); /* the first use creates the preference, used once */
-    } else {
-        double c = r->values[conf_col] ? atof(r->values[conf_col]) : 1.0;
-        snprintf(buf, sizeof(buf), "%lld", atoll(r->values[count_col]) + 1);
-        row_set(s, r, count_col, buf);
-        snprintf(buf, sizeof(buf), "%.2f", (double)(long long)((c + (1.0 - c) * 0.1) * 100.0 + 0.5) / 100.0);
-        row_set(s, r, conf_col, buf);
-    }
-    if (text(ev, "data"))
-        merge_data(f, r, text(ev, "data"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "last_used_at"), when);
-    row_set(s, r, column_index(T_MIXX_RECALL, "updated_at"), when);
-    return FOLD_OK;
-}
-
-/* Forgetting what is not there is already done: one owner's events are in
- * order, so it was never set or was forgotten before. */
-static int recall_forgotten(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r = recall_row(f, ev);
-
-    if (phase == COLLECT || !r || !r->present)
-        return FOLD_OK;
-    row_delete(&f->sets[T_MIXX_RECALL], r);
-    return FOLD_OK;
-}
-
-static const struct {
-    const char *type;
-    handler_fn fn;
-} handlers[] = {
-    {"user.registered", user_registered},
-    {"user.profile_updated", user_profile_updated},
-    {"user.device_registered", user_device_registered},
-    {"user.logged_in", user_logged_in},
-    {"user.deleted", user_deleted},
-    {"project.created", project_created},
-    {"project.saved", project_saved},
-    {"project.metadata_updated", project_metadata_updated},
-    {"project.opened", project_opened},
-    {"project.collaborators_changed", project_collaborators_changed},
-    {"project.deleted", project_deleted},
-    {"project.snapshot_requested", project_snapshot_requested},
-    {"session.joined", session_joined},
-    {"session.heartbeat", session_heartbeat},
-    {"session.left", session_left},
-    {"recall.set", recall_set},
-    {"recall.used", recall_used},
-    {"recall.forgotten", recall_forgotten},
-};
-
-static handler_fn handler_for(const prime_event_t *ev)
-{
-    const char *type = prime_event_type_name(prime_event_type(ev));
-    for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
-        if (!strcmp(handlers[i].type, type))
-            return handlers[i].fn;
-    return NULL;
-}
 
 /* --- a batch ------------------------------------------------------------------ */
 
@@ -779,6 +134,19 @@ static void link_streams(item_t *items, size_t n)
     free(order);
 }
 
+static const char *event_id(const prime_event_t *ev)
+{
+    const char *id = NULL;
+    prime_event_get_string(ev, "event_id", &id, NULL, NULL);
+    return id;
+}
+
+/* UUIDs as text: PostgreSQL prints them in lower case, events may not. */
+static int cmp_uuid_text(const void *a, const void *b)
+{
+    return strcasecmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static char *hex_of(const void *data, size_t len)
 {
     static const char digits[] = "0123456789abcdef";
@@ -875,12 +243,17 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, fold_t *f, i
     /* In order; an event whose parent is missing waits for the rest of the
      * batch, where its parent may be (another topic, a later record). */
     while (!rc && progress) {
+        bool need_rows = false;
         progress = 0;
         for (size_t i = 0; i < n && !rc; i++) {
             int r;
             if (items[i].state != PENDING || !stream_clear(items, i))
                 continue;
             r = items[i].fn(f, items[i].event, APPLY);
+            if (r == FOLD_NEED_ROWS) {
+                need_rows = true;
+                continue;
+            }
             if (r == FOLD_MISSING_PARENT) {
                 snprintf(items[i].waiting_for, sizeof(items[i].waiting_for), "%s", f->waiting_for);
                 continue;
@@ -894,6 +267,10 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, fold_t *f, i
                 (*applied)++;
             }
         }
+        /* Rows found only by folding (a file's project): read, then go on. */
+        for (int t = 0; t < T_COUNT && !rc && need_rows; t++)
+            rc = rows_load(&f->sets[t], conn, err);
+        progress |= need_rows;
     }
     /* What is left waits: for its parent, or behind the event before it in
      * its stream (and then for the same row, so they come out together). */
@@ -908,8 +285,8 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, fold_t *f, i
     for (int t = 0; t < T_COUNT && !rc; t++) {
         rc = rows_write(&f->sets[t], conn, err);
         for (size_t i = 0; i < f->sets[t].n && !rc; i++)
-            if (f->sets[t].rows[i].present && !f->sets[t].rows[i].in_database)
-                keys_add(created, tables[t].name, f->sets[t].rows[i].id);
+            if (f->sets[t].rows[i]->present && !f->sets[t].rows[i]->in_database)
+                keys_add(created, tables[t].name, f->sets[t].rows[i]->id);
     }
     for (int t = T_COUNT - 1; t >= 0 && !rc; t--)
         rc = rows_delete(&f->sets[t], conn, err);
@@ -981,7 +358,7 @@ static prime_errcode_t make_item(prime_worker_t *w, const prime_registry_t *reg,
         prime_event_free(ev);
         return prime_worker_dead_letter(w, r, &why, err);
     }
-    if (!(fn = handler_for(ev))) {
+    if (!(fn = fold_handler_for(ev))) {
         prime_error_set(&why, PRIME_ERR_UNKNOWN_TYPE, "type", "%s is not materialized by this worker",
                         prime_event_type_name(prime_event_type(ev)));
         prime_event_free(ev);
@@ -1134,6 +511,67 @@ static char *keys_literal(const keys_t *k)
     return out;
 }
 
+/* Takes the items' event ids in (prime_pipeline.applied_events, in the
+ * batch's transaction) and drops the items whose id was taken in before,
+ * by an earlier batch or earlier in this one: a second publication of an
+ * event is skipped, logged, and changes nothing. */
+static prime_errcode_t skip_duplicates(prime_worker_t *w, PGconn *conn, item_t *items, size_t *n, prime_error_t *err)
+{
+    prime_buf_t ids;
+    const char *params[2];
+    PGresult *res;
+    prime_errcode_t rc = PRIME_OK;
+    size_t kept = 0;
+
+    if (!*n)
+        return PRIME_OK;
+    prime_buf_init(&ids, 0);
+    prime_buf_putc(&ids, '{');
+    for (size_t i = 0; i < *n; i++)
+        prime_buf_printf(&ids, "%s%s", i ? "," : "", event_id(items[i].event));
+    prime_buf_putc(&ids, '}');
+    params[0] = prime_worker_group(w);
+    params[1] = ids.data;
+    res = PQexecParams(conn,
+                       "INSERT INTO prime_pipeline.applied_events (group_id, event_id) "
+                       "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id::text",
+                       2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = prime_pg_error(conn, res, "recording event ids", NULL, err);
+    } else {
+        /* New ids, sorted, to look up; an id's first item in the batch is
+         * the one taken in. */
+        size_t fresh = (size_t)PQntuples(res);
+        char **found = calloc(fresh + 1, sizeof(*found));
+        bool *taken = calloc(fresh + 1, sizeof(*taken));
+        if (!found || !taken)
+            rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+        for (size_t r = 0; !rc && r < fresh; r++)
+            found[r] = PQgetvalue(res, (int)r, 0);
+        if (!rc)
+            qsort(found, fresh, sizeof(*found), cmp_uuid_text);
+        for (size_t i = 0; i < *n && !rc; i++) {
+            const char *id = event_id(items[i].event);
+            char **hit = bsearch(&id, found, fresh, sizeof(*found), cmp_uuid_text);
+            if (hit && !taken[hit - found]) {
+                taken[hit - found] = true; /* later items with this id are duplicates */
+                items[kept++] = items[i];
+                continue;
+            }
+            prime_log(PRIME_LOG_INFO, "event published twice; applied once", "event_id=%s topic=%s partition=%d offset=%lld",
+                      id, items[i].record.topic, (int)items[i].record.partition, (long long)items[i].record.offset);
+            prime_event_free(items[i].event);
+        }
+        if (!rc)
+            *n = kept;
+        free(found);
+        free(taken);
+    }
+    PQclear(res);
+    prime_buf_free(&ids);
+    return rc;
+}
+
 static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record_t *records, size_t n, void *ctx,
                              prime_error_t *err)
 {
@@ -1152,6 +590,8 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
         rc = make_item(w, m->reg, &records[i], &items[count], &usable, err);
         count += usable;
     }
+    if (!rc)
+        rc = skip_duplicates(w, conn, items, &count, err);
     if (!rc)
         rc = materialize_or_isolate(w, conn, &m->fold, items, count, &applied, &created, err);
     if (!rc)
@@ -1199,7 +639,9 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
 
 int main(int argc, char **argv)
 {
-    static const char *const topics[] = {"prime.users", "prime.projects", "prime.sessions", "prime.recall", NULL};
+    static const char *const topics[] = {"prime.users",  "prime.auth",     "prime.projects", "prime.audio",
+                                         "prime.recall", "prime.sessions", "prime.presets",  "prime.collab",
+                                         "prime.analysis", NULL};
     prime_worker_conf_t conf;
     materializer_t m = {0};
     prime_error_t err;
@@ -1215,7 +657,7 @@ int main(int argc, char **argv)
     m.park_max_seconds = conf.park_max_seconds;
     rc = prime_worker_run(&conf, apply, &m);
     for (int t = 0; t < T_COUNT; t++)
-        free(m.fold.sets[t].rows);
+        rows_free(&m.fold.sets[t]);
     prime_registry_free(m.reg);
     return rc;
 }

@@ -2,17 +2,50 @@
 #include "prime/buf.h"
 #include "prime/pg.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* FNV-1a over the id text. */
+static size_t id_hash(const char *id)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+static size_t *slot_of(const rowset_t *s, const char *id)
+{
+    size_t mask = s->nslots - 1, i = id_hash(id) & mask;
+    while (s->index[i] && strcmp(s->rows[s->index[i] - 1]->id, id))
+        i = (i + 1) & mask;
+    return &s->index[i];
+}
+
 row_t *rows_find(rowset_t *s, const char *id)
 {
-    /* Batches touch a few thousand rows of a table at most; a linear scan
-     * over ids is cheap next to the SQL, and keeps this simple. */
+    size_t *slot;
+    if (!s->nslots)
+        return NULL;
+    slot = slot_of(s, id);
+    return *slot ? s->rows[*slot - 1] : NULL;
+}
+
+/* Keeps the index at most half full. */
+static bool grow_index(rowset_t *s)
+{
+    size_t nslots = s->nslots ? s->nslots * 2 : 256;
+    size_t *index = calloc(nslots, sizeof(*index));
+    if (!index)
+        return false;
+    free(s->index);
+    s->index = index;
+    s->nslots = nslots;
     for (size_t i = 0; i < s->n; i++)
-        if (!strcmp(s->rows[i].id, id))
-            return &s->rows[i];
-    return NULL;
+        *slot_of(s, s->rows[i]->id) = i + 1;
+    return true;
 }
 
 row_t *rows_track(rowset_t *s, const char *id)
@@ -21,19 +54,26 @@ row_t *rows_track(rowset_t *s, const char *id)
 
     if (r)
         return r;
+    if (!id || strlen(id) >= sizeof(r->id))
+        return NULL;
+    if ((s->n + 1) * 2 > s->nslots && !grow_index(s))
+        return NULL;
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
-        row_t *grown = realloc(s->rows, cap * sizeof(*grown));
+        row_t **grown = realloc(s->rows, cap * sizeof(*grown));
         if (!grown)
             return NULL;
         s->rows = grown;
         s->cap = cap;
     }
-    r = &s->rows[s->n++];
-    memset(r, 0, sizeof(*r));
+    if (!(r = calloc(1, sizeof(*r))) || !(r->values = calloc(tables[s->table].ncolumns, sizeof(char *)))) {
+        free(r);
+        return NULL;
+    }
     snprintf(r->id, sizeof(r->id), "%s", id);
-    r->values = calloc(tables[s->table].ncolumns, sizeof(char *));
-    return r->values ? r : NULL;
+    s->rows[s->n++] = r;
+    *slot_of(s, id) = s->n;
+    return r;
 }
 
 void row_set(rowset_t *s, row_t *r, size_t c, const char *value)
@@ -72,8 +112,8 @@ static char *unloaded_ids(rowset_t *s)
     prime_buf_init(&b, 0);
     prime_buf_putc(&b, '{');
     for (size_t i = 0; i < s->n; i++)
-        if (!s->rows[i].loaded) {
-            prime_buf_printf(&b, "%s%s", any ? "," : "", s->rows[i].id);
+        if (!s->rows[i]->loaded) {
+            prime_buf_printf(&b, "%s%s", any ? "," : "", s->rows[i]->id);
             any = 1;
         }
     prime_buf_putc(&b, '}');
@@ -84,6 +124,8 @@ static char *unloaded_ids(rowset_t *s)
     return prime_buf_steal(&b, NULL);
 }
 
+/* Values come back in the types' text output, as COPY takes them in
+ * (booleans as t and f: a ::text cast would give true and false). */
 prime_errcode_t rows_load(rowset_t *s, PGconn *conn, prime_error_t *err)
 {
     const table_t *t = &tables[s->table];
@@ -98,7 +140,7 @@ prime_errcode_t rows_load(rowset_t *s, PGconn *conn, prime_error_t *err)
     prime_buf_init(&sql, 0);
     prime_buf_puts(&sql, "SELECT ");
     for (size_t c = 0; c < t->ncolumns; c++)
-        prime_buf_printf(&sql, "%s%s::text", c ? ", " : "", t->columns[c].name);
+        prime_buf_printf(&sql, "%s%s", c ? ", " : "", t->columns[c].name);
     prime_buf_printf(&sql, " FROM public.%s WHERE id = ANY($1::uuid[])", t->name);
     res = PQexecParams(conn, sql.data, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -115,7 +157,7 @@ prime_errcode_t rows_load(rowset_t *s, PGconn *conn, prime_error_t *err)
             r->in_database = r->present = true;
         }
         for (size_t i = 0; i < s->n; i++)
-            s->rows[i].loaded = true;
+            s->rows[i]->loaded = true;
     }
     PQclear(res);
     prime_buf_free(&sql);
@@ -150,7 +192,7 @@ prime_errcode_t rows_write(rowset_t *s, PGconn *conn, prime_error_t *err)
     prime_errcode_t rc = PRIME_OK;
 
     for (size_t i = 0; i < s->n; i++)
-        dirty += s->rows[i].present && s->rows[i].dirty;
+        dirty += s->rows[i]->present && s->rows[i]->dirty;
     if (!dirty)
         return PRIME_OK;
     prime_buf_init(&sql, 0);
@@ -168,7 +210,7 @@ prime_errcode_t rows_write(rowset_t *s, PGconn *conn, prime_error_t *err)
         prime_buf_printf(&sql, "%s%s", c ? ", " : "", t->columns[c].name);
     prime_buf_puts(&sql, ") FROM STDIN");
     for (size_t i = 0; i < s->n; i++) {
-        const row_t *r = &s->rows[i];
+        const row_t *r = s->rows[i];
         if (!r->present || !r->dirty)
             continue;
         for (size_t c = 0; c < t->ncolumns; c++) {
@@ -218,32 +260,55 @@ out:
     return rc;
 }
 
+static prime_errcode_t delete_where(PGconn *conn, table_id_t t, const char *column, const char *ids, prime_error_t *err)
+{
+    prime_buf_t sql;
+    const char *params[1] = {ids};
+    PGresult *res;
+    prime_errcode_t rc = PRIME_OK;
+
+    prime_buf_init(&sql, 0);
+    prime_buf_printf(&sql, "DELETE FROM public.%s WHERE %s = ANY($1::uuid[])", tables[t].name, column);
+    res = PQexecParams(conn, sql.data, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = prime_pg_error(conn, res, tables[t].name, NULL, err);
+    PQclear(res);
+    prime_buf_free(&sql);
+    return rc;
+}
+
+static bool has_children(table_id_t t)
+{
+    for (size_t k = 0; k < ncascades; k++)
+        if (cascades[k].parent == t)
+            return true;
+    return false;
+}
+
 prime_errcode_t rows_delete(rowset_t *s, PGconn *conn, prime_error_t *err)
 {
-    prime_buf_t ids, sql;
-    const char *params[1];
-    PGresult *res;
+    prime_buf_t ids;
     int any = 0;
     prime_errcode_t rc = PRIME_OK;
 
     prime_buf_init(&ids, 0);
     prime_buf_putc(&ids, '{');
     for (size_t i = 0; i < s->n; i++)
-        if (s->rows[i].in_database && !s->rows[i].present) {
-            prime_buf_printf(&ids, "%s%s", any ? "," : "", s->rows[i].id);
+        if (s->rows[i]->in_database && !s->rows[i]->present) {
+            prime_buf_printf(&ids, "%s%s", any ? "," : "", s->rows[i]->id);
             any = 1;
         }
     prime_buf_putc(&ids, '}');
-    if (any) {
-        prime_buf_init(&sql, 0);
-        prime_buf_printf(&sql, "DELETE FROM public.%s WHERE id = ANY($1::uuid[])", tables[s->table].name);
-        params[0] = ids.data;
-        res = PQexecParams(conn, sql.data, 1, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
-            rc = prime_pg_error(conn, res, tables[s->table].name, NULL, err);
-        PQclear(res);
-        prime_buf_free(&sql);
-    }
+    /* Children that are parents themselves go first, by their own
+     * statement: PostgreSQL checks a NO ACTION key (collaboration_sessions.
+     * started_by) before the ON DELETE CASCADE from prime_users through
+     * studio_projects has removed the rows that name the user, and would
+     * refuse a user who only started sessions on their own projects. */
+    for (size_t k = 0; any && !rc && k < ncascades; k++)
+        if (cascades[k].parent == s->table && has_children(cascades[k].child))
+            rc = delete_where(conn, cascades[k].child, cascades[k].column, ids.data, err);
+    if (any && !rc)
+        rc = delete_where(conn, s->table, "id", ids.data, err);
     prime_buf_free(&ids);
     return rc;
 }
@@ -252,8 +317,19 @@ void rows_clear(rowset_t *s)
 {
     for (size_t i = 0; i < s->n; i++) {
         for (size_t c = 0; c < tables[s->table].ncolumns; c++)
-            free(s->rows[i].values[c]);
-        free(s->rows[i].values);
+            free(s->rows[i]->values[c]);
+        free(s->rows[i]->values);
+        free(s->rows[i]);
     }
+    if (s->n)
+        memset(s->index, 0, s->nslots * sizeof(*s->index));
     s->n = 0;
+}
+
+void rows_free(rowset_t *s)
+{
+    rows_clear(s);
+    free(s->rows);
+    free(s->index);
+    memset(s, 0, sizeof(*s));
 }

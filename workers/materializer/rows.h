@@ -18,13 +18,18 @@ typedef struct row {
     bool loaded;       /* read from the database (or known absent) */
 } row_t;
 
+/* Rows are allocated one by one, so a row_t * stays valid until
+ * rows_clear(); an open-addressing index over ids finds them. */
 typedef struct rowset {
     table_id_t table;
-    row_t *rows;
+    row_t **rows;
     size_t n, cap;
+    size_t *index;   /* slots: 1 + position in rows, 0 empty */
+    size_t nslots;   /* a power of two, at least twice n */
 } rowset_t;
 
-/* The row with this id, tracked from now on (not yet loaded). */
+/* The row with this id, tracked from now on (not yet loaded); NULL when
+ * out of memory. */
 row_t *rows_track(rowset_t *s, const char *id);
 /* The tracked row with this id, or NULL. */
 row_t *rows_find(rowset_t *s, const char *id);
@@ -35,7 +40,10 @@ prime_errcode_t rows_load(rowset_t *s, PGconn *conn, prime_error_t *err);
 prime_errcode_t rows_write(rowset_t *s, PGconn *conn, prime_error_t *err);
 /* Deletes rows that were in the database and are gone now. */
 prime_errcode_t rows_delete(rowset_t *s, PGconn *conn, prime_error_t *err);
+/* Forgets every row (the set stays usable). */
 void rows_clear(rowset_t *s);
+/* Frees what the set holds. */
+void rows_free(rowset_t *s);
 
 /* Sets column c of r to value (copied; NULL for SQL NULL) and marks r dirty. */
 void row_set(rowset_t *s, row_t *r, size_t c, const char *value);

@@ -29,10 +29,26 @@ typedef enum table_id {
     T_STUDIO_PROJECTS,
     T_SESSION_STATES,
     T_MIXX_RECALL,
+    T_AUDIO_FILES,
+    T_PLUGIN_PRESETS,
+    T_COLLABORATION_SESSIONS,
+    T_AUTH_CREDENTIALS,
+    T_AUTH_SESSIONS,
     T_COUNT,
 } table_id_t;
 
+/* Written in this order (parents before children), deleted in reverse. */
 extern const table_t tables[T_COUNT];
+
+/* The seed's ON DELETE CASCADE foreign keys: deleting a parent row deletes
+ * the child rows whose column names it. */
+typedef struct cascade {
+    table_id_t parent, child;
+    const char *column;
+} cascade_t;
+
+extern const cascade_t cascades[];
+extern const size_t ncascades;
 
 /* Index of a column of table t; aborts on a name that is not there (a
  * programming error that the tests hit first). */

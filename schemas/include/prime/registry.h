@@ -65,4 +65,18 @@ const char *prime_event_type_field_name(const prime_event_type_t *t, size_t i);
 /* Index of a field by name, or -1. */
 int prime_event_type_field_index(const prime_event_type_t *t, const char *field);
 
+/* What a field holds (a nullable field: its non-null type); says which
+ * prime_event_get_* reads it. Timestamps are longs (microseconds). */
+typedef enum prime_field_kind {
+    PRIME_FIELD_STRING,
+    PRIME_FIELD_INT,
+    PRIME_FIELD_LONG,
+    PRIME_FIELD_TIMESTAMP,
+    PRIME_FIELD_DOUBLE,
+    PRIME_FIELD_BOOLEAN,
+    PRIME_FIELD_STRING_ARRAY,
+} prime_field_kind_t;
+
+prime_field_kind_t prime_event_type_field_kind(const prime_event_type_t *t, size_t i);
+
 #endif

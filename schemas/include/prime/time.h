@@ -9,7 +9,8 @@
 
 #define PRIME_TIME_TEXT 40
 
-/* Accepts YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM); returns 0, or -1
+/* Accepts YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM|+HH|-HH), so
+ * PostgreSQL's timestamptz text too; returns 0, or -1
  * for anything else (including digits past microseconds that are not 0). */
 int prime_time_parse_rfc3339(const char *s, int64_t *micros);
 void prime_time_format_rfc3339(int64_t micros, char out[PRIME_TIME_TEXT]);

@@ -1,0 +1,31 @@
+/* The fold: events applied in memory to the rows a batch touches
+ * (rows.h), one handler per event type (handlers.c). */
+#ifndef PRIME_MAT_FOLD_H
+#define PRIME_MAT_FOLD_H
+
+#include "prime/error.h"
+#include "prime/event.h"
+#include "rows.h"
+
+typedef enum phase { COLLECT, APPLY } phase_t;
+
+/* What a handler reports besides success. FOLD_NEED_ROWS: the event led to
+ * a row COLLECT could not name (the project of a file, known once the file
+ * is read); the fold reads the rows now tracked and calls it again. */
+enum { FOLD_OK = 0, FOLD_MISSING_PARENT = 1, FOLD_REFUSED = 2, FOLD_NEED_ROWS = 3 };
+
+typedef struct fold {
+    rowset_t sets[T_COUNT];
+    prime_error_t why;      /* for FOLD_MISSING_PARENT and FOLD_REFUSED */
+    char waiting_for[96];   /* for FOLD_MISSING_PARENT: "table:id" */
+} fold_t;
+
+/* COLLECT: track the rows the event needs (no other effect). APPLY: change
+ * them; returns FOLD_OK or one of the outcomes above. */
+typedef int (*handler_fn)(fold_t *f, const prime_event_t *ev, phase_t phase);
+
+/* The handler of the event's type, or NULL when this worker does not
+ * materialize it. */
+handler_fn fold_handler_for(const prime_event_t *ev);
+
+#endif
