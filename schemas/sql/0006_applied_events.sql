@@ -8,5 +8,7 @@
 CREATE TABLE prime_pipeline.applied_events (
   group_id TEXT NOT NULL,
   event_id UUID NOT NULL,
-  PRIMARY KEY (group_id, event_id)
+  -- event_id first: time-ordered ids (the producer's UUIDv7) then append
+  -- at the index's right edge instead of splitting pages all over it.
+  PRIMARY KEY (event_id, group_id)
 );

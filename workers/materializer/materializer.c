@@ -369,48 +369,66 @@ static prime_errcode_t make_item(prime_worker_t *w, const prime_registry_t *reg,
     return PRIME_OK;
 }
 
-/* Parks the WAITING items, in the batch's transaction. */
+/* Parks the WAITING items, in the batch's transaction: one statement for
+ * all of them (arrays of their coordinates, keys and bytes as hex). */
 static prime_errcode_t park(prime_worker_t *w, PGconn *conn, item_t *items, size_t n, prime_error_t *err)
 {
-    for (size_t i = 0; i < n; i++) {
-        char part[16], offset[24];
-        const char *params[8];
-        int lengths[8] = {0}, formats[8] = {0};
-        PGresult *res;
-        prime_errcode_t rc = PRIME_OK;
+    prime_buf_t arrays[6]; /* topic, partition, offset, waiting_for, key hex, value hex */
+    const char *params[7];
+    size_t parked = 0;
+    PGresult *res;
+    prime_errcode_t rc = PRIME_OK;
 
+    for (int a = 0; a < 6; a++) {
+        prime_buf_init(&arrays[a], 0);
+        prime_buf_putc(&arrays[a], '{');
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *key, *value;
+        const char *sep = parked ? "," : "";
         if (items[i].state != WAITING)
             continue;
-        snprintf(part, sizeof(part), "%d", (int)items[i].record.partition);
-        snprintf(offset, sizeof(offset), "%lld", (long long)items[i].record.offset);
-        params[0] = prime_worker_group(w);
-        params[1] = items[i].record.topic;
-        params[2] = part;
-        params[3] = offset;
-        params[4] = items[i].waiting_for;
-        params[5] = items[i].record.key;
-        lengths[5] = (int)items[i].record.key_len;
-        formats[5] = 1;
-        params[6] = items[i].record.value;
-        lengths[6] = (int)items[i].record.len;
-        formats[6] = 1;
-        params[7] = "parent row not written yet";
+        key = hex_of(items[i].record.key, items[i].record.key_len);
+        value = hex_of(items[i].record.value, items[i].record.len);
+        /* Topics and "table:id" keys hold no quotes or backslashes. */
+        prime_buf_printf(&arrays[0], "%s\"%s\"", sep, items[i].record.topic);
+        prime_buf_printf(&arrays[1], "%s%d", sep, (int)items[i].record.partition);
+        prime_buf_printf(&arrays[2], "%s%lld", sep, (long long)items[i].record.offset);
+        prime_buf_printf(&arrays[3], "%s\"%s\"", sep, items[i].waiting_for);
+        prime_buf_printf(&arrays[4], "%s%s", sep, key ? key : "");
+        prime_buf_printf(&arrays[5], "%s%s", sep, value ? value : "");
+        free(key);
+        free(value);
+        prime_log(PRIME_LOG_DEBUG, "parked until its parent is written", "topic=%s partition=%d offset=%lld waiting_for=%s",
+                  items[i].record.topic, (int)items[i].record.partition, (long long)items[i].record.offset,
+                  items[i].waiting_for);
+        parked++;
+    }
+    for (int a = 0; a < 6; a++) {
+        prime_buf_putc(&arrays[a], '}');
+        params[a + 1] = arrays[a].data;
+        if (arrays[a].failed)
+            rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory parking events");
+    }
+    params[0] = prime_worker_group(w);
+    if (parked && !rc) {
         res = PQexecParams(conn,
                            "INSERT INTO prime_pipeline.parked_events (group_id, source_topic, source_partition, "
                            "source_offset, waiting_for, record_key, record_value, reason) "
-                           "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (group_id, source_topic, "
-                           "source_partition, source_offset) DO UPDATE SET waiting_for = EXCLUDED.waiting_for",
-                           8, NULL, params, lengths, formats, 0);
+                           "SELECT $1, t, p, o, wf, decode(k, 'hex'), decode(v, 'hex'), 'parent row not written yet' "
+                           "FROM unnest($2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::text[]) "
+                           "AS x(t, p, o, wf, k, v) ON CONFLICT (group_id, source_topic, source_partition, "
+                           "source_offset) DO UPDATE SET waiting_for = EXCLUDED.waiting_for",
+                           7, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
-            rc = prime_pg_error(conn, res, "parking an event", NULL, err);
+            rc = prime_pg_error(conn, res, "parking events", NULL, err);
         PQclear(res);
-        if (rc)
-            return rc;
-        prime_log(PRIME_LOG_INFO, "parked until its parent is written", "topic=%s partition=%d offset=%lld waiting_for=%s",
-                  items[i].record.topic, (int)items[i].record.partition, (long long)items[i].record.offset,
-                  items[i].waiting_for);
+        if (!rc)
+            prime_log(PRIME_LOG_INFO, "parked until their parents are written", "events=%zu", parked);
     }
-    return PRIME_OK;
+    for (int a = 0; a < 6; a++)
+        prime_buf_free(&arrays[a]);
+    return rc;
 }
 
 /* Parked events, oldest first by source coordinates, chosen by sql
@@ -431,6 +449,18 @@ static void parked_free(parked_t *p)
     free(p->items);
     free(p->owned);
     memset(p, 0, sizeof(*p));
+}
+
+/* Source order: topic, partition, offset. */
+static int cmp_source(const void *x, const void *y)
+{
+    const item_t *a = x, *b = y;
+    int c = strcmp(a->record.topic, b->record.topic);
+    if (c)
+        return c;
+    if (a->record.partition != b->record.partition)
+        return a->record.partition < b->record.partition ? -1 : 1;
+    return a->record.offset < b->record.offset ? -1 : a->record.offset > b->record.offset;
 }
 
 static prime_errcode_t take_parked(prime_worker_t *w, PGconn *conn, const prime_registry_t *reg, const char *where,
@@ -479,20 +509,9 @@ static prime_errcode_t take_parked(prime_worker_t *w, PGconn *conn, const prime_
             out->items[out->n++].from_parking = true;
     }
     PQclear(res);
-    if (!rc && out->n > 1) {
-        /* RETURNING has no ORDER BY: sort by source coordinates. */
-        for (size_t i = 1; i < out->n; i++)
-            for (size_t j = i; j > 0; j--) {
-                item_t *a = &out->items[j - 1], *b = &out->items[j];
-                int c = strcmp(a->record.topic, b->record.topic);
-                if (c < 0 || (c == 0 && (a->record.partition < b->record.partition ||
-                                         (a->record.partition == b->record.partition && a->record.offset < b->record.offset))))
-                    break;
-                item_t tmp = *a;
-                *a = *b;
-                *b = tmp;
-            }
-    }
+    /* RETURNING has no ORDER BY: sort by source coordinates. */
+    if (!rc && out->n > 1)
+        qsort(out->items, out->n, sizeof(*out->items), cmp_source);
     return rc;
 }
 

@@ -11,6 +11,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,13 @@ typedef struct partition_state {
     int32_t partition;
     int64_t stored;     /* next offset in consumer_offsets, or NO_ROW */
     int64_t batch_next; /* next offset after this batch's records, or -1 when untouched */
+    /* Fetched records not yet in a batch, in offset order (a ring). */
+    rd_kafka_message_t **queue;
+    size_t qhead, qlen, qcap;
+    int64_t received_next; /* offset after the last record received, or -1 */
+    int64_t head_ts;       /* Kafka timestamp of the queue's first record */
+    int64_t last_ts;       /* of the last record received; INT64_MIN before any */
+    bool paused;
 } partition_state_t;
 
 struct prime_worker_s {
@@ -38,6 +46,8 @@ struct prime_worker_s {
     size_t n, cap;
     partition_state_t *parts;
     size_t nparts;
+    size_t last_part;       /* where the previous record's partition was found */
+    size_t queued;          /* records in the partitions' queues */
     int dlq_failed;
     char dlq_error[256];
     int batches_done;
@@ -64,9 +74,16 @@ static double now_s(void)
 
 static partition_state_t *find_part(prime_worker_t *w, const char *topic, int32_t partition)
 {
+    partition_state_t *last = w->last_part < w->nparts ? &w->parts[w->last_part] : NULL;
+
+    /* Records come in runs from one partition. */
+    if (last && last->partition == partition && !strcmp(last->topic, topic))
+        return last;
     for (size_t i = 0; i < w->nparts; i++)
-        if (w->parts[i].partition == partition && !strcmp(w->parts[i].topic, topic))
+        if (w->parts[i].partition == partition && !strcmp(w->parts[i].topic, topic)) {
+            w->last_part = i;
             return &w->parts[i];
+        }
     return NULL;
 }
 
@@ -84,7 +101,22 @@ static partition_state_t *add_part(prime_worker_t *w, const char *topic, int32_t
     p->partition = partition;
     p->stored = NO_ROW;
     p->batch_next = -1;
+    p->queue = NULL;
+    p->qhead = p->qlen = p->qcap = 0;
+    p->received_next = -1;
+    p->last_ts = INT64_MIN;
+    p->paused = false;
     return p;
+}
+
+static void queue_clear(prime_worker_t *w, partition_state_t *p)
+{
+    for (size_t i = 0; i < p->qlen; i++)
+        rd_kafka_message_destroy(p->queue[(p->qhead + i) % p->qcap]);
+    w->queued -= p->qlen;
+    p->qhead = p->qlen = 0;
+    p->received_next = -1;
+    p->last_ts = INT64_MIN;
 }
 
 static void remove_part(prime_worker_t *w, const char *topic, int32_t partition)
@@ -92,6 +124,8 @@ static void remove_part(prime_worker_t *w, const char *topic, int32_t partition)
     partition_state_t *p = find_part(w, topic, partition);
     if (!p)
         return;
+    queue_clear(w, p);
+    free(p->queue);
     free(p->topic);
     *p = w->parts[--w->nparts];
 }
@@ -185,6 +219,8 @@ static void batch_drop(prime_worker_t *w)
 /* After a failure whose outcome is not known: the database is the truth.
  * Drop the batch, reconnect, and move every assigned partition back to its
  * stored offset. */
+static void queues_clear(prime_worker_t *w);
+
 static void resync(prime_worker_t *w, const char *why)
 {
     rd_kafka_topic_partition_list_t *list;
@@ -196,6 +232,7 @@ static void resync(prime_worker_t *w, const char *why)
     prime_log(PRIME_LOG_WARN, "batch abandoned; resuming from the stored offsets", "reason=\"%s\" records=%zu",
               prime_log_value(why, safe, sizeof(safe)), w->n);
     batch_drop(w);
+    queues_clear(w);
     db_close(w);
     while (!stop_requested && read_stored_offsets(w))
         usleep(200 * 1000);
@@ -479,28 +516,115 @@ static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
     return rk;
 }
 
-static int batch_add(prime_worker_t *w, rd_kafka_message_t *m)
+/* --- merging partitions by time ------------------------------------------
+ *
+ * Records are queued per partition as they are fetched, and batches take
+ * them oldest Kafka timestamp first across partitions (each partition in
+ * offset order), as Kafka Streams does. librdkafka hands out a backlog a
+ * topic at a time; taken in that order, a replay would see every heartbeat
+ * before the registration of its user and park them all. A batch does not
+ * go past a partition that is empty but not caught up (it may hold older
+ * records) for longer than --linger-ms. A partition far ahead is paused,
+ * which bounds the queues. */
+
+static size_t pause_at(const prime_worker_t *w)
+{
+    size_t n = w->nparts ? (size_t)w->conf->batch_max * 4 / w->nparts : 100;
+    return n < 1000 ? 1000 : n;
+}
+
+static void set_paused(prime_worker_t *w, partition_state_t *p, bool pause)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, p->topic, p->partition);
+    if (pause)
+        rd_kafka_pause_partitions(w->consumer, list);
+    else
+        rd_kafka_resume_partitions(w->consumer, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    p->paused = pause;
+}
+
+/* Every queue emptied (the consumer is about to seek back). */
+static void queues_clear(prime_worker_t *w)
+{
+    for (size_t i = 0; i < w->nparts; i++) {
+        queue_clear(w, &w->parts[i]);
+        if (w->parts[i].paused)
+            set_paused(w, &w->parts[i], false);
+    }
+}
+
+/* A fetched record into its partition's queue. */
+static int receive(prime_worker_t *w, rd_kafka_message_t *m)
 {
     partition_state_t *p = find_part(w, rd_kafka_topic_name(m->rkt), m->partition);
 
-    if (!p || (p->stored != NO_ROW && m->offset < p->stored)) {
-        /* Not ours any more, or from before a seek back: not for this batch. */
+    if (!p || (p->stored != NO_ROW && m->offset < p->stored) || (p->received_next >= 0 && m->offset < p->received_next)) {
+        /* Not ours any more, or from before a seek back: not for a batch. */
         rd_kafka_message_destroy(m);
         return 0;
     }
+    if (p->qlen == p->qcap) {
+        size_t cap = p->qcap ? p->qcap * 2 : 64;
+        rd_kafka_message_t **q = malloc(cap * sizeof(*q));
+        if (!q) {
+            rd_kafka_message_destroy(m);
+            return -1;
+        }
+        for (size_t i = 0; i < p->qlen; i++)
+            q[i] = p->queue[(p->qhead + i) % p->qcap];
+        free(p->queue);
+        p->queue = q;
+        p->qhead = 0;
+        p->qcap = cap;
+    }
+    if (!p->qlen)
+        p->head_ts = rd_kafka_message_timestamp(m, NULL);
+    p->queue[(p->qhead + p->qlen++) % p->qcap] = m;
+    p->received_next = m->offset + 1;
+    p->last_ts = rd_kafka_message_timestamp(m, NULL);
+    w->queued++;
+    if (!p->paused && p->qlen >= pause_at(w))
+        set_paused(w, p, true);
+    return 0;
+}
+
+/* Whether the partition has nothing older to give: all of it received. */
+static bool caught_up(prime_worker_t *w, const partition_state_t *p)
+{
+    int64_t lo, hi, next = p->received_next;
+
+    if (rd_kafka_get_watermark_offsets(w->consumer, p->topic, p->partition, &lo, &hi) || hi < 0)
+        return false;
+    if (next < 0)
+        next = p->stored != NO_ROW ? p->stored : lo;
+    return next >= hi;
+}
+
+/* The first record of p's queue joins the batch. */
+static int take(prime_worker_t *w, partition_state_t *p)
+{
+    rd_kafka_message_t *m = p->queue[p->qhead];
+
     if (w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 1024;
         rd_kafka_message_t **b = realloc(w->batch, cap * sizeof(*b));
         prime_record_t *r = b ? realloc(w->records, cap * sizeof(*r)) : NULL;
         if (b)
             w->batch = b;
-        if (!r) {
-            rd_kafka_message_destroy(m);
+        if (!r)
             return -1;
-        }
         w->records = r;
         w->cap = cap;
     }
+    p->qhead = (p->qhead + 1) % p->qcap;
+    p->qlen--;
+    w->queued--;
+    if (p->qlen)
+        p->head_ts = rd_kafka_message_timestamp(p->queue[p->qhead], NULL);
+    if (p->paused && p->qlen < pause_at(w) / 2)
+        set_paused(w, p, false);
     w->batch[w->n] = m;
     w->records[w->n] = (prime_record_t){
         .topic = rd_kafka_topic_name(m->rkt), .partition = m->partition, .offset = m->offset,
@@ -508,6 +632,39 @@ static int batch_add(prime_worker_t *w, rd_kafka_message_t *m)
     };
     w->n++;
     p->batch_next = m->offset + 1;
+    return 0;
+}
+
+/* How far in time the batch may go without overtaking a partition that is
+ * empty but not caught up: its next records are no older than its last. */
+static int64_t horizon_of(prime_worker_t *w, const partition_state_t *p, int64_t horizon)
+{
+    if (p->qlen || p->last_ts >= horizon || caught_up(w, p))
+        return horizon;
+    return p->last_ts;
+}
+
+/* Moves queued records into the batch, oldest first, until it is full or
+ * the next one would overtake a partition still fetching (unless force).
+ * Returns 1 when it stopped for such a partition, -1 out of memory. */
+static int fill_batch(prime_worker_t *w, bool force)
+{
+    int64_t horizon = INT64_MAX;
+
+    for (size_t i = 0; i < w->nparts && !force; i++)
+        horizon = horizon_of(w, &w->parts[i], horizon);
+    while (w->queued && w->n < (size_t)w->conf->batch_max) {
+        partition_state_t *best = NULL;
+        for (size_t i = 0; i < w->nparts; i++)
+            if (w->parts[i].qlen && (!best || w->parts[i].head_ts < best->head_ts))
+                best = &w->parts[i];
+        if (!force && best->head_ts > horizon)
+            return 1;
+        if (take(w, best))
+            return -1;
+        if (!force)
+            horizon = horizon_of(w, best, horizon);
+    }
     return 0;
 }
 
@@ -552,26 +709,36 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
 
     while (!stop_requested) {
         double now = now_s();
-        int wait_ms = w.n ? (int)((batch_started + conf->linger_ms / 1000.0 - now) * 1000) : 100;
+        int wait_ms = w.n || w.queued ? (int)((batch_started + conf->linger_ms / 1000.0 - now) * 1000) : 100;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w.consumer, wait_ms > 0 ? (wait_ms < 100 ? wait_ms : 100) : 0);
+        int got = 0, filled;
 
-        if (m && m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                prime_log(PRIME_LOG_WARN, "consumer error", "error=\"%s\"", rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-        } else if (m) {
-            last_activity = now_s();
-            if (w.n == 0)
-                batch_started = now_s();
-            if (batch_add(&w, m)) {
-                prime_log(PRIME_LOG_ERROR, "out of memory for the batch", NULL);
-                w.fatal = 1;
-                break;
+        /* What has arrived, up to a batch's worth, then into the batch. */
+        while (m && got >= 0 && got < conf->batch_max) {
+            if (m->err) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    prime_log(PRIME_LOG_WARN, "consumer error", "error=\"%s\"", rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+            } else {
+                if (!w.n && !w.queued)
+                    batch_started = now_s();
+                got = receive(&w, m) ? -1 : got + 1;
             }
+            m = got >= 0 && got < conf->batch_max ? rd_kafka_consumer_poll(w.consumer, 0) : NULL;
+        }
+        if (got > 0)
+            last_activity = now_s();
+        filled = got < 0 ? -1 : fill_batch(&w, now_s() - batch_started >= conf->linger_ms / 1000.0);
+        if (filled < 0) {
+            prime_log(PRIME_LOG_ERROR, "out of memory for the batch", NULL);
+            w.fatal = 1;
+            break;
         }
         rd_kafka_poll(w.dlq, 0);
-        if (w.n && (w.n >= (size_t)conf->batch_max || now_s() - batch_started >= conf->linger_ms / 1000.0))
+        if (w.n && (w.n >= (size_t)conf->batch_max || now_s() - batch_started >= conf->linger_ms / 1000.0)) {
             batch_commit(&w);
+            batch_started = now_s(); /* what is still queued starts the next batch's wait */
+        }
         if (w.n == 0 && w.nparts && now_s() - last_activity >= 1.0) {
             batch_run(&w, true); /* idle: housekeeping */
             last_activity = now_s();
@@ -592,6 +759,10 @@ out:
         rd_kafka_destroy(w.consumer);
     }
     batch_drop(&w);
+    for (size_t i = 0; i < w.nparts; i++) {
+        queue_clear(&w, &w.parts[i]);
+        free(w.parts[i].queue);
+    }
     if (w.dlq) {
         rd_kafka_flush(w.dlq, 10000);
         rd_kafka_destroy(w.dlq);
