@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -49,6 +50,16 @@ static int hex_value(char c)
     return -1;
 }
 
+/* SHA-1 fetched once: OpenSSL 3 looks the algorithm up again at every
+ * EVP_DigestInit_ex(EVP_sha1()), which cost more than the hashing. */
+static EVP_MD *sha1;
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha1(void)
+{
+    sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
 int prime_uuid_v5(const char *namespace_uuid, const void *name, size_t len, char out[PRIME_UUID_TEXT])
 {
     unsigned char ns[16], digest[EVP_MAX_MD_SIZE], b[16];
@@ -66,9 +77,10 @@ int prime_uuid_v5(const char *namespace_uuid, const void *name, size_t len, char
         k += 2;
         p++;
     }
-    if (k != 32 || !(ctx = EVP_MD_CTX_new()))
+    pthread_once(&sha1_once, fetch_sha1);
+    if (k != 32 || !sha1 || !(ctx = EVP_MD_CTX_new()))
         return -1;
-    ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) && EVP_DigestUpdate(ctx, ns, 16) &&
+    ok = EVP_DigestInit_ex(ctx, sha1, NULL) && EVP_DigestUpdate(ctx, ns, 16) &&
          EVP_DigestUpdate(ctx, name, len) && EVP_DigestFinal_ex(ctx, digest, &dlen);
     EVP_MD_CTX_free(ctx);
     if (!ok || dlen < 16)

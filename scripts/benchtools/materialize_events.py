@@ -30,6 +30,13 @@ def new_id():
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
+def uuid7(micros):
+    """A UUIDv7 (RFC 9562) for an event at micros: what libprime_producer
+    gives events that have none. Time-ordered, as event ids usually are."""
+    value = (micros // 1000) << 80 | 0x7 << 76 | rng.getrandbits(12) << 64 | 0b10 << 62 | rng.getrandbits(62)
+    return str(uuid.UUID(int=value))
+
+
 def project_data(version):
     tracks = [{"name": "Track %d" % t, "gain_db": round(rng.uniform(-12, 3), 2), "pan": round(rng.uniform(-1, 1), 2),
                "muted": t % 7 == 0, "clips": [{"start": c * 4.0, "length": 4.0, "file": "clip-%d-%d.wav" % (t, c)}
@@ -124,8 +131,7 @@ def main():
     events.sort(key=lambda e: e[0])
     with open(sys.argv[2], "w") as out, open(sys.argv[3], "w") as touches:
         for when, kind, owner, fields, table, row_id in events[:n]:
-            # No event_id: prime-publish assigns UUIDv7s, as for any client.
-            line = {"type": kind, "occurred_at": when, "actor_user_id": owner,
+            line = {"type": kind, "event_id": uuid7(when), "occurred_at": when, "actor_user_id": owner,
                     "owner_user_id": owner, "device_id": "mac"}
             line.update(fields)
             out.write(json.dumps(line, separators=(",", ":")) + "\n")

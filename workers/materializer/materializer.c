@@ -541,6 +541,7 @@ static prime_errcode_t skip_duplicates(prime_worker_t *w, PGconn *conn, item_t *
     PGresult *res;
     prime_errcode_t rc = PRIME_OK;
     size_t kept = 0;
+    bool all_new = false;
 
     if (!*n)
         return PRIME_OK;
@@ -551,6 +552,29 @@ static prime_errcode_t skip_duplicates(prime_worker_t *w, PGconn *conn, item_t *
     prime_buf_putc(&ids, '}');
     params[0] = prime_worker_group(w);
     params[1] = ids.data;
+    /* Usually every id is new: then the count says so, and no ids need to
+     * come back. Otherwise the insert is undone and redone, returning the
+     * new ones. */
+    if ((rc = prime_pg_exec(conn, "SAVEPOINT dedup", "SAVEPOINT", err))) {
+        prime_buf_free(&ids);
+        return rc;
+    }
+    res = PQexecParams(conn,
+                       "INSERT INTO prime_pipeline.applied_events (group_id, event_id) "
+                       "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING",
+                       2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = prime_pg_error(conn, res, "recording event ids", NULL, err);
+    else
+        all_new = strtoull(PQcmdTuples(res), NULL, 10) == *n;
+    PQclear(res);
+    if (!rc)
+        rc = all_new ? prime_pg_exec(conn, "RELEASE SAVEPOINT dedup", "RELEASE", err)
+                     : prime_pg_exec(conn, "ROLLBACK TO SAVEPOINT dedup", "ROLLBACK TO SAVEPOINT", err);
+    if (rc || all_new) {
+        prime_buf_free(&ids);
+        return rc;
+    }
     res = PQexecParams(conn,
                        "INSERT INTO prime_pipeline.applied_events (group_id, event_id) "
                        "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id::text",

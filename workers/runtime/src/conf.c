@@ -15,7 +15,7 @@ static void usage(FILE *out, const char *name)
             "  --db CONNINFO     PostgreSQL connection string (default: $PRIME_DB, else the PG* variables)\n"
             "  --group GROUP     consumer group (default: prime-%s)\n"
             "  --topics T1,T2    topics to consume (default: the worker's own)\n"
-            "  --batch-max N     records per transaction (default 2000)\n"
+            "  --batch-max N     records per transaction (default 10000)\n"
             "  --linger-ms MS    longest wait to fill a batch (default 100)\n"
             "  --metrics-port P  serve /metrics and /healthz on 127.0.0.1:P (default: off)\n"
             "  --park-max-seconds S  longest wait for a missing parent row (default 3600)\n"
@@ -49,7 +49,7 @@ int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const c
     conf->db = getenv("PRIME_DB");
     snprintf(group, sizeof(group), "prime-%s", name);
     conf->group = group;
-    conf->batch_max = 2000;
+    conf->batch_max = 10000;
     conf->linger_ms = 100;
     conf->park_max_seconds = 3600;
     for (int i = 0; default_topics && default_topics[i] && i < PRIME_WORKER_MAX_TOPICS; i++)

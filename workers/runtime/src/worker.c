@@ -5,6 +5,7 @@
  * value, and after any doubt the consumer is moved back to what the
  * database says. */
 #include "prime/worker.h"
+#include "prime/buf.h"
 #include "prime/log.h"
 #include "metrics.h"
 #include "prime/pg.h"
@@ -20,13 +21,22 @@
 
 #define NO_ROW (-1) /* no stored offset for the partition yet */
 
+/* A fetched record, copied out of librdkafka's message: a message pins the
+ * whole fetch response it came in (up to a megabyte), so holding messages
+ * in queues would hold megabytes per partition. Key and value follow. */
+typedef struct held {
+    prime_record_t record;        /* record.internal points back here */
+    rd_kafka_headers_t *headers;  /* the original headers, detached; or NULL */
+    int64_t timestamp;            /* Kafka timestamp (ms), -1 when none */
+} held_t;
+
 typedef struct partition_state {
     char *topic;
     int32_t partition;
     int64_t stored;     /* next offset in consumer_offsets, or NO_ROW */
     int64_t batch_next; /* next offset after this batch's records, or -1 when untouched */
     /* Fetched records not yet in a batch, in offset order (a ring). */
-    rd_kafka_message_t **queue;
+    held_t **queue;
     size_t qhead, qlen, qcap;
     int64_t received_next; /* offset after the last record received, or -1 */
     int64_t head_ts;       /* Kafka timestamp of the queue's first record */
@@ -41,7 +51,7 @@ struct prime_worker_s {
     rd_kafka_t *consumer;
     rd_kafka_t *dlq;
     PGconn *db;
-    rd_kafka_message_t **batch;
+    held_t **batch;
     prime_record_t *records;
     size_t n, cap;
     partition_state_t *parts;
@@ -68,6 +78,38 @@ static double now_s(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* --- records ------------------------------------------------------------ */
+
+static void held_free(held_t *h)
+{
+    if (h && h->headers)
+        rd_kafka_headers_destroy(h->headers);
+    free(h);
+}
+
+/* A copy of m's record (topic is the partition's own name); NULL when out
+ * of memory. m stays the caller's. */
+static held_t *held_new(rd_kafka_message_t *m, const char *topic)
+{
+    held_t *h = malloc(sizeof(*h) + m->key_len + m->len);
+    unsigned char *bytes = (unsigned char *)(h + 1);
+
+    if (!h)
+        return NULL;
+    if (m->key_len)
+        memcpy(bytes, m->key, m->key_len);
+    if (m->len)
+        memcpy(bytes + m->key_len, m->payload, m->len);
+    h->headers = NULL;
+    rd_kafka_message_detach_headers(m, &h->headers);
+    h->timestamp = rd_kafka_message_timestamp(m, NULL);
+    h->record = (prime_record_t){
+        .topic = topic, .partition = m->partition, .offset = m->offset, .key = m->key ? bytes : NULL,
+        .key_len = m->key_len, .value = bytes + m->key_len, .len = m->len, .internal = h,
+    };
+    return h;
 }
 
 /* --- partitions ------------------------------------------------------- */
@@ -112,7 +154,7 @@ static partition_state_t *add_part(prime_worker_t *w, const char *topic, int32_t
 static void queue_clear(prime_worker_t *w, partition_state_t *p)
 {
     for (size_t i = 0; i < p->qlen; i++)
-        rd_kafka_message_destroy(p->queue[(p->qhead + i) % p->qcap]);
+        held_free(p->queue[(p->qhead + i) % p->qcap]);
     w->queued -= p->qlen;
     p->qhead = p->qlen = 0;
     p->received_next = -1;
@@ -210,7 +252,7 @@ static void set_start_offsets(prime_worker_t *w, rd_kafka_topic_partition_list_t
 static void batch_drop(prime_worker_t *w)
 {
     for (size_t i = 0; i < w->n; i++)
-        rd_kafka_message_destroy(w->batch[i]);
+        held_free(w->batch[i]);
     w->n = 0;
     for (size_t i = 0; i < w->nparts; i++)
         w->parts[i].batch_next = -1;
@@ -251,40 +293,93 @@ static void resync(prime_worker_t *w, const char *why)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
+/* Runs one offsets statement whose row count must be expected. */
+static int offsets_statement(prime_worker_t *w, const char *sql, int nparams, const char *const params[5],
+                             size_t expected, const char **why)
+{
+    PGresult *res = PQexecParams(w->db, sql, nparams, NULL, params, NULL, NULL, 0);
+    int rc = 0;
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        *why = "storing offsets failed";
+        rc = -1;
+    } else if (strtoull(PQcmdTuples(res), NULL, 10) != expected) {
+        *why = "the stored offset moved: another worker committed this partition";
+        rc = -1;
+    }
+    PQclear(res);
+    return rc;
+}
+
 /* The batch's partitions move from their stored offset to batch_next, on
- * the condition that the stored offset is still what this worker read. */
+ * the condition that the stored offset is still what this worker read:
+ * two statements (partitions seen before, partitions new to the group),
+ * each of which must touch every row it names. */
 static int store_offsets(prime_worker_t *w, const char **why)
 {
-    for (size_t i = 0; i < w->nparts; i++) {
-        partition_state_t *p = &w->parts[i];
-        char part[16], next[24], expected[24];
-        const char *params[5] = {w->conf->group, p->topic, part, next, expected};
-        PGresult *res;
-        int ok;
+    prime_buf_t topics[2], parts[2], nexts[2], expected;
+    size_t count[2] = {0, 0};
+    int rc = 0;
 
+    for (int k = 0; k < 2; k++) {
+        prime_buf_init(&topics[k], 0);
+        prime_buf_init(&parts[k], 0);
+        prime_buf_init(&nexts[k], 0);
+    }
+    prime_buf_init(&expected, 0);
+    for (size_t i = 0; i < w->nparts; i++) {
+        const partition_state_t *p = &w->parts[i];
+        int k = p->stored == NO_ROW; /* 0: update a stored row, 1: insert one */
+        const char *sep = count[k] ? "," : "";
         if (p->batch_next < 0)
             continue;
-        snprintf(part, sizeof(part), "%d", (int)p->partition);
-        snprintf(next, sizeof(next), "%lld", (long long)p->batch_next);
-        snprintf(expected, sizeof(expected), "%lld", (long long)p->stored);
-        res = PQexecParams(w->db,
-                           "INSERT INTO prime_pipeline.consumer_offsets (group_id, topic, kafka_partition, next_offset) "
-                           "VALUES ($1, $2, $3, $4) ON CONFLICT (group_id, topic, kafka_partition) DO UPDATE "
-                           "SET next_offset = EXCLUDED.next_offset WHERE consumer_offsets.next_offset = $5",
-                           5, NULL, params, NULL, NULL, 0);
-        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-        if (ok && strcmp(PQcmdTuples(res), "1")) {
-            *why = "the stored offset moved: another worker committed this partition";
-            PQclear(res);
-            return -1;
-        }
-        PQclear(res);
-        if (!ok) {
-            *why = "storing offsets failed";
-            return -1;
-        }
+        /* Topic names are [a-zA-Z0-9._-]: nothing to quote. */
+        prime_buf_printf(&topics[k], "%s%s", sep, p->topic);
+        prime_buf_printf(&parts[k], "%s%d", sep, (int)p->partition);
+        prime_buf_printf(&nexts[k], "%s%lld", sep, (long long)p->batch_next);
+        if (!k)
+            prime_buf_printf(&expected, "%s%lld", sep, (long long)p->stored);
+        count[k]++;
     }
-    return 0;
+    for (int k = 0; k < 2 && !rc; k++) {
+        char *arrays[4] = {NULL, NULL, NULL, NULL};
+        prime_buf_t *bufs[4] = {&topics[k], &parts[k], &nexts[k], &expected};
+        const char *params[5] = {w->conf->group};
+        if (!count[k])
+            continue;
+        for (int a = 0; a < 4; a++) {
+            arrays[a] = malloc(bufs[a]->len + 3);
+            if (arrays[a])
+                sprintf(arrays[a], "{%s}", bufs[a]->data ? bufs[a]->data : "");
+            params[a + 1] = arrays[a];
+        }
+        if (!arrays[0] || !arrays[1] || !arrays[2] || !arrays[3]) {
+            *why = "out of memory storing offsets";
+            rc = -1;
+        } else if (k == 0) {
+            rc = offsets_statement(w,
+                                   "UPDATE prime_pipeline.consumer_offsets o SET next_offset = x.next "
+                                   "FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS x(topic, part, next, expected) "
+                                   "WHERE o.group_id = $1 AND o.topic = x.topic AND o.kafka_partition = x.part "
+                                   "AND o.next_offset = x.expected",
+                                   5, params, count[k], why);
+        } else {
+            rc = offsets_statement(w,
+                                   "INSERT INTO prime_pipeline.consumer_offsets (group_id, topic, kafka_partition, next_offset) "
+                                   "SELECT $1, topic, part, next FROM unnest($2::text[], $3::int[], $4::bigint[]) "
+                                   "AS x(topic, part, next) ON CONFLICT (group_id, topic, kafka_partition) DO NOTHING",
+                                   4, params, count[k], why);
+        }
+        for (int a = 0; a < 4; a++)
+            free(arrays[a]);
+    }
+    for (int k = 0; k < 2; k++) {
+        prime_buf_free(&topics[k]);
+        prime_buf_free(&parts[k]);
+        prime_buf_free(&nexts[k]);
+    }
+    prime_buf_free(&expected);
+    return rc;
 }
 
 /* Applies and commits the batch, or abandons it (resync). With an empty
@@ -431,13 +526,13 @@ static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
 prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t *r, const prime_error_t *why,
                                          prime_error_t *err)
 {
-    const rd_kafka_message_t *orig = r->internal;
-    rd_kafka_headers_t *in = NULL, *hdrs;
+    const held_t *orig = r->internal;
+    rd_kafka_headers_t *hdrs;
     char part[16], offset[24];
     rd_kafka_resp_err_t kerr;
 
-    if (orig && rd_kafka_message_headers(orig, &in) == RD_KAFKA_RESP_ERR_NO_ERROR)
-        hdrs = rd_kafka_headers_copy(in);
+    if (orig && orig->headers)
+        hdrs = rd_kafka_headers_copy(orig->headers);
     else
         hdrs = rd_kafka_headers_new(8);
     snprintf(part, sizeof(part), "%d", (int)r->partition);
@@ -489,6 +584,9 @@ static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
         {"auto.offset.reset", "earliest"},
         {"partition.assignment.strategy", "cooperative-sticky"},
         {"isolation.level", "read_committed"},
+        /* The worker queues records itself (merging partitions by time);
+         * librdkafka's own prefetch need not be its default 64 MB. */
+        {"queued.max.messages.kbytes", "16384"},
     };
 
     rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, errstr, sizeof(errstr));
@@ -524,12 +622,13 @@ static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
  * topic at a time; taken in that order, a replay would see every heartbeat
  * before the registration of its user and park them all. A batch does not
  * go past a partition that is empty but not caught up (it may hold older
- * records) for longer than --linger-ms. A partition far ahead is paused,
- * which bounds the queues. */
+ * records) for longer than --linger-ms. Once the queues hold two batches'
+ * worth, a partition that has its share queued is paused: that bounds
+ * them. */
 
 static size_t pause_at(const prime_worker_t *w)
 {
-    size_t n = w->nparts ? (size_t)w->conf->batch_max * 4 / w->nparts : 100;
+    size_t n = w->nparts ? (size_t)w->conf->batch_max * 4 / w->nparts : 1000;
     return n < 1000 ? 1000 : n;
 }
 
@@ -555,21 +654,26 @@ static void queues_clear(prime_worker_t *w)
     }
 }
 
-/* A fetched record into its partition's queue. */
+/* A fetched record into its partition's queue; m is consumed. */
 static int receive(prime_worker_t *w, rd_kafka_message_t *m)
 {
     partition_state_t *p = find_part(w, rd_kafka_topic_name(m->rkt), m->partition);
+    held_t *h;
 
     if (!p || (p->stored != NO_ROW && m->offset < p->stored) || (p->received_next >= 0 && m->offset < p->received_next)) {
         /* Not ours any more, or from before a seek back: not for a batch. */
         rd_kafka_message_destroy(m);
         return 0;
     }
+    h = held_new(m, p->topic);
+    rd_kafka_message_destroy(m);
+    if (!h)
+        return -1;
     if (p->qlen == p->qcap) {
         size_t cap = p->qcap ? p->qcap * 2 : 64;
-        rd_kafka_message_t **q = malloc(cap * sizeof(*q));
+        held_t **q = malloc(cap * sizeof(*q));
         if (!q) {
-            rd_kafka_message_destroy(m);
+            held_free(h);
             return -1;
         }
         for (size_t i = 0; i < p->qlen; i++)
@@ -580,10 +684,10 @@ static int receive(prime_worker_t *w, rd_kafka_message_t *m)
         p->qcap = cap;
     }
     if (!p->qlen)
-        p->head_ts = rd_kafka_message_timestamp(m, NULL);
-    p->queue[(p->qhead + p->qlen++) % p->qcap] = m;
-    p->received_next = m->offset + 1;
-    p->last_ts = rd_kafka_message_timestamp(m, NULL);
+        p->head_ts = h->timestamp;
+    p->queue[(p->qhead + p->qlen++) % p->qcap] = h;
+    p->received_next = h->record.offset + 1;
+    p->last_ts = h->timestamp;
     w->queued++;
     if (!p->paused && p->qlen >= pause_at(w))
         set_paused(w, p, true);
@@ -605,11 +709,11 @@ static bool caught_up(prime_worker_t *w, const partition_state_t *p)
 /* The first record of p's queue joins the batch. */
 static int take(prime_worker_t *w, partition_state_t *p)
 {
-    rd_kafka_message_t *m = p->queue[p->qhead];
+    held_t *h = p->queue[p->qhead];
 
     if (w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 1024;
-        rd_kafka_message_t **b = realloc(w->batch, cap * sizeof(*b));
+        held_t **b = realloc(w->batch, cap * sizeof(*b));
         prime_record_t *r = b ? realloc(w->records, cap * sizeof(*r)) : NULL;
         if (b)
             w->batch = b;
@@ -622,16 +726,13 @@ static int take(prime_worker_t *w, partition_state_t *p)
     p->qlen--;
     w->queued--;
     if (p->qlen)
-        p->head_ts = rd_kafka_message_timestamp(p->queue[p->qhead], NULL);
+        p->head_ts = p->queue[p->qhead]->timestamp;
     if (p->paused && p->qlen < pause_at(w) / 2)
         set_paused(w, p, false);
-    w->batch[w->n] = m;
-    w->records[w->n] = (prime_record_t){
-        .topic = rd_kafka_topic_name(m->rkt), .partition = m->partition, .offset = m->offset,
-        .key = m->key, .key_len = m->key_len, .value = m->payload, .len = m->len, .internal = m,
-    };
+    w->batch[w->n] = h;
+    w->records[w->n] = h->record;
     w->n++;
-    p->batch_next = m->offset + 1;
+    p->batch_next = h->record.offset + 1;
     return 0;
 }
 
@@ -674,7 +775,10 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
     rd_kafka_topic_partition_list_t *subs;
     metrics_server_t *server = NULL;
     struct sigaction sa = {.sa_handler = on_signal};
-    double batch_started = 0, last_lag = 0, last_activity = now_s();
+    double batch_started = 0, last_lag = 0, last_activity = now_s(), blocked_since = 0;
+    /* How long a partition still fetching may hold the merge back before
+     * it is overtaken (its events may then wait in parking instead). */
+    const double patience = conf->linger_ms > 1000 ? conf->linger_ms / 1000.0 : 1.0;
     rd_kafka_resp_err_t kerr;
 
     prime_log_init(conf->name);
@@ -728,7 +832,11 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
         }
         if (got > 0)
             last_activity = now_s();
-        filled = got < 0 ? -1 : fill_batch(&w, now_s() - batch_started >= conf->linger_ms / 1000.0);
+        filled = got < 0 ? -1 : fill_batch(&w, blocked_since && now_s() - blocked_since >= patience);
+        if (filled == 1 && !blocked_since)
+            blocked_since = now_s();
+        else if (filled == 0)
+            blocked_since = 0;
         if (filled < 0) {
             prime_log(PRIME_LOG_ERROR, "out of memory for the batch", NULL);
             w.fatal = 1;
