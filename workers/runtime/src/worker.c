@@ -622,9 +622,10 @@ static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
  * topic at a time; taken in that order, a replay would see every heartbeat
  * before the registration of its user and park them all. A batch does not
  * go past a partition that is empty but not caught up (it may hold older
- * records) for longer than --linger-ms. Once the queues hold two batches'
- * worth, a partition that has its share queued is paused: that bounds
- * them. */
+ * records) for longer than a second (or --linger-ms). A partition with
+ * 1000 records queued (or its share of four batches) is paused until half
+ * of them are taken: that bounds the queues. Smaller thresholds made a
+ * drain crawl, each resume waiting for a fetch. */
 
 static size_t pause_at(const prime_worker_t *w)
 {
