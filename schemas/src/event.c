@@ -372,7 +372,7 @@ prime_errcode_t prime_event_decode(const prime_registry_t *reg, const void *data
     prime_event_t *ev;
     avro_reader_t r;
     avro_value_t written;
-    uint64_t fp;
+    uint64_t fp = 0;
     prime_errcode_t code = PRIME_OK;
     char extra;
     bool written_ok = true;

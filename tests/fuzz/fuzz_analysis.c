@@ -41,12 +41,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     prime_error_clear(&err);
     if (prime_analyze_file(analyzer, path, &r, &why, &err) == PRIME_OK) {
         char *json = prime_analysis_to_json(r), *svg = prime_analysis_to_svg(r, "fuzz");
-        if (!json || !svg || strstr(json, "nan") || strstr(json, "inf"))
+        if (!json || !svg || strstr(json, "nan") || strstr(json, "inf")) {
+            fprintf(stderr, "analysis output not finite JSON: %s\n", json ? json : "(none)");
             abort();
+        }
         free(json);
         free(svg);
         prime_analysis_free(r);
     } else if (why == PRIME_ANALYSIS_OK || !err.message[0] || r) {
+        fprintf(stderr, "a failure without its reason: %d '%s'\n", (int)why, err.message);
         abort(); /* a failure must say which and why */
     }
     unlink(path);

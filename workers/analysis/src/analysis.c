@@ -6,12 +6,18 @@
 
 #include <ebur128.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sndfile.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_CHANNELS 64
+#define MIN_RATE 1000
+#define MAX_RATE 768000
 
 struct prime_analyzer_s {
     spectrum_plan_t *plan;
@@ -182,6 +188,21 @@ static int append_curve(prime_analysis_t *r, size_t *cap, double momentary, doub
 prime_errcode_t prime_analyze_file(prime_analyzer_t *a, const char *path, prime_analysis_t **out,
                                    prime_analysis_failure_t *failure, prime_error_t *err)
 {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    prime_errcode_t rc;
+
+    *out = NULL;
+    if (fd < 0)
+        return fail(failure, errno == ENOENT ? PRIME_ANALYSIS_MISSING : PRIME_ANALYSIS_UNREADABLE, err, path,
+                    strerror(errno));
+    rc = prime_analyze_fd(a, fd, path, out, failure, err);
+    close(fd);
+    return rc;
+}
+
+prime_errcode_t prime_analyze_fd(prime_analyzer_t *a, int fd, const char *path, prime_analysis_t **out,
+                                 prime_analysis_failure_t *failure, prime_error_t *err)
+{
     SF_INFO info = {0};
     SNDFILE *snd;
     struct stat st;
@@ -198,12 +219,11 @@ prime_errcode_t prime_analyze_file(prime_analyzer_t *a, const char *path, prime_
     *out = NULL;
     if (failure)
         *failure = PRIME_ANALYSIS_OK;
-    if (stat(path, &st))
-        return fail(failure, errno == ENOENT ? PRIME_ANALYSIS_MISSING : PRIME_ANALYSIS_UNREADABLE, err, path,
-                    strerror(errno));
+    if (fstat(fd, &st))
+        return fail(failure, PRIME_ANALYSIS_UNREADABLE, err, path, strerror(errno));
     if (!S_ISREG(st.st_mode))
         return fail(failure, PRIME_ANALYSIS_UNREADABLE, err, path, "not a regular file");
-    if (!(snd = sf_open(path, SFM_READ, &info))) {
+    if (!(snd = sf_open_fd(fd, SFM_READ, &info, SF_FALSE))) {
         int e = sf_error(NULL);
         snprintf(detail, sizeof(detail), "%s", sf_strerror(NULL));
         return fail(failure,
@@ -216,6 +236,14 @@ prime_errcode_t prime_analyze_file(prime_analyzer_t *a, const char *path, prime_
     if (info.channels < 1 || info.samplerate < 1) {
         sf_close(snd);
         return fail(failure, PRIME_ANALYSIS_CORRUPT, err, path, "no channels or no sample rate");
+    }
+    /* A header may claim anything; these bound what a file can make the
+     * analyzer allocate (and are what libebur128 measures). */
+    if (info.channels > MAX_CHANNELS || info.samplerate < MIN_RATE || info.samplerate > MAX_RATE) {
+        snprintf(detail, sizeof(detail), "%d channels at %d Hz: at most %d channels, %d to %d Hz are analysed",
+                 info.channels, info.samplerate, MAX_CHANNELS, MIN_RATE, MAX_RATE);
+        sf_close(snd);
+        return fail(failure, PRIME_ANALYSIS_UNSUPPORTED, err, path, detail);
     }
     if (truncated(snd, detail, sizeof(detail))) {
         sf_close(snd);

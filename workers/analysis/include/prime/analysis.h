@@ -59,6 +59,11 @@ void prime_analyzer_set_progress(prime_analyzer_t *a, prime_analysis_progress_fn
 prime_errcode_t prime_analyze_file(prime_analyzer_t *a, const char *path, prime_analysis_t **out,
                                    prime_analysis_failure_t *failure, prime_error_t *err);
 
+/* The same for an open file (read from its current position: the start);
+ * name is for messages. The caller keeps and closes fd. */
+prime_errcode_t prime_analyze_fd(prime_analyzer_t *a, int fd, const char *name, prime_analysis_t **out,
+                                 prime_analysis_failure_t *failure, prime_error_t *err);
+
 void prime_analysis_free(prime_analysis_t *r);
 
 /* The analysis as one JSON object (malloc'ed text; audio_files.

@@ -1,0 +1,417 @@
+/* prime-analyzer: uploads and analysis requests -> audio.analyzed or
+ * audio.analysis_failed on prime.analysis (docs/analysis.md).
+ *
+ * Per batch: decode the requests (audio.file_uploaded, audio.stem_uploaded,
+ * audio.analysis_requested; the topic's other events are not for it), drop
+ * those already answered (prime_pipeline.analysis_requests), analyse the
+ * rest on --threads threads, publish the answers in request order and wait
+ * for their delivery, then record the requests as answered in the batch's
+ * transaction. An answer's event_id is UUIDv5 of the request's, so an
+ * answer published again after a crash is the same event and collapses
+ * downstream.
+ *
+ * Files are opened beneath PRIME_STORAGE_ROOT (--storage-root) with
+ * openat2(RESOLVE_BENEATH): an absolute path, "..", or a symlink that leads
+ * outside the root is refused as path_rejected. */
+#define _GNU_SOURCE
+#include "prime/analysis.h"
+#include "prime/buf.h"
+#include "prime/event.h"
+#include "prime/log.h"
+#include "prime/pg.h"
+#include "prime/producer.h"
+#include "prime/uuid.h"
+#include "prime/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Namespace of answer ids: uuid5(NAMESPACE_URL,
+ * "https://prime.mixclub.studio/analysis"); the name is the request's
+ * event_id and the analyzer version. */
+#define ANSWER_NAMESPACE "b13dcfbd-8599-5dfc-902c-ca7bed8dc884"
+
+typedef struct job {
+    const prime_record_t *record;
+    prime_event_t *request;
+    const char *request_id, *file_id, *file_path, *owner;
+    /* the outcome */
+    prime_analysis_t *analysis;
+    const char *reason; /* NULL when analysed */
+    char message[512];
+} job_t;
+
+typedef struct analyzer {
+    prime_registry_t *reg;
+    prime_producer_t *producer;
+    const char *root;
+    int root_fd;
+    int threads;
+    prime_analyzer_t **analyzers; /* one per thread */
+    atomic_int undelivered;
+    char delivery_error[sizeof(((prime_error_t *)0)->message)];
+} analyzer_t;
+
+typedef struct pool {
+    analyzer_t *a;
+    job_t *jobs;
+    size_t n;
+    atomic_size_t next;
+} pool_t;
+
+static const char *text(const prime_event_t *ev, const char *field)
+{
+    const char *v = NULL;
+    prime_event_get_string(ev, field, &v, NULL, NULL);
+    return v;
+}
+
+/* The file under the storage root, never outside it. */
+static int open_beneath(const analyzer_t *a, const char *path, const char **reason, char *message, size_t size)
+{
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+    int fd;
+
+    if (path[0] == '/' || !strcmp(path, "..") || !strncmp(path, "../", 3) || strstr(path, "/../")) {
+        *reason = "path_rejected";
+        snprintf(message, size, "%s: the path must stay inside the storage root", path);
+        return -1;
+    }
+    fd = (int)syscall(SYS_openat2, a->root_fd, path, &how, sizeof(how));
+    if (fd >= 0)
+        return fd;
+    *reason = errno == EXDEV || errno == ELOOP ? "path_rejected" : errno == ENOENT ? "missing" : "unreadable";
+    snprintf(message, size, "%s: %s", path,
+             errno == EXDEV ? "leads outside the storage root (a symbolic link)" : strerror(errno));
+    return -1;
+}
+
+static void analyse(analyzer_t *a, prime_analyzer_t *analyzer, job_t *j)
+{
+    prime_analysis_failure_t why = PRIME_ANALYSIS_OK;
+    prime_error_t err;
+    int fd = open_beneath(a, j->file_path, &j->reason, j->message, sizeof(j->message));
+
+    if (fd < 0)
+        return;
+    prime_error_clear(&err);
+    if (prime_analyze_fd(analyzer, fd, j->file_path, &j->analysis, &why, &err)) {
+        j->reason = why == PRIME_ANALYSIS_OK ? "unreadable" : prime_analysis_failure_name(why);
+        snprintf(j->message, sizeof(j->message), "%s", err.message);
+    }
+    close(fd);
+}
+
+static void *work(void *arg)
+{
+    pool_t *p = ((void **)arg)[0];
+    prime_analyzer_t *analyzer = ((void **)arg)[1];
+    size_t i;
+    while ((i = atomic_fetch_add(&p->next, 1)) < p->n)
+        analyse(p->a, analyzer, &p->jobs[i]);
+    return NULL;
+}
+
+/* Every job analysed, on up to a->threads threads. */
+static void run_jobs(analyzer_t *a, job_t *jobs, size_t n)
+{
+    pool_t pool = {.a = a, .jobs = jobs, .n = n};
+    pthread_t tid[64];
+    void *args[64][2];
+    int started = 0;
+
+    atomic_init(&pool.next, 0);
+    for (int t = 1; t < a->threads && (size_t)t < n && t < 64; t++) {
+        args[t][0] = &pool;
+        args[t][1] = a->analyzers[t];
+        if (pthread_create(&tid[t], NULL, work, args[t]) == 0)
+            started = t;
+        else
+            break;
+    }
+    args[0][0] = &pool;
+    args[0][1] = a->analyzers[0];
+    work(args[0]); /* this thread works too */
+    for (int t = 1; t <= started; t++)
+        pthread_join(tid[t], NULL);
+}
+
+static void on_delivery(const prime_delivery_t *d, void *opaque)
+{
+    analyzer_t *a = opaque;
+    if (d->error) {
+        atomic_fetch_add(&a->undelivered, 1);
+        snprintf(a->delivery_error, sizeof(a->delivery_error), "%s", d->error->message);
+    }
+}
+
+/* The answer to one request, published. */
+static prime_errcode_t answer(analyzer_t *a, job_t *j, prime_error_t *err)
+{
+    const char *type = j->reason ? "audio.analysis_failed" : "audio.analyzed";
+    prime_event_t *ev = prime_producer_event_new(a->producer, type, err);
+    char id[PRIME_UUID_TEXT], name[128];
+    prime_errcode_t rc = ev ? PRIME_OK : err->code;
+    int len = snprintf(name, sizeof(name), "%s\n%s", j->request_id, PRIME_ANALYZER_VERSION);
+
+    if (!rc && prime_uuid_v5(ANSWER_NAMESPACE, name, (size_t)len, id))
+        rc = prime_error_set(err, PRIME_ERR_INVALID, "event_id", "cannot derive the answer's id");
+    if (!rc)
+        rc = prime_event_set_string(ev, "event_id", id, strlen(id), err);
+    if (!rc)
+        rc = prime_event_set_string(ev, "actor_user_id", j->owner, strlen(j->owner), err);
+    if (!rc)
+        rc = prime_event_set_string(ev, "owner_user_id", j->owner, strlen(j->owner), err);
+    if (!rc)
+        rc = prime_event_set_string(ev, "file_id", j->file_id, strlen(j->file_id), err);
+    if (!rc)
+        rc = prime_event_set_string(ev, "request_event_id", j->request_id, strlen(j->request_id), err);
+    if (!rc)
+        rc = prime_event_set_string(ev, "analyzer_version", PRIME_ANALYZER_VERSION, strlen(PRIME_ANALYZER_VERSION), err);
+    if (!rc && j->reason) {
+        rc = prime_event_set_string(ev, "reason", j->reason, strlen(j->reason), err);
+        if (!rc)
+            rc = prime_event_set_string(ev, "message", j->message, strlen(j->message), err);
+    } else if (!rc) {
+        char *json = prime_analysis_to_json(j->analysis);
+        double v;
+        rc = json ? prime_event_set_string(ev, "audio_analysis", json, strlen(json), err)
+                  : prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+        free(json);
+        if (!rc)
+            rc = prime_event_set_double(ev, "duration_seconds", prime_analysis_duration(j->analysis), err);
+        if (!rc)
+            rc = prime_event_set_int(ev, "sample_rate", prime_analysis_sample_rate(j->analysis), err);
+        if (!rc)
+            rc = prime_event_set_int(ev, "channels", prime_analysis_channels(j->analysis), err);
+        if (!rc && prime_analysis_integrated_lufs(j->analysis, &v) && v >= -70)
+            rc = prime_event_set_double(ev, "integrated_lufs", v, err);
+        if (!rc && prime_analysis_dr(j->analysis, &v) && v >= 0)
+            rc = prime_event_set_double(ev, "dynamic_range", v, err);
+    }
+    if (!rc)
+        rc = prime_producer_publish(a->producer, ev, NULL, err);
+    prime_event_free(ev);
+    return rc;
+}
+
+/* Request ids of this batch already answered, as a sorted text array. */
+static prime_errcode_t drop_answered(prime_worker_t *w, PGconn *conn, job_t *jobs, size_t *n, prime_error_t *err)
+{
+    prime_buf_t ids;
+    const char *params[2];
+    PGresult *res;
+    prime_errcode_t rc = PRIME_OK;
+    size_t kept = 0;
+
+    prime_buf_init(&ids, 0);
+    prime_buf_putc(&ids, '{');
+    for (size_t i = 0; i < *n; i++)
+        prime_buf_printf(&ids, "%s%s", i ? "," : "", jobs[i].request_id);
+    prime_buf_putc(&ids, '}');
+    params[0] = prime_worker_group(w);
+    params[1] = ids.data;
+    res = PQexecParams(conn,
+                       "SELECT request_event_id::text FROM prime_pipeline.analysis_requests "
+                       "WHERE group_id = $1 AND request_event_id = ANY($2::uuid[])",
+                       2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = prime_pg_error(conn, res, "reading answered requests", NULL, err);
+    for (size_t i = 0; !rc && i < *n; i++) {
+        bool seen = false;
+        for (int r = 0; r < PQntuples(res) && !seen; r++)
+            seen = !strcasecmp(PQgetvalue(res, r, 0), jobs[i].request_id);
+        for (size_t k = 0; k < kept && !seen; k++)
+            seen = !strcasecmp(jobs[k].request_id, jobs[i].request_id);
+        if (seen) {
+            prime_log(PRIME_LOG_INFO, "request answered before; not analysed again", "request=%s file=%s",
+                      jobs[i].request_id, jobs[i].file_id);
+            prime_event_free(jobs[i].request);
+            continue;
+        }
+        jobs[kept++] = jobs[i];
+    }
+    if (!rc)
+        *n = kept;
+    PQclear(res);
+    prime_buf_free(&ids);
+    return rc;
+}
+
+static prime_errcode_t record_answered(prime_worker_t *w, PGconn *conn, const job_t *jobs, size_t n,
+                                       prime_error_t *err)
+{
+    prime_buf_t ids, files, outcomes;
+    const char *params[4];
+    PGresult *res;
+    prime_errcode_t rc = PRIME_OK;
+
+    if (!n)
+        return PRIME_OK;
+    prime_buf_init(&ids, 0);
+    prime_buf_init(&files, 0);
+    prime_buf_init(&outcomes, 0);
+    for (size_t i = 0; i < n; i++) {
+        prime_buf_printf(&ids, "%s%s", i ? "," : "{", jobs[i].request_id);
+        prime_buf_printf(&files, "%s%s", i ? "," : "{", jobs[i].file_id);
+        prime_buf_printf(&outcomes, "%s%s", i ? "," : "{", jobs[i].reason ? jobs[i].reason : "analyzed");
+    }
+    prime_buf_putc(&ids, '}');
+    prime_buf_putc(&files, '}');
+    prime_buf_putc(&outcomes, '}');
+    params[0] = prime_worker_group(w);
+    params[1] = ids.data;
+    params[2] = files.data;
+    params[3] = outcomes.data;
+    res = PQexecParams(conn,
+                       "INSERT INTO prime_pipeline.analysis_requests (group_id, request_event_id, file_id, outcome) "
+                       "SELECT $1, r, f, o FROM unnest($2::uuid[], $3::uuid[], $4::text[]) AS x(r, f, o) "
+                       "ON CONFLICT DO NOTHING",
+                       4, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = prime_pg_error(conn, res, "recording answered requests", NULL, err);
+    PQclear(res);
+    prime_buf_free(&ids);
+    prime_buf_free(&files);
+    prime_buf_free(&outcomes);
+    return rc;
+}
+
+static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record_t *records, size_t n, void *ctx,
+                             prime_error_t *err)
+{
+    analyzer_t *a = ctx;
+    job_t *jobs = calloc(n ? n : 1, sizeof(*jobs));
+    size_t count = 0;
+    prime_errcode_t rc = PRIME_OK;
+
+    if (!jobs)
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < n && !rc; i++) {
+        prime_event_t *ev = NULL;
+        prime_error_t why;
+        const char *type;
+        prime_error_clear(&why);
+        if (prime_event_decode(a->reg, records[i].value, records[i].len, &ev, &why) || prime_event_validate(ev, &why)) {
+            prime_event_free(ev);
+            rc = prime_worker_dead_letter(w, &records[i], &why, err);
+            continue;
+        }
+        type = prime_event_type_name(prime_event_type(ev));
+        if (strcmp(type, "audio.file_uploaded") && strcmp(type, "audio.stem_uploaded") &&
+            strcmp(type, "audio.analysis_requested")) {
+            prime_event_free(ev); /* the topic's other events are the materializer's */
+            continue;
+        }
+        jobs[count++] = (job_t){.record = &records[i], .request = ev, .request_id = text(ev, "event_id"),
+                                .file_id = text(ev, "file_id"), .file_path = text(ev, "file_path"),
+                                .owner = text(ev, "owner_user_id")};
+    }
+    if (!rc && count)
+        rc = drop_answered(w, conn, jobs, &count, err);
+    if (!rc && count) {
+        run_jobs(a, jobs, count);
+        atomic_store(&a->undelivered, 0);
+        for (size_t i = 0; i < count && !rc; i++) {
+            rc = answer(a, &jobs[i], err);
+            prime_log(PRIME_LOG_INFO, jobs[i].reason ? "analysis failed" : "analysed", "file=%s request=%s reason=%s",
+                      jobs[i].file_id, jobs[i].request_id, jobs[i].reason ? jobs[i].reason : "-");
+        }
+        /* Delivered before the requests are recorded as answered. */
+        if (!rc && prime_producer_flush(a->producer, 30000, err))
+            rc = err->code;
+        if (!rc && atomic_load(&a->undelivered)) {
+            rc = prime_error_set(err, PRIME_ERR_KAFKA, NULL, "answers not delivered: %s", a->delivery_error);
+            err->retriable = true;
+        }
+        if (!rc)
+            rc = record_answered(w, conn, jobs, count, err);
+        if (!rc)
+            prime_worker_count_applied(w, count);
+    }
+    for (size_t i = 0; i < count; i++) {
+        prime_analysis_free(jobs[i].analysis);
+        prime_event_free(jobs[i].request);
+    }
+    free(jobs);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const topics[] = {"prime.audio", NULL};
+    char **rest = calloc((size_t)argc + 1, sizeof(char *));
+    int nrest = 0, rc;
+    prime_worker_conf_t conf;
+    analyzer_t a = {.root = getenv("PRIME_STORAGE_ROOT"), .threads = (int)sysconf(_SC_NPROCESSORS_ONLN)};
+    prime_producer_conf_t *pconf;
+    prime_error_t err;
+
+    /* Its own options first; the rest are the runtime's. */
+    for (int i = 0; rest && i < argc; i++) {
+        if (i + 1 < argc && !strcmp(argv[i], "--storage-root")) {
+            a.root = argv[++i];
+        } else if (i + 1 < argc && !strcmp(argv[i], "--threads")) {
+            char *end;
+            long t = strtol(argv[++i], &end, 10);
+            if (*end || t < 1 || t > 64) {
+                fprintf(stderr, "prime-analyzer: --threads: expected 1 to 64, got '%s'\n", argv[i]);
+                return 2;
+            }
+            a.threads = (int)t;
+        } else {
+            rest[nrest++] = argv[i];
+        }
+    }
+    if (!rest)
+        return 1;
+    if ((rc = prime_worker_conf_parse(&conf, "analyzer", topics, nrest, rest))) {
+        if (rc < 0)
+            puts("  --storage-root DIR  where file paths point (default $PRIME_STORAGE_ROOT)\n"
+                 "  --threads N         files analysed at once (default: one per core)");
+        return rc < 0 ? 0 : rc;
+    }
+    if (!a.root || (a.root_fd = open(a.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        fprintf(stderr, "prime-analyzer: storage root %s: %s\n", a.root ? a.root : "(unset)",
+                a.root ? strerror(errno) : "give --storage-root or set PRIME_STORAGE_ROOT");
+        return 2;
+    }
+    if (a.threads < 1)
+        a.threads = 1;
+    if (a.threads > 64)
+        a.threads = 64;
+    prime_error_clear(&err);
+    a.analyzers = calloc((size_t)a.threads, sizeof(*a.analyzers));
+    for (int t = 0; a.analyzers && t < a.threads; t++)
+        if (!(a.analyzers[t] = prime_analyzer_new(&err)))
+            break;
+    pconf = prime_producer_conf_new();
+    if (!a.analyzers || !a.analyzers[a.threads - 1] || !(a.reg = prime_registry_new(&err)) || !pconf ||
+        prime_producer_conf_set(pconf, "bootstrap.servers", conf.brokers, &err)) {
+        fprintf(stderr, "prime-analyzer: %s\n", err.message[0] ? err.message : "out of memory");
+        return 1;
+    }
+    prime_producer_conf_set_delivery_cb(pconf, on_delivery, &a);
+    if (!(a.producer = prime_producer_new(pconf, &err))) {
+        fprintf(stderr, "prime-analyzer: %s\n", err.message);
+        return 1;
+    }
+    rc = prime_worker_run(&conf, apply, &a);
+    prime_producer_flush(a.producer, 10000, NULL);
+    prime_producer_free(a.producer);
+    for (int t = 0; t < a.threads; t++)
+        prime_analyzer_free(a.analyzers[t]);
+    free(a.analyzers);
+    prime_registry_free(a.reg);
+    close(a.root_fd);
+    free(rest);
+    return rc;
+}
