@@ -80,3 +80,26 @@ prime_errcode_t prime_pg_exec(PGconn *conn, const char *sql, const char *what, p
     PQclear(res);
     return rc;
 }
+
+void prime_pg_array_begin(prime_buf_t *b)
+{
+    prime_buf_putc(b, '{');
+}
+
+void prime_pg_array_add(prime_buf_t *b, const char *item)
+{
+    if (b->len && b->data[b->len - 1] != '{')
+        prime_buf_putc(b, ',');
+    prime_buf_putc(b, '"');
+    for (; item && *item; item++) {
+        if (*item == '"' || *item == '\\')
+            prime_buf_putc(b, '\\');
+        prime_buf_putc(b, *item);
+    }
+    prime_buf_putc(b, '"');
+}
+
+void prime_pg_array_end(prime_buf_t *b)
+{
+    prime_buf_putc(b, '}');
+}

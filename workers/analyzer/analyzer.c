@@ -203,7 +203,8 @@ static prime_errcode_t answer(analyzer_t *a, job_t *j, prime_error_t *err)
     return rc;
 }
 
-/* Request ids of this batch already answered, as a sorted text array. */
+/* Drops the jobs whose request was answered before (or comes twice in
+ * this batch). */
 static prime_errcode_t drop_answered(prime_worker_t *w, PGconn *conn, job_t *jobs, size_t *n, prime_error_t *err)
 {
     prime_buf_t ids;
@@ -213,10 +214,10 @@ static prime_errcode_t drop_answered(prime_worker_t *w, PGconn *conn, job_t *job
     size_t kept = 0;
 
     prime_buf_init(&ids, 0);
-    prime_buf_putc(&ids, '{');
+    prime_pg_array_begin(&ids);
     for (size_t i = 0; i < *n; i++)
-        prime_buf_printf(&ids, "%s%s", i ? "," : "", jobs[i].request_id);
-    prime_buf_putc(&ids, '}');
+        prime_pg_array_add(&ids, jobs[i].request_id);
+    prime_pg_array_end(&ids);
     params[0] = prime_worker_group(w);
     params[1] = ids.data;
     res = PQexecParams(conn,
@@ -259,14 +260,17 @@ static prime_errcode_t record_answered(prime_worker_t *w, PGconn *conn, const jo
     prime_buf_init(&ids, 0);
     prime_buf_init(&files, 0);
     prime_buf_init(&outcomes, 0);
+    prime_pg_array_begin(&ids);
+    prime_pg_array_begin(&files);
+    prime_pg_array_begin(&outcomes);
     for (size_t i = 0; i < n; i++) {
-        prime_buf_printf(&ids, "%s%s", i ? "," : "{", jobs[i].request_id);
-        prime_buf_printf(&files, "%s%s", i ? "," : "{", jobs[i].file_id);
-        prime_buf_printf(&outcomes, "%s%s", i ? "," : "{", jobs[i].reason ? jobs[i].reason : "analyzed");
+        prime_pg_array_add(&ids, jobs[i].request_id);
+        prime_pg_array_add(&files, jobs[i].file_id);
+        prime_pg_array_add(&outcomes, jobs[i].reason ? jobs[i].reason : "analyzed");
     }
-    prime_buf_putc(&ids, '}');
-    prime_buf_putc(&files, '}');
-    prime_buf_putc(&outcomes, '}');
+    prime_pg_array_end(&ids);
+    prime_pg_array_end(&files);
+    prime_pg_array_end(&outcomes);
     params[0] = prime_worker_group(w);
     params[1] = ids.data;
     params[2] = files.data;

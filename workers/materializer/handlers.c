@@ -4,6 +4,7 @@
 #include "fold.h"
 #include "prime/buf.h"
 #include "prime/log.h"
+#include "prime/pg.h"
 #include "prime/time.h"
 #include "prime/uuid.h"
 
@@ -37,21 +38,14 @@ static char *array_literal(const prime_event_t *ev, const char *field, size_t n)
 {
     prime_buf_t b;
     const char *s;
-    size_t len;
 
     prime_buf_init(&b, 0);
-    prime_buf_putc(&b, '{');
+    prime_pg_array_begin(&b);
     for (size_t k = 0; k < n; k++) {
-        prime_event_get_array_string(ev, field, k, &s, &len, NULL);
-        prime_buf_puts(&b, k ? ",\"" : "\"");
-        for (size_t j = 0; j < len; j++) {
-            if (s[j] == '"' || s[j] == '\\')
-                prime_buf_putc(&b, '\\');
-            prime_buf_putc(&b, s[j]);
-        }
-        prime_buf_putc(&b, '"');
+        prime_event_get_array_string(ev, field, k, &s, NULL, NULL);
+        prime_pg_array_add(&b, s);
     }
-    prime_buf_putc(&b, '}');
+    prime_pg_array_end(&b);
     return prime_buf_steal(&b, NULL);
 }
 

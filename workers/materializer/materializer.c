@@ -173,17 +173,17 @@ static prime_errcode_t find_parked_streams(prime_worker_t *w, PGconn *conn, item
     prime_errcode_t rc = PRIME_OK;
 
     prime_buf_init(&keys, 0);
-    prime_buf_putc(&keys, '{');
+    prime_pg_array_begin(&keys);
     for (size_t i = 0; i < n; i++) {
         char *hex;
         items[i].blocked_by[0] = '\0';
         if (items[i].prev >= 0 || items[i].from_parking || !(hex = hex_of(items[i].record.key, items[i].record.key_len)))
             continue;
-        prime_buf_printf(&keys, "%s\"%s\"", any ? "," : "", hex);
+        prime_pg_array_add(&keys, hex);
         any = 1;
         free(hex);
     }
-    prime_buf_putc(&keys, '}');
+    prime_pg_array_end(&keys);
     if (!any) {
         prime_buf_free(&keys);
         return PRIME_OK;
@@ -381,22 +381,22 @@ static prime_errcode_t park(prime_worker_t *w, PGconn *conn, item_t *items, size
 
     for (int a = 0; a < 6; a++) {
         prime_buf_init(&arrays[a], 0);
-        prime_buf_putc(&arrays[a], '{');
+        prime_pg_array_begin(&arrays[a]);
     }
     for (size_t i = 0; i < n; i++) {
-        char *key, *value;
-        const char *sep = parked ? "," : "";
+        char *key, *value, part[16], offset[24];
         if (items[i].state != WAITING)
             continue;
         key = hex_of(items[i].record.key, items[i].record.key_len);
         value = hex_of(items[i].record.value, items[i].record.len);
-        /* Topics and "table:id" keys hold no quotes or backslashes. */
-        prime_buf_printf(&arrays[0], "%s\"%s\"", sep, items[i].record.topic);
-        prime_buf_printf(&arrays[1], "%s%d", sep, (int)items[i].record.partition);
-        prime_buf_printf(&arrays[2], "%s%lld", sep, (long long)items[i].record.offset);
-        prime_buf_printf(&arrays[3], "%s\"%s\"", sep, items[i].waiting_for);
-        prime_buf_printf(&arrays[4], "%s%s", sep, key ? key : "");
-        prime_buf_printf(&arrays[5], "%s%s", sep, value ? value : "");
+        snprintf(part, sizeof(part), "%d", (int)items[i].record.partition);
+        snprintf(offset, sizeof(offset), "%lld", (long long)items[i].record.offset);
+        prime_pg_array_add(&arrays[0], items[i].record.topic);
+        prime_pg_array_add(&arrays[1], part);
+        prime_pg_array_add(&arrays[2], offset);
+        prime_pg_array_add(&arrays[3], items[i].waiting_for);
+        prime_pg_array_add(&arrays[4], key ? key : "");
+        prime_pg_array_add(&arrays[5], value ? value : "");
         free(key);
         free(value);
         prime_log(PRIME_LOG_DEBUG, "parked until its parent is written", "topic=%s partition=%d offset=%lld waiting_for=%s",
@@ -405,7 +405,7 @@ static prime_errcode_t park(prime_worker_t *w, PGconn *conn, item_t *items, size
         parked++;
     }
     for (int a = 0; a < 6; a++) {
-        prime_buf_putc(&arrays[a], '}');
+        prime_pg_array_end(&arrays[a]);
         params[a + 1] = arrays[a].data;
         if (arrays[a].failed)
             rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory parking events");
@@ -517,23 +517,23 @@ static prime_errcode_t take_parked(prime_worker_t *w, PGconn *conn, const prime_
 
 static char *keys_literal(const keys_t *k)
 {
-    size_t len = 3;
-    char *out, *p;
+    prime_buf_t b;
+    prime_buf_init(&b, 0);
+    prime_pg_array_begin(&b);
     for (size_t i = 0; i < k->n; i++)
-        len += strlen(k->key[i]) + 3;
-    p = out = malloc(len);
-    *p++ = '{';
-    for (size_t i = 0; i < k->n; i++)
-        p += sprintf(p, "%s\"%s\"", i ? "," : "", k->key[i]);
-    *p++ = '}';
-    *p = '\0';
-    return out;
+        prime_pg_array_add(&b, k->key[i]);
+    prime_pg_array_end(&b);
+    return prime_buf_steal(&b, NULL);
 }
 
 /* Takes the items' event ids in (prime_pipeline.applied_events, in the
  * batch's transaction) and drops the items whose id was taken in before,
  * by an earlier batch or earlier in this one: a second publication of an
  * event is skipped, logged, and changes nothing. */
+#define RECORD_EVENT_IDS                                                                                  \
+    "INSERT INTO prime_pipeline.applied_events (group_id, event_id) "                                   \
+    "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING"
+
 static prime_errcode_t skip_duplicates(prime_worker_t *w, PGconn *conn, item_t *items, size_t *n, prime_error_t *err)
 {
     prime_buf_t ids;
@@ -546,10 +546,10 @@ static prime_errcode_t skip_duplicates(prime_worker_t *w, PGconn *conn, item_t *
     if (!*n)
         return PRIME_OK;
     prime_buf_init(&ids, 0);
-    prime_buf_putc(&ids, '{');
+    prime_pg_array_begin(&ids);
     for (size_t i = 0; i < *n; i++)
-        prime_buf_printf(&ids, "%s%s", i ? "," : "", event_id(items[i].event));
-    prime_buf_putc(&ids, '}');
+        prime_pg_array_add(&ids, event_id(items[i].event));
+    prime_pg_array_end(&ids);
     params[0] = prime_worker_group(w);
     params[1] = ids.data;
     /* Usually every id is new: then the count says so, and no ids need to
@@ -559,10 +559,7 @@ static prime_errcode_t skip_duplicates(prime_worker_t *w, PGconn *conn, item_t *
         prime_buf_free(&ids);
         return rc;
     }
-    res = PQexecParams(conn,
-                       "INSERT INTO prime_pipeline.applied_events (group_id, event_id) "
-                       "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING",
-                       2, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(conn, RECORD_EVENT_IDS, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         rc = prime_pg_error(conn, res, "recording event ids", NULL, err);
     else
@@ -575,10 +572,7 @@ static prime_errcode_t skip_duplicates(prime_worker_t *w, PGconn *conn, item_t *
         prime_buf_free(&ids);
         return rc;
     }
-    res = PQexecParams(conn,
-                       "INSERT INTO prime_pipeline.applied_events (group_id, event_id) "
-                       "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id::text",
-                       2, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(conn, RECORD_EVENT_IDS " RETURNING event_id::text", 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = prime_pg_error(conn, res, "recording event ids", NULL, err);
     } else {

@@ -110,13 +110,13 @@ static char *unloaded_ids(rowset_t *s)
     int any = 0;
 
     prime_buf_init(&b, 0);
-    prime_buf_putc(&b, '{');
+    prime_pg_array_begin(&b);
     for (size_t i = 0; i < s->n; i++)
         if (!s->rows[i]->loaded) {
-            prime_buf_printf(&b, "%s%s", any ? "," : "", s->rows[i]->id);
+            prime_pg_array_add(&b, s->rows[i]->id);
             any = 1;
         }
-    prime_buf_putc(&b, '}');
+    prime_pg_array_end(&b);
     if (!any) {
         prime_buf_free(&b);
         return NULL;
@@ -292,13 +292,13 @@ prime_errcode_t rows_delete(rowset_t *s, PGconn *conn, prime_error_t *err)
     prime_errcode_t rc = PRIME_OK;
 
     prime_buf_init(&ids, 0);
-    prime_buf_putc(&ids, '{');
+    prime_pg_array_begin(&ids);
     for (size_t i = 0; i < s->n; i++)
         if (s->rows[i]->in_database && !s->rows[i]->present) {
-            prime_buf_printf(&ids, "%s%s", any ? "," : "", s->rows[i]->id);
+            prime_pg_array_add(&ids, s->rows[i]->id);
             any = 1;
         }
-    prime_buf_putc(&ids, '}');
+    prime_pg_array_end(&ids);
     /* Children that are parents themselves go first, by their own
      * statement: PostgreSQL checks a NO ACTION key (collaboration_sessions.
      * started_by) before the ON DELETE CASCADE from prime_users through

@@ -3,6 +3,7 @@
 
 #include <libpq-fe.h>
 
+#include "prime/buf.h"
 #include "prime/error.h"
 
 /* Opens a connection. conninfo is a libpq connection string or URI; NULL or
@@ -19,5 +20,14 @@ prime_errcode_t prime_pg_error(PGconn *conn, const PGresult *res, const char *wh
 
 /* Runs a command that returns no rows; PRIME_OK or the error as above. */
 prime_errcode_t prime_pg_exec(PGconn *conn, const char *sql, const char *what, prime_error_t *err);
+
+/* A PostgreSQL array literal, {"a","b"}, built item by item into b: the
+ * way a batch's ids, keys and offsets go to the server as one parameter.
+ * Items are quoted (a backslash before " and \), so any text is safe, and
+ * PostgreSQL reads quoted items for arrays of every type (uuid[], int[],
+ * bigint[], text[]); the same text is COPY's form of a TEXT[] value. */
+void prime_pg_array_begin(prime_buf_t *b);
+void prime_pg_array_add(prime_buf_t *b, const char *item);
+void prime_pg_array_end(prime_buf_t *b);
 
 #endif

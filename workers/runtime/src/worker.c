@@ -317,43 +317,51 @@ static int offsets_statement(prime_worker_t *w, const char *sql, int nparams, co
  * each of which must touch every row it names. */
 static int store_offsets(prime_worker_t *w, const char **why)
 {
+    /* [0]: partitions with a stored row (updated), [1]: new ones (inserted) */
     prime_buf_t topics[2], parts[2], nexts[2], expected;
     size_t count[2] = {0, 0};
     int rc = 0;
 
+    prime_buf_init(&expected, 0);
+    prime_pg_array_begin(&expected);
     for (int k = 0; k < 2; k++) {
         prime_buf_init(&topics[k], 0);
         prime_buf_init(&parts[k], 0);
         prime_buf_init(&nexts[k], 0);
+        prime_pg_array_begin(&topics[k]);
+        prime_pg_array_begin(&parts[k]);
+        prime_pg_array_begin(&nexts[k]);
     }
-    prime_buf_init(&expected, 0);
     for (size_t i = 0; i < w->nparts; i++) {
         const partition_state_t *p = &w->parts[i];
-        int k = p->stored == NO_ROW; /* 0: update a stored row, 1: insert one */
-        const char *sep = count[k] ? "," : "";
+        int k = p->stored == NO_ROW;
+        char part[16], next[24], stored[24];
         if (p->batch_next < 0)
             continue;
-        /* Topic names are [a-zA-Z0-9._-]: nothing to quote. */
-        prime_buf_printf(&topics[k], "%s%s", sep, p->topic);
-        prime_buf_printf(&parts[k], "%s%d", sep, (int)p->partition);
-        prime_buf_printf(&nexts[k], "%s%lld", sep, (long long)p->batch_next);
+        snprintf(part, sizeof(part), "%d", (int)p->partition);
+        snprintf(next, sizeof(next), "%lld", (long long)p->batch_next);
+        snprintf(stored, sizeof(stored), "%lld", (long long)p->stored);
+        prime_pg_array_add(&topics[k], p->topic);
+        prime_pg_array_add(&parts[k], part);
+        prime_pg_array_add(&nexts[k], next);
         if (!k)
-            prime_buf_printf(&expected, "%s%lld", sep, (long long)p->stored);
+            prime_pg_array_add(&expected, stored);
         count[k]++;
     }
-    for (int k = 0; k < 2 && !rc; k++) {
-        char *arrays[4] = {NULL, NULL, NULL, NULL};
-        prime_buf_t *bufs[4] = {&topics[k], &parts[k], &nexts[k], &expected};
-        const char *params[5] = {w->conf->group};
-        if (!count[k])
+    prime_pg_array_end(&expected);
+    for (int k = 0; k < 2; k++) {
+        const char *params[5];
+        prime_pg_array_end(&topics[k]);
+        prime_pg_array_end(&parts[k]);
+        prime_pg_array_end(&nexts[k]);
+        params[0] = w->conf->group;
+        params[1] = topics[k].data;
+        params[2] = parts[k].data;
+        params[3] = nexts[k].data;
+        params[4] = expected.data;
+        if (rc || !count[k])
             continue;
-        for (int a = 0; a < 4; a++) {
-            arrays[a] = malloc(bufs[a]->len + 3);
-            if (arrays[a])
-                sprintf(arrays[a], "{%s}", bufs[a]->data ? bufs[a]->data : "");
-            params[a + 1] = arrays[a];
-        }
-        if (!arrays[0] || !arrays[1] || !arrays[2] || !arrays[3]) {
+        if (topics[k].failed || parts[k].failed || nexts[k].failed || expected.failed) {
             *why = "out of memory storing offsets";
             rc = -1;
         } else if (k == 0) {
@@ -370,8 +378,6 @@ static int store_offsets(prime_worker_t *w, const char **why)
                                    "AS x(topic, part, next) ON CONFLICT (group_id, topic, kafka_partition) DO NOTHING",
                                    4, params, count[k], why);
         }
-        for (int a = 0; a < 4; a++)
-            free(arrays[a]);
     }
     for (int k = 0; k < 2; k++) {
         prime_buf_free(&topics[k]);
