@@ -14,6 +14,10 @@ check() { # NAME EXPECTED SQL
   if [ "$got" = "$2" ]; then ok "$1"; else bad "$1: expected [$2], got [$got]"; fi
 }
 export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
+dead_letters() { kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null; }
+dead_lettered() { # NAME PATTERN: a dead letter's headers match the (extended) pattern
+  if dead_letters | grep -qE "$2"; then ok "$1"; else bad "no dead letter for: $1"; fi
+}
 published=0 # records on prime.users and prime.projects so far
 publish() { # FILE
   "$PRIME_PUBLISH" "$1" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
@@ -92,10 +96,9 @@ check "the orphan project is not applied" "0" "SELECT count(*) FROM studio_proje
 check "the orphan project is parked, waiting for its owner" "prime_users:$u3" \
   "SELECT waiting_for FROM prime_pipeline.parked_events WHERE group_id = 'mat-1'"
 
-dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null)
-grep -q "prime.error.message=the user is already registered" <<<"$dlq" && ok "duplicate registration dead-lettered" || bad "dlq: duplicate"
-grep -q "prime.error.message=the studio_projects row belongs to $u1, the event names $u2" <<<"$dlq" && ok "owner mismatch dead-lettered" || bad "dlq: owner"
-grep -q "prime.error.class=decode" <<<"$dlq" && ok "undecodable record dead-lettered" || bad "dlq: garbage"
+dead_lettered "duplicate registration dead-lettered" "prime.error.message=the user is already registered"
+dead_lettered "owner mismatch dead-lettered" "prime.error.message=the studio_projects row belongs to $u1, the event names $u2"
+dead_lettered "undecodable record dead-lettered" "prime.error.class=decode"
 grep -q 'stale save rejected.*base_version=1 current_version=2' "$tmp/mat.log" && ok "the stale save is logged with both versions" || bad "stale log"
 
 # Across batches: a project and its first save arrive before their owner
@@ -201,10 +204,10 @@ check "the mix's integrated loudness and DR reach its project" "-10.13|8.00" \
   "SELECT current_lufs, dynamic_range FROM studio_projects WHERE id = '$p1'"
 check "a deleted file is gone; a file with stems is not deleted" "0|1" \
   "SELECT (SELECT count(*) FROM audio_files WHERE id = '$f3'), (SELECT count(*) FROM audio_files WHERE id = '$f1')"
-dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null)
-grep -q 'prime.error.message=.*violates foreign key constraint "audio_files_parent_file_id_fkey"' <<<"$dlq" \
-  && ok "deleting a file its stems reference is dead-lettered with the database's reason" || bad "dlq: file with stems"
-grep -q "audio.analysis_requested" <<<"$dlq" && bad "analysis_requested was dead-lettered" || ok "analysis requests change no row and are not dead-lettered"
+dead_lettered "deleting a file its stems reference is dead-lettered with the database's reason" \
+  'prime.error.message=.*violates foreign key constraint "audio_files_parent_file_id_fkey"'
+dead_letters | grep -q "audio.analysis_requested" && bad "analysis_requested was dead-lettered" \
+  || ok "analysis requests change no row and are not dead-lettered"
 
 # Presets: private, public and system; updates, uses (the same use event
 # published twice counts once), a use of another user's private preset.
@@ -231,9 +234,7 @@ check "a private preset: updated, description cleared, used once (its second pub
 check "a system preset has no user; public and system presets are used by others" "|t|1;$u2|f|1" \
   "SELECT string_agg(concat_ws('|', coalesce(user_id::text, ''), is_system_preset, usage_count), ';' ORDER BY name) FROM plugin_presets WHERE id IN ('$pr2', '$pr3')"
 grep -q 'event published twice; applied once' "$tmp/mat.log" && ok "the second publication is logged" || bad "duplicate log"
-dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null)
-grep -q "prime.error.message=the preset is another user's and not public" <<<"$dlq" \
-  && ok "using another user's private preset is dead-lettered" || bad "dlq: private preset"
+dead_lettered "using another user's private preset is dead-lettered" "prime.error.message=the preset is another user's and not public"
 
 # Collaboration: started (the starter is the host), joins (a rejoin replaces
 # the entry), a leave, the end; a join after the end is refused.
@@ -255,9 +256,7 @@ check "a collaboration session from start to end" \
 check "participants: the host, then the rejoined editor with permissions" \
   "[{\"role\": \"host\", \"user_id\": \"$u1\", \"joined_at\": \"2026-11-25T14:20:00.000000Z\", \"permissions\": null}, {\"role\": \"editor\", \"user_id\": \"$u2\", \"joined_at\": \"2026-11-25T14:23:00.000000Z\", \"permissions\": {\"mix\": true}}]" \
   "SELECT participants::text FROM collaboration_sessions WHERE id = '$c1'"
-dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null)
-grep -q "prime.error.message=the collaboration session has ended" <<<"$dlq" \
-  && ok "a join after the end is dead-lettered" || bad "dlq: join after end"
+dead_lettered "a join after the end is dead-lettered" "prime.error.message=the collaboration session has ended"
 
 # Auth: a credential (created, verified, reset, password changed) and the
 # login that names it; a session (started, refreshed, revoked; a refresh
@@ -286,10 +285,9 @@ check "verifying the credential verifies the user's email" "t" "SELECT email_ver
 check "a session: started on the envelope's device, refreshed, revoked" \
   "$u1|$(h 7)|dev-1|Studio Mac|desktop|$(h 8)|192.0.2.7|Prime/1.0|t|2026-11-25 14:36:00+00|2026-11-25 14:35:00+00" \
   "SELECT user_id, session_token, device_id, device_name, device_type, access_token_hash, ip_address, user_agent, is_revoked, last_activity_at, created_at FROM auth_sessions WHERE id = '$as1'"
-dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null)
-grep -q "prime.error.message=the session is revoked" <<<"$dlq" && ok "a refresh after the revoke is dead-lettered" || bad "dlq: refresh after revoke"
-grep -q "prime.error.message=the auth_credentials row belongs to $u1, the event names $u2" <<<"$dlq" \
-  && ok "a login naming another user's credential is dead-lettered (after waiting for it)" || bad "dlq: foreign credential"
+dead_lettered "a refresh after the revoke is dead-lettered" "prime.error.message=the session is revoked"
+dead_lettered "a login naming another user's credential is dead-lettered (after waiting for it)" \
+  "prime.error.message=the auth_credentials row belongs to $u1, the event names $u2"
 
 # The bounded wait: the orphan is dead-lettered once it has waited too long,
 # with no new traffic (the runtime's idle housekeeping call).
@@ -297,13 +295,12 @@ sleep 1
 PRIME_DB=$PRIME_TEST_DB "$PRIME_MATERIALIZER" --group mat-1 --park-max-seconds 1 -X session.timeout.ms=6000 >>"$tmp/mat.log" 2>&1 &
 pid=$!
 for _ in $(seq 150); do
-  kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null | grep -q "prime_users:$u3 was not written" && break
+  dead_letters | grep -q "prime_users:$u3 was not written" && break
   sleep 0.1
 done
 kill -TERM "$pid"; wait "$pid"
-dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null)
-grep -q "prime.error.message=unresolved: prime_users:$u3 was not written within 1 seconds" <<<"$dlq" \
-  && ok "a parked event past --park-max-seconds is dead-lettered as unresolved, without new traffic" || bad "dlq: expiry"
+dead_lettered "a parked event past --park-max-seconds is dead-lettered as unresolved, without new traffic" \
+  "prime.error.message=unresolved: prime_users:$u3 was not written within 1 seconds"
 check "and is no longer parked" "0" "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = 'mat-1'"
 
 # Determinism: the same topics into a fresh database give the same bytes.
@@ -340,6 +337,6 @@ if [ "$failed" != 0 ]; then
   echo "--- the materializer's warnings and errors:"
   grep -E 'level=(warn|error)' "$tmp/mat.log" | tail -40
   echo "--- dead letters:"
-  kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null | sed 's/prime.error.message=/\n  /' | grep '^  ' | tail -40
+  dead_letters | sed 's/prime.error.message=/\n  /' | grep '^  ' | tail -40
 fi
 finish
