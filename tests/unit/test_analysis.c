@@ -6,6 +6,7 @@
 #include "prime/analysis.h"
 
 #include <cjson/cJSON.h>
+#include <ebur128.h>
 #include <math.h>
 #include <sndfile.h>
 #include <stdio.h>
@@ -179,6 +180,38 @@ static void test_channel_weighting(void)
     prime_analysis_integrated_lufs(r, &m);
     prime_analysis_free(r);
     ASSERT_NEAR(m, l, 0.05); /* one channel at the same level, counted once */
+}
+
+/* The maximum short-term loudness skips libebur128's 3 s query where a
+ * bound says it cannot be a new maximum: it must equal querying every
+ * 100 ms, done here directly with libebur128. */
+static void test_max_shortterm_exact(void)
+{
+    const segment_t seg[] = {{6, -30, 1000, 0}, {4, -20, -1, 0}, {7, -26, 300, 0}, {3, -18, -1, 0}, {8, -40, 50, 0}};
+    const char *path = make_file("shortterm.wav", 48000, 2, SF_FORMAT_WAV | SF_FORMAT_FLOAT, seg, 5);
+    SF_INFO info = {0};
+    SNDFILE *snd = sf_open(path, SFM_READ, &info);
+    ebur128_state *st = ebur128_init(2, 48000, EBUR128_MODE_S);
+    float buf[4800 * 2];
+    double max = -HUGE_VAL, s;
+    sf_count_t got;
+    prime_analysis_t *r;
+    cJSON *json;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(snd);
+    while ((got = sf_readf_float(snd, buf, 4800)) > 0) {
+        ebur128_add_frames_float(st, buf, (size_t)got);
+        ebur128_loudness_shortterm(st, &s);
+        if (s > max)
+            max = s;
+    }
+    sf_close(snd);
+    ebur128_destroy(&st);
+    r = analyze(path);
+    json = as_json(r);
+    ASSERT_NEAR(number_at(json, "loudness", "max_short_term_lufs"), max, 0.005);
+    cJSON_Delete(json);
+    prime_analysis_free(r);
 }
 
 /* --- dynamics -------------------------------------------------------------- */
@@ -390,6 +423,7 @@ int main(void)
         {"EBU Tech 3341 cases 1-5: integrated loudness -23.0 (and -33.0) +- 0.1 LU", test_tech3341},
         {"EBU Tech 3342 cases 1-3: loudness range 10, 5, 20 +- 1 LU", test_tech3342},
         {"channel weighting: mono once, 5.1 LFE left out, surrounds +1.5 dB", test_channel_weighting},
+        {"maximum short-term loudness equals querying every 100 ms", test_max_shortterm_exact},
         {"DR: second-highest peak against the loudest 20 % of 3 s blocks", test_dr_definition},
         {"spectrum: a sine's centroid, rolloff, level; white noise flat", test_spectrum_of_sine_and_noise},
         {"silence, DC, clipping and one sample give defined results", test_edge_signals},

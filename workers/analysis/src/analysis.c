@@ -167,6 +167,38 @@ static bool truncated(SNDFILE *snd, char *detail, size_t size)
     return false;
 }
 
+/* The momentary energies of the last 29 blocks of 100 ms, newest last. */
+typedef struct recent {
+    double energy[29];
+    size_t n;
+} recent_t;
+
+/* Short-term loudness (3 s) costs libebur128 a pass over 3 s of samples,
+ * ten times a second; the maximum needs it only where it may be a new
+ * maximum, and the plotted curve once a second. NAN when skipped. With blocks of
+ * exactly 100 ms, the 3 s window is 30 blocks, and the 400 ms momentary
+ * windows ending now, 4, 8, ... 24 blocks ago cover 28 of them; the two
+ * left over lie in the one ending 28 blocks ago. So 30 * E_3s <= 4 * (the
+ * sum of those eight momentary energies): when that bound is below the
+ * maximum so far, the short-term loudness cannot be a new maximum. */
+static double shortterm_if_needed(ebur128_state *st, recent_t *recent, double momentary, double max_so_far,
+                                  bool exact_blocks, bool for_curve)
+{
+    double e = isfinite(momentary) ? pow(10.0, (momentary + 0.691) / 10.0) : 0.0, sum = e, bound, s;
+
+    for (size_t k = 4; k <= 28; k += 4)
+        if (k <= recent->n)
+            sum += recent->energy[recent->n - k];
+    if (recent->n == 29)
+        memmove(recent->energy, recent->energy + 1, sizeof(double) * 28), recent->n--;
+    recent->energy[recent->n++] = e;
+    bound = sum > 0 ? -0.691 + 10.0 * log10(4.0 * sum / 30.0) : -HUGE_VAL;
+    if (exact_blocks && bound < max_so_far && !for_curve)
+        return NAN;
+    ebur128_loudness_shortterm(st, &s);
+    return s;
+}
+
 static int append_curve(prime_analysis_t *r, size_t *cap, double momentary, double shortterm)
 {
     if (r->ncurve == *cap) {
@@ -213,6 +245,8 @@ prime_errcode_t prime_analyze_fd(prime_analyzer_t *a, int fd, const char *path, 
     float *buf = NULL;
     double sum2 = 0;
     size_t block, curve_cap = 0;
+    recent_t recent = {.n = 0};
+    bool exact_blocks;
     prime_errcode_t rc = PRIME_OK;
     char detail[256];
 
@@ -262,6 +296,7 @@ prime_errcode_t prime_analyze_fd(prime_analyzer_t *a, int fd, const char *path, 
 
     r = calloc(1, sizeof(*r));
     block = (size_t)info.samplerate / 10 ? (size_t)info.samplerate / 10 : 1;
+    exact_blocks = info.samplerate % 10 == 0;
     if (r) {
         r->sample_rate = info.samplerate;
         r->channels = info.channels;
@@ -298,7 +333,7 @@ prime_errcode_t prime_analyze_fd(prime_analyzer_t *a, int fd, const char *path, 
         spectrum_add(spec, buf, (size_t)got);
         r->frames += got;
         ebur128_loudness_momentary(loud, &m);
-        ebur128_loudness_shortterm(loud, &s);
+        s = shortterm_if_needed(loud, &recent, m, r->max_shortterm, exact_blocks, r->ncurve % 10 == 0);
         if (m > r->max_momentary)
             r->max_momentary = m;
         if (s > r->max_shortterm)

@@ -22,7 +22,8 @@ struct prime_analysis_s {
     double integrated, lra, max_momentary, max_shortterm;
     double *sample_peak, *true_peak; /* per channel, linear */
     double sample_peak_max, true_peak_max;
-    /* loudness every 100 ms, for the plot */
+    /* loudness every 100 ms for the plot; short-term NAN where not measured
+     * (it is measured at least once a second) */
     float *momentary, *shortterm;
     size_t ncurve;
     /* dynamics */

@@ -115,8 +115,9 @@ static void polyline(prime_buf_t *b, const float *v, size_t n, const char *colou
 {
     prime_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.2\" points=\"", colour);
     for (size_t i = 0; i < n; i++)
-        prime_buf_printf(b, "%.1f,%.1f ", LEFT + PLOT_W * (n > 1 ? (double)i / (double)(n - 1) : 0.0),
-                         curve_y(v[i]));
+        if (!isnan(v[i])) /* not measured there */
+            prime_buf_printf(b, "%.1f,%.1f ", LEFT + PLOT_W * (n > 1 ? (double)i / (double)(n - 1) : 0.0),
+                             curve_y(v[i]));
     prime_buf_puts(b, "\"/>\n");
 }
 
