@@ -214,6 +214,55 @@ static void test_max_shortterm_exact(void)
     prime_analysis_free(r);
 }
 
+/* The true peak oversamples only blocks that could raise it: per channel
+ * it must equal libebur128's own true peak over every sample. Signals with
+ * intersample peaks (a quarter-rate sine at 45 degrees peaks 3 dB over its
+ * samples), quiet stretches between, and a new maximum late; at 48 kHz
+ * (4x oversampling), 88.2 kHz (2x) and 192 kHz (none). */
+static void test_true_peak_exact(void)
+{
+    const int rates[] = {48000, 88200, 192000};
+    for (int k = 0; k < 3; k++) {
+        int rate = rates[k];
+        /* A sine sets the peak at -6 dB; noise and silence; then a
+         * quarter-rate sine at 45 degrees (the one-sample segment turns the
+         * phase by 45 degrees) whose samples stay at -7 dB while its true
+         * peak is -4 dB: a block that must be oversampled though its
+         * samples are below the running peak. */
+        const segment_t seg[] = {{2, -6, 997, 0},         {3, -20, -1, 0}, {1.0 / rate, -300, rate / 8.0, 0},
+                                 {1, -4, rate / 4.0, 1u << 1}, {2, -40, -1, 0}, {0.2, -12, 997, 0}};
+        char name[32];
+        const char *path;
+        SF_INFO info = {0};
+        SNDFILE *snd;
+        ebur128_state *st = ebur128_init(2, (unsigned long)rate, EBUR128_MODE_TRUE_PEAK);
+        float buf[4096 * 2];
+        sf_count_t got;
+        prime_analysis_t *r;
+        cJSON *json, *channels;
+
+        snprintf(name, sizeof(name), "tp-%d.wav", rate);
+        path = make_file(name, rate, 2, SF_FORMAT_WAV | SF_FORMAT_FLOAT, seg, 6);
+        snd = sf_open(path, SFM_READ, &info);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(snd);
+        while ((got = sf_readf_float(snd, buf, 4096)) > 0)
+            ebur128_add_frames_float(st, buf, (size_t)got);
+        sf_close(snd);
+        r = analyze(path);
+        json = as_json(r);
+        channels = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(json, "loudness"), "channels");
+        for (int c = 0; c < 2; c++) {
+            double full;
+            ebur128_true_peak(st, (unsigned)c, &full);
+            ASSERT_NEAR(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(channels, c), "true_peak_dbtp")->valuedouble,
+                        20 * log10(full), 0.005);
+        }
+        cJSON_Delete(json);
+        prime_analysis_free(r);
+        ebur128_destroy(&st);
+    }
+}
+
 /* --- dynamics -------------------------------------------------------------- */
 
 /* Ten 3-second blocks of sines at known levels: the loudest 20 % are the
@@ -424,6 +473,7 @@ int main(void)
         {"EBU Tech 3342 cases 1-3: loudness range 10, 5, 20 +- 1 LU", test_tech3342},
         {"channel weighting: mono once, 5.1 LFE left out, surrounds +1.5 dB", test_channel_weighting},
         {"maximum short-term loudness equals querying every 100 ms", test_max_shortterm_exact},
+        {"true peak, oversampling only where it can rise, equals libebur128's over every sample", test_true_peak_exact},
         {"DR: second-highest peak against the loudest 20 % of 3 s blocks", test_dr_definition},
         {"spectrum: a sine's centroid, rolloff, level; white noise flat", test_spectrum_of_sine_and_noise},
         {"silence, DC, clipping and one sample give defined results", test_edge_signals},

@@ -239,6 +239,7 @@ prime_errcode_t prime_analyze_fd(prime_analyzer_t *a, int fd, const char *path, 
     SNDFILE *snd;
     struct stat st;
     ebur128_state *loud = NULL;
+    true_peak_t *tp = NULL;
     dr_meter_t *dr = NULL;
     spectrum_t *spec = NULL;
     prime_analysis_t *r = NULL;
@@ -307,10 +308,11 @@ prime_errcode_t prime_analyze_fd(prime_analyzer_t *a, int fd, const char *path, 
     }
     buf = malloc(block * (size_t)info.channels * sizeof(float));
     loud = ebur128_init((unsigned)info.channels, (unsigned long)info.samplerate,
-                        EBUR128_MODE_I | EBUR128_MODE_LRA | EBUR128_MODE_S | EBUR128_MODE_TRUE_PEAK);
+                        EBUR128_MODE_I | EBUR128_MODE_LRA | EBUR128_MODE_S | EBUR128_MODE_SAMPLE_PEAK);
+    tp = true_peak_new(info.channels, info.samplerate);
     dr = dr_meter_new(info.channels, info.samplerate);
     spec = spectrum_new(a->plan, info.channels, info.samplerate);
-    if (!r || !r->sample_peak || !r->true_peak || !r->dr_channel || !buf || !loud || !dr || !spec) {
+    if (!r || !r->sample_peak || !r->true_peak || !r->dr_channel || !buf || !loud || !tp || !dr || !spec) {
         rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "%s: out of memory", path);
         goto out;
     }
@@ -329,6 +331,7 @@ prime_errcode_t prime_analyze_fd(prime_analyzer_t *a, int fd, const char *path, 
             sum2 += (double)buf[i] * buf[i];
         }
         ebur128_add_frames_float(loud, buf, (size_t)got);
+        true_peak_add(tp, buf, (size_t)got);
         dr_meter_add(dr, buf, (size_t)got);
         spectrum_add(spec, buf, (size_t)got);
         r->frames += got;
@@ -356,9 +359,12 @@ prime_errcode_t prime_analyze_fd(prime_analyzer_t *a, int fd, const char *path, 
     ebur128_loudness_global(loud, &r->integrated);
     if (ebur128_loudness_range(loud, &r->lra))
         r->lra = -HUGE_VAL;
+    true_peak_finish(tp, r->true_peak, &r->oversampled_share);
     for (int c = 0; c < info.channels; c++) {
         ebur128_sample_peak(loud, (unsigned)c, &r->sample_peak[c]);
-        ebur128_true_peak(loud, (unsigned)c, &r->true_peak[c]);
+        /* As libebur128's own true peak: never below the sample peak. */
+        if (r->sample_peak[c] > r->true_peak[c])
+            r->true_peak[c] = r->sample_peak[c];
         if (r->sample_peak[c] > r->sample_peak_max)
             r->sample_peak_max = r->sample_peak[c];
         if (r->true_peak[c] > r->true_peak_max)
@@ -375,6 +381,7 @@ out:
     sf_close(snd);
     if (loud)
         ebur128_destroy(&loud);
+    true_peak_free(tp);
     dr_meter_free(dr);
     spectrum_free(spec);
     free(buf);

@@ -22,6 +22,7 @@ struct prime_analysis_s {
     double integrated, lra, max_momentary, max_shortterm;
     double *sample_peak, *true_peak; /* per channel, linear */
     double sample_peak_max, true_peak_max;
+    double oversampled_share; /* of the blocks, for the true peak */
     /* loudness every 100 ms for the plot; short-term NAN where not measured
      * (it is measured at least once a second) */
     float *momentary, *shortterm;
@@ -59,5 +60,14 @@ void spectrum_finish(spectrum_t *s, prime_analysis_t *out);
 void spectrum_free(spectrum_t *s);
 
 extern const double third_octave_centres[THIRD_OCTAVES];
+
+/* The true peak, oversampling only blocks that could raise it (truepeak.c). */
+typedef struct true_peak true_peak_t;
+true_peak_t *true_peak_new(int channels, int sample_rate);
+void true_peak_add(true_peak_t *t, const float *frames, size_t n);
+/* Per channel (linear) into per_channel[channels]; the share of blocks
+ * that were oversampled. */
+void true_peak_finish(const true_peak_t *t, double *per_channel, double *oversampled_share);
+void true_peak_free(true_peak_t *t);
 
 #endif
