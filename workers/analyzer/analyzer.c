@@ -40,7 +40,6 @@
 #define ANSWER_NAMESPACE "b13dcfbd-8599-5dfc-902c-ca7bed8dc884"
 
 typedef struct job {
-    const prime_record_t *record;
     prime_event_t *request;
     const char *request_id, *file_id, *file_path, *owner;
     /* the outcome */
@@ -315,7 +314,7 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
             prime_event_free(ev); /* the topic's other events are the materializer's */
             continue;
         }
-        jobs[count++] = (job_t){.record = &records[i], .request = ev, .request_id = text(ev, "event_id"),
+        jobs[count++] = (job_t){.request = ev, .request_id = text(ev, "event_id"),
                                 .file_id = text(ev, "file_id"), .file_path = text(ev, "file_path"),
                                 .owner = text(ev, "owner_user_id")};
     }

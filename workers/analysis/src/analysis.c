@@ -359,7 +359,7 @@ prime_errcode_t prime_analyze_fd(prime_analyzer_t *a, int fd, const char *path, 
     ebur128_loudness_global(loud, &r->integrated);
     if (ebur128_loudness_range(loud, &r->lra))
         r->lra = -HUGE_VAL;
-    true_peak_finish(tp, r->true_peak, &r->oversampled_share);
+    true_peak_finish(tp, r->true_peak);
     for (int c = 0; c < info.channels; c++) {
         ebur128_sample_peak(loud, (unsigned)c, &r->sample_peak[c]);
         /* As libebur128's own true peak: never below the sample peak. */

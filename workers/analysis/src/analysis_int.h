@@ -22,7 +22,6 @@ struct prime_analysis_s {
     double integrated, lra, max_momentary, max_shortterm;
     double *sample_peak, *true_peak; /* per channel, linear */
     double sample_peak_max, true_peak_max;
-    double oversampled_share; /* of the blocks, for the true peak */
     /* loudness every 100 ms for the plot; short-term NAN where not measured
      * (it is measured at least once a second) */
     float *momentary, *shortterm;
@@ -65,9 +64,8 @@ extern const double third_octave_centres[THIRD_OCTAVES];
 typedef struct true_peak true_peak_t;
 true_peak_t *true_peak_new(int channels, int sample_rate);
 void true_peak_add(true_peak_t *t, const float *frames, size_t n);
-/* Per channel (linear) into per_channel[channels]; the share of blocks
- * that were oversampled. */
-void true_peak_finish(const true_peak_t *t, double *per_channel, double *oversampled_share);
+/* Per channel (linear) into per_channel[channels]. */
+void true_peak_finish(const true_peak_t *t, double *per_channel);
 void true_peak_free(true_peak_t *t);
 
 #endif

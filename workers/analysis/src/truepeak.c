@@ -29,7 +29,6 @@ struct true_peak {
     float *context; /* the last `held` frames fed to add, interleaved */
     size_t held;
     double *max;    /* per channel, linear */
-    size_t blocks, oversampled;
 };
 
 true_peak_t *true_peak_new(int channels, int sample_rate)
@@ -68,7 +67,6 @@ void true_peak_add(true_peak_t *t, const float *frames, size_t n)
 {
     size_t keep, ch = (size_t)t->channels;
 
-    t->blocks++;
     if (may_raise(t, frames, n)) {
         if (t->held)
             ebur128_add_frames_float(t->st, t->context, t->held);
@@ -78,7 +76,6 @@ void true_peak_add(true_peak_t *t, const float *frames, size_t n)
             if (ebur128_prev_true_peak(t->st, (unsigned)c, &v) == EBUR128_SUCCESS && v > t->max[c])
                 t->max[c] = v;
         }
-        t->oversampled++;
     }
     /* The last CONTEXT frames fed so far, for the next block. */
     if (n >= CONTEXT) {
@@ -92,10 +89,9 @@ void true_peak_add(true_peak_t *t, const float *frames, size_t n)
     t->held = keep + n;
 }
 
-void true_peak_finish(const true_peak_t *t, double *per_channel, double *oversampled_share)
+void true_peak_finish(const true_peak_t *t, double *per_channel)
 {
     memcpy(per_channel, t->max, sizeof(double) * (size_t)t->channels);
-    *oversampled_share = t->blocks ? (double)t->oversampled / (double)t->blocks : 0;
 }
 
 void true_peak_free(true_peak_t *t)
