@@ -215,6 +215,13 @@ static int get_value(const prime_event_t *ev, const char *field, field_kind_t ki
     return null ? -1 : 0;
 }
 
+const char *prime_event_string(const prime_event_t *ev, const char *field)
+{
+    const char *v = NULL;
+    prime_event_get_string(ev, field, &v, NULL, NULL);
+    return v;
+}
+
 prime_errcode_t prime_event_get_string(const prime_event_t *ev, const char *field, const char **value,
                                        size_t *len, prime_error_t *err)
 {

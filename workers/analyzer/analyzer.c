@@ -66,13 +66,6 @@ typedef struct pool {
     atomic_size_t next;
 } pool_t;
 
-static const char *text(const prime_event_t *ev, const char *field)
-{
-    const char *v = NULL;
-    prime_event_get_string(ev, field, &v, NULL, NULL);
-    return v;
-}
-
 /* The file under the storage root, never outside it. */
 static int open_beneath(const analyzer_t *a, const char *path, const char **reason, char *message, size_t size)
 {
@@ -299,24 +292,21 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
     if (!jobs)
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     for (size_t i = 0; i < n && !rc; i++) {
-        prime_event_t *ev = NULL;
-        prime_error_t why;
+        prime_event_t *ev;
         const char *type;
-        prime_error_clear(&why);
-        if (prime_event_decode(a->reg, records[i].value, records[i].len, &ev, &why) || prime_event_validate(ev, &why)) {
-            prime_event_free(ev);
-            rc = prime_worker_dead_letter(w, &records[i], &why, err);
+        if ((rc = prime_worker_decode(w, a->reg, &records[i], &ev, err)) || !ev)
             continue;
-        }
         type = prime_event_type_name(prime_event_type(ev));
         if (strcmp(type, "audio.file_uploaded") && strcmp(type, "audio.stem_uploaded") &&
             strcmp(type, "audio.analysis_requested")) {
             prime_event_free(ev); /* the topic's other events are the materializer's */
             continue;
         }
-        jobs[count++] = (job_t){.request = ev, .request_id = text(ev, "event_id"),
-                                .file_id = text(ev, "file_id"), .file_path = text(ev, "file_path"),
-                                .owner = text(ev, "owner_user_id")};
+        jobs[count++] = (job_t){.request = ev,
+                                .request_id = prime_event_string(ev, "event_id"),
+                                .file_id = prime_event_string(ev, "file_id"),
+                                .file_path = prime_event_string(ev, "file_path"),
+                                .owner = prime_event_string(ev, "owner_user_id")};
     }
     if (!rc && count)
         rc = drop_answered(w, conn, jobs, &count, err);

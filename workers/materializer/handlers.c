@@ -16,13 +16,6 @@
 
 /* --- reading event fields ---------------------------------------------- */
 
-static const char *text(const prime_event_t *ev, const char *field)
-{
-    const char *v = NULL;
-    prime_event_get_string(ev, field, &v, NULL, NULL);
-    return v;
-}
-
 /* The event's time as timestamptz text: every timestamp column the event
  * writes is this, never the time of apply. */
 static const char *event_time(const prime_event_t *ev, char buf[PRIME_TIME_TEXT])
@@ -68,7 +61,7 @@ static const char *field_text(const prime_event_t *ev, const char *field, char b
         return NULL;
     switch (prime_event_type_field_kind(type, (size_t)idx)) {
     case PRIME_FIELD_STRING:
-        return text(ev, field);
+        return prime_event_string(ev, field);
     case PRIME_FIELD_INT:
         if (prime_event_get_int(ev, field, &i, &is_null, NULL) || is_null)
             return NULL;
@@ -177,8 +170,8 @@ static void delete_cascading(fold_t *f, table_id_t t, row_t *r)
 static int owned_row(fold_t *f, const prime_event_t *ev, phase_t phase, table_id_t t, const char *id_field,
                      row_t **out)
 {
-    row_t *r = rows_track(&f->sets[t], text(ev, id_field));
-    const char *owner = text(ev, "owner_user_id");
+    row_t *r = rows_track(&f->sets[t], prime_event_string(ev, id_field));
+    const char *owner = prime_event_string(ev, "owner_user_id");
     const char *row_owner;
 
     *out = r;
@@ -200,7 +193,7 @@ static int owned_row(fold_t *f, const prime_event_t *ev, phase_t phase, table_id
 
 static row_t *user_row(fold_t *f, const prime_event_t *ev)
 {
-    return rows_track(&f->sets[T_PRIME_USERS], text(ev, "owner_user_id"));
+    return rows_track(&f->sets[T_PRIME_USERS], prime_event_string(ev, "owner_user_id"));
 }
 
 static int user_registered(fold_t *f, const prime_event_t *ev, phase_t phase)
@@ -240,7 +233,7 @@ static int user_device_registered(fold_t *f, const prime_event_t *ev, phase_t ph
 {
     row_t *r = user_row(f, ev);
     size_t devices_col = column_index(T_PRIME_USERS, "devices");
-    const char *device = text(ev, "registered_device_id");
+    const char *device = prime_event_string(ev, "registered_device_id");
     cJSON *list, *entry, *item;
     char when[40], *printed;
 
@@ -263,12 +256,12 @@ static int user_device_registered(fold_t *f, const prime_event_t *ev, phase_t ph
     }
     entry = cJSON_CreateObject();
     cJSON_AddStringToObject(entry, "device_id", device);
-    cJSON_AddStringToObject(entry, "name", text(ev, "device_name"));
-    cJSON_AddStringToObject(entry, "type", text(ev, "device_type"));
-    if (text(ev, "platform"))
-        cJSON_AddStringToObject(entry, "platform", text(ev, "platform"));
-    if (text(ev, "app_version"))
-        cJSON_AddStringToObject(entry, "app_version", text(ev, "app_version"));
+    cJSON_AddStringToObject(entry, "name", prime_event_string(ev, "device_name"));
+    cJSON_AddStringToObject(entry, "type", prime_event_string(ev, "device_type"));
+    if (prime_event_string(ev, "platform"))
+        cJSON_AddStringToObject(entry, "platform", prime_event_string(ev, "platform"));
+    if (prime_event_string(ev, "app_version"))
+        cJSON_AddStringToObject(entry, "app_version", prime_event_string(ev, "app_version"));
     cJSON_AddStringToObject(entry, "registered_at", event_time(ev, when));
     cJSON_AddItemToArray(list, entry);
     printed = cJSON_PrintUnformatted(list);
@@ -287,7 +280,8 @@ static int user_logged_in(fold_t *f, const prime_event_t *ev, phase_t phase)
     int rc;
 
     /* The credential used, when named: on prime.auth, so it may come later. */
-    if (text(ev, "credential_id") && (rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, "credential_id", &credential)))
+    if (prime_event_string(ev, "credential_id") &&
+        (rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, "credential_id", &credential)))
         return rc;
     if (phase == COLLECT)
         return FOLD_OK;
@@ -345,7 +339,7 @@ static const char *const project_metadata[] = {
 static int project_created(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *user = user_row(f, ev);
-    row_t *r = rows_track(&f->sets[T_STUDIO_PROJECTS], text(ev, "project_id"));
+    row_t *r = rows_track(&f->sets[T_STUDIO_PROJECTS], prime_event_string(ev, "project_id"));
     char when[40];
 
     if (phase == COLLECT)
@@ -358,7 +352,7 @@ static int project_created(fold_t *f, const prime_event_t *ev, phase_t phase)
     row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "user_id"), user->id);
     set_given(f, T_STUDIO_PROJECTS, r, ev, project_metadata);
     /* Creating a project saves its first version. */
-    set_project_data(f, r, text(ev, "project_data"), when);
+    set_project_data(f, r, prime_event_string(ev, "project_data"), when);
     return FOLD_OK;
 }
 
@@ -377,12 +371,12 @@ static int project_saved(fold_t *f, const prime_event_t *ev, phase_t phase)
         /* Optimistic locking: a save based on an older version is not
          * applied. The conflict is logged (and audited with issue 5). */
         prime_log(PRIME_LOG_WARN, "stale save rejected", "project=%s base_version=%d current_version=%s event_id=%s",
-                  r->id, (int)base, r->values[version_col], text(ev, "event_id"));
+                  r->id, (int)base, r->values[version_col], prime_event_string(ev, "event_id"));
         return FOLD_OK;
     }
     snprintf(next, sizeof(next), "%d", (int)base + 1);
     row_set(&f->sets[T_STUDIO_PROJECTS], r, version_col, next);
-    set_project_data(f, r, text(ev, "project_data"), event_time(ev, when));
+    set_project_data(f, r, prime_event_string(ev, "project_data"), event_time(ev, when));
     touch(f, r, ev);
     return FOLD_OK;
 }
@@ -419,8 +413,9 @@ static int project_collaborators_changed(fold_t *f, const prime_event_t *ev, pha
 
     if (rc || phase == COLLECT)
         return rc;
-    list = cJSON_Parse(text(ev, "collaborators"));
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "collaborators"), text(ev, "collaborators"));
+    list = cJSON_Parse(prime_event_string(ev, "collaborators"));
+    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "collaborators"),
+            prime_event_string(ev, "collaborators"));
     row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "is_collaborative"),
             cJSON_GetArraySize(list) > 0 ? "t" : "f");
     cJSON_Delete(list);
@@ -463,8 +458,8 @@ static void set_presence(fold_t *f, row_t *r, const prime_event_t *ev)
 static int session_joined(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *user = user_row(f, ev);
-    row_t *project = rows_track(&f->sets[T_STUDIO_PROJECTS], text(ev, "project_id"));
-    row_t *r = rows_track(&f->sets[T_SESSION_STATES], text(ev, "session_id"));
+    row_t *project = rows_track(&f->sets[T_STUDIO_PROJECTS], prime_event_string(ev, "project_id"));
+    row_t *r = rows_track(&f->sets[T_SESSION_STATES], prime_event_string(ev, "session_id"));
     rowset_t *s = &f->sets[T_SESSION_STATES];
     char when[PRIME_TIME_TEXT];
 
@@ -479,8 +474,8 @@ static int session_joined(fold_t *f, const prime_event_t *ev, phase_t phase)
     row_create(s, r, event_time(ev, when));
     row_set(s, r, column_index(T_SESSION_STATES, "project_id"), project->id);
     row_set(s, r, column_index(T_SESSION_STATES, "user_id"), user->id);
-    row_set(s, r, column_index(T_SESSION_STATES, "device_id"), text(ev, "device_id"));
-    row_set(s, r, column_index(T_SESSION_STATES, "session_token"), text(ev, "session_token_hash"));
+    row_set(s, r, column_index(T_SESSION_STATES, "device_id"), prime_event_string(ev, "device_id"));
+    row_set(s, r, column_index(T_SESSION_STATES, "session_token"), prime_event_string(ev, "session_token_hash"));
     set_presence(f, r, ev);
     return FOLD_OK;
 }
@@ -523,8 +518,8 @@ static int session_left(fold_t *f, const prime_event_t *ev, phase_t phase)
 static row_t *recall_row(fold_t *f, const prime_event_t *ev)
 {
     char name[512], id[PRIME_UUID_TEXT];
-    int len = snprintf(name, sizeof(name), "%s\n%s\n%s", text(ev, "owner_user_id"), text(ev, "category"),
-                       text(ev, "recall_key"));
+    int len = snprintf(name, sizeof(name), "%s\n%s\n%s", prime_event_string(ev, "owner_user_id"),
+                       prime_event_string(ev, "category"), prime_event_string(ev, "recall_key"));
     if (len < 0 || (size_t)len >= sizeof(name) || prime_uuid_v5(RECALL_NAMESPACE, name, (size_t)len, id))
         return NULL;
     return rows_track(&f->sets[T_MIXX_RECALL], id);
@@ -558,9 +553,9 @@ static row_t *recall_create(fold_t *f, row_t *r, const prime_event_t *ev, const 
 {
     rowset_t *s = &f->sets[T_MIXX_RECALL];
     row_create(s, r, when);
-    row_set(s, r, column_index(T_MIXX_RECALL, "user_id"), text(ev, "owner_user_id"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "category"), text(ev, "category"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "recall_key"), text(ev, "recall_key"));
+    row_set(s, r, column_index(T_MIXX_RECALL, "user_id"), prime_event_string(ev, "owner_user_id"));
+    row_set(s, r, column_index(T_MIXX_RECALL, "category"), prime_event_string(ev, "category"));
+    row_set(s, r, column_index(T_MIXX_RECALL, "recall_key"), prime_event_string(ev, "recall_key"));
     row_set(s, r, column_index(T_MIXX_RECALL, "data"), "{}");
     return r;
 }
@@ -580,7 +575,7 @@ static int recall_set(fold_t *f, const prime_event_t *ev, phase_t phase)
     event_time(ev, when);
     if (!r->present)
         recall_create(f, r, ev, when);
-    row_set(s, r, column_index(T_MIXX_RECALL, "data"), text(ev, "data"));
+    row_set(s, r, column_index(T_MIXX_RECALL, "data"), prime_event_string(ev, "data"));
     set_if_given(f, T_MIXX_RECALL, r, ev, "confidence", "confidence");
     row_set(s, r, column_index(T_MIXX_RECALL, "updated_at"), when);
     return FOLD_OK;
@@ -611,8 +606,8 @@ static int recall_used(fold_t *f, const prime_event_t *ev, phase_t phase)
         snprintf(buf, sizeof(buf), "%.2f", (double)(long long)((c + (1.0 - c) * 0.1) * 100.0 + 0.5) / 100.0);
         row_set(s, r, conf_col, buf);
     }
-    if (text(ev, "data"))
-        merge_data(f, r, text(ev, "data"));
+    if (prime_event_string(ev, "data"))
+        merge_data(f, r, prime_event_string(ev, "data"));
     row_set(s, r, column_index(T_MIXX_RECALL, "last_used_at"), when);
     row_set(s, r, column_index(T_MIXX_RECALL, "updated_at"), when);
     return FOLD_OK;
@@ -644,14 +639,14 @@ static const char *const audio_columns[] = {
 static int audio_inserted(fold_t *f, const prime_event_t *ev, phase_t phase, bool stem)
 {
     row_t *user = user_row(f, ev), *project = NULL, *parent = NULL;
-    row_t *r = rows_track(&f->sets[T_AUDIO_FILES], text(ev, "file_id"));
+    row_t *r = rows_track(&f->sets[T_AUDIO_FILES], prime_event_string(ev, "file_id"));
     rowset_t *s = &f->sets[T_AUDIO_FILES];
     char when[PRIME_TIME_TEXT];
 
-    if (text(ev, "project_id"))
-        project = rows_track(&f->sets[T_STUDIO_PROJECTS], text(ev, "project_id"));
-    if (stem && text(ev, "parent_file_id"))
-        parent = rows_track(s, text(ev, "parent_file_id"));
+    if (prime_event_string(ev, "project_id"))
+        project = rows_track(&f->sets[T_STUDIO_PROJECTS], prime_event_string(ev, "project_id"));
+    if (stem && prime_event_string(ev, "parent_file_id"))
+        parent = rows_track(s, prime_event_string(ev, "parent_file_id"));
     if (phase == COLLECT)
         return FOLD_OK;
     if (!user->present)
@@ -721,7 +716,7 @@ static int audio_analyzed(fold_t *f, const prime_event_t *ev, phase_t phase)
     row_t *r, *project = NULL;
     int rc = owned_row(f, ev, phase, T_AUDIO_FILES, "file_id", &r);
     size_t analysis_col = column_index(T_AUDIO_FILES, "audio_analysis");
-    const char *version = text(ev, "analyzer_version"), *project_id;
+    const char *version = prime_event_string(ev, "analyzer_version"), *project_id;
     cJSON *analysis, *stored = NULL, *stored_version;
     char *printed, lufs[PRIME_TIME_TEXT + 8], dr[PRIME_TIME_TEXT + 8], *unused;
 
@@ -744,7 +739,7 @@ static int audio_analyzed(fold_t *f, const prime_event_t *ev, phase_t phase)
         if (!project->loaded)
             return FOLD_NEED_ROWS;
     }
-    analysis = cJSON_Parse(text(ev, "audio_analysis"));
+    analysis = cJSON_Parse(prime_event_string(ev, "audio_analysis"));
     if (!cJSON_IsObject(analysis)) {
         cJSON_Delete(analysis);
         return refuse(f, "audio_analysis", "is not a JSON object");
@@ -788,7 +783,7 @@ static const char *const preset_columns[] = {
  * it is public, and changed never. */
 static int preset_row(fold_t *f, const prime_event_t *ev, phase_t phase, bool using, row_t **out)
 {
-    row_t *r = rows_track(&f->sets[T_PLUGIN_PRESETS], text(ev, "preset_id"));
+    row_t *r = rows_track(&f->sets[T_PLUGIN_PRESETS], prime_event_string(ev, "preset_id"));
     const char *row_owner;
 
     *out = r;
@@ -797,7 +792,7 @@ static int preset_row(fold_t *f, const prime_event_t *ev, phase_t phase, bool us
     if (!r->present)
         return missing(f, "plugin_presets", r->id);
     row_owner = r->values[column_index(T_PLUGIN_PRESETS, "user_id")];
-    if (!row_owner || !strcmp(row_owner, text(ev, "owner_user_id")))
+    if (!row_owner || !strcmp(row_owner, prime_event_string(ev, "owner_user_id")))
         return FOLD_OK;
     if (using && !strcmp(r->values[column_index(T_PLUGIN_PRESETS, "is_public")], "t"))
         return FOLD_OK;
@@ -808,7 +803,7 @@ static int preset_row(fold_t *f, const prime_event_t *ev, phase_t phase, bool us
 static int preset_created(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *user = user_row(f, ev);
-    row_t *r = rows_track(&f->sets[T_PLUGIN_PRESETS], text(ev, "preset_id"));
+    row_t *r = rows_track(&f->sets[T_PLUGIN_PRESETS], prime_event_string(ev, "preset_id"));
     bool system = false;
     char when[PRIME_TIME_TEXT];
 
@@ -913,7 +908,7 @@ static void edit_participants(fold_t *f, row_t *r, const char *user_id, cJSON *e
  * key), which the project row says; an ended session takes no more. */
 static int collab_row(fold_t *f, const prime_event_t *ev, phase_t phase, bool ending, row_t **out)
 {
-    row_t *r = rows_track(&f->sets[T_COLLABORATION_SESSIONS], text(ev, "collab_session_id")), *project;
+    row_t *r = rows_track(&f->sets[T_COLLABORATION_SESSIONS], prime_event_string(ev, "collab_session_id")), *project;
     const char *project_owner;
 
     *out = r;
@@ -925,7 +920,7 @@ static int collab_row(fold_t *f, const prime_event_t *ev, phase_t phase, bool en
     if (!project->loaded)
         return FOLD_NEED_ROWS;
     project_owner = project->present ? project->values[column_index(T_STUDIO_PROJECTS, "user_id")] : NULL;
-    if (project_owner && strcmp(project_owner, text(ev, "owner_user_id")))
+    if (project_owner && strcmp(project_owner, prime_event_string(ev, "owner_user_id")))
         return refuse(f, "owner_user_id", "collaboration events are keyed by the project's owner");
     if (!ending && r->values[column_index(T_COLLABORATION_SESSIONS, "ended_at")])
         return refuse(f, "collab_session_id", "the collaboration session has ended");
@@ -934,8 +929,8 @@ static int collab_row(fold_t *f, const prime_event_t *ev, phase_t phase, bool en
 
 static int collab_started(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
-    row_t *project, *starter = rows_track(&f->sets[T_PRIME_USERS], text(ev, "actor_user_id"));
-    row_t *r = rows_track(&f->sets[T_COLLABORATION_SESSIONS], text(ev, "collab_session_id"));
+    row_t *project, *starter = rows_track(&f->sets[T_PRIME_USERS], prime_event_string(ev, "actor_user_id"));
+    row_t *r = rows_track(&f->sets[T_COLLABORATION_SESSIONS], prime_event_string(ev, "collab_session_id"));
     rowset_t *s = &f->sets[T_COLLABORATION_SESSIONS];
     int rc = owned_row(f, ev, phase, T_STUDIO_PROJECTS, "project_id", &project);
     char when[PRIME_TIME_TEXT];
@@ -963,8 +958,9 @@ static int collab_participant_joined(fold_t *f, const prime_event_t *ev, phase_t
 
     if (rc || phase == COLLECT)
         return rc;
-    edit_participants(f, r, text(ev, "user_id"),
-                      participant(text(ev, "user_id"), text(ev, "role"), event_time(ev, when), text(ev, "permissions")));
+    edit_participants(f, r, prime_event_string(ev, "user_id"),
+                      participant(prime_event_string(ev, "user_id"), prime_event_string(ev, "role"), event_time(ev, when),
+                                  prime_event_string(ev, "permissions")));
     return FOLD_OK;
 }
 
@@ -975,7 +971,7 @@ static int collab_participant_left(fold_t *f, const prime_event_t *ev, phase_t p
 
     if (rc || phase == COLLECT)
         return rc;
-    edit_participants(f, r, text(ev, "user_id"), NULL);
+    edit_participants(f, r, prime_event_string(ev, "user_id"), NULL);
     return FOLD_OK;
 }
 
@@ -1005,7 +1001,7 @@ static int auth_credential_created(fold_t *f, const prime_event_t *ev, phase_t p
     static const char *const columns[] = {"credential_type", "email", "password_hash", "salt", "oauth_provider",
                                           "oauth_id", "oauth_data", "verification_expires_at", NULL};
     row_t *user = user_row(f, ev);
-    row_t *r = rows_track(&f->sets[T_AUTH_CREDENTIALS], text(ev, "credential_id"));
+    row_t *r = rows_track(&f->sets[T_AUTH_CREDENTIALS], prime_event_string(ev, "credential_id"));
     rowset_t *s = &f->sets[T_AUTH_CREDENTIALS];
     char when[PRIME_TIME_TEXT];
 
@@ -1053,8 +1049,9 @@ static int auth_password_changed(fold_t *f, const prime_event_t *ev, phase_t pha
 
     if (rc || phase == COLLECT)
         return rc;
-    row_set(s, r, column_index(T_AUTH_CREDENTIALS, "password_hash"), text(ev, "password_hash"));
-    row_set(s, r, column_index(T_AUTH_CREDENTIALS, "salt"), text(ev, "salt")); /* NULL: the hash carries its salt */
+    row_set(s, r, column_index(T_AUTH_CREDENTIALS, "password_hash"), prime_event_string(ev, "password_hash"));
+    /* A NULL salt: the hash carries its own. */
+    row_set(s, r, column_index(T_AUTH_CREDENTIALS, "salt"), prime_event_string(ev, "salt"));
     row_set(s, r, column_index(T_AUTH_CREDENTIALS, "reset_token"), NULL);
     row_set(s, r, column_index(T_AUTH_CREDENTIALS, "reset_expires_at"), NULL);
     credential_touch(f, r, ev);
@@ -1082,7 +1079,7 @@ static int auth_session_started(fold_t *f, const prime_event_t *ev, phase_t phas
 {
     static const char *const columns[] = {"device_id", "device_name", "device_type", "ip_address", "user_agent", NULL};
     row_t *user = user_row(f, ev);
-    row_t *r = rows_track(&f->sets[T_AUTH_SESSIONS], text(ev, "session_id"));
+    row_t *r = rows_track(&f->sets[T_AUTH_SESSIONS], prime_event_string(ev, "session_id"));
     rowset_t *s = &f->sets[T_AUTH_SESSIONS];
     char when[PRIME_TIME_TEXT];
 

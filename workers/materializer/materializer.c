@@ -134,13 +134,6 @@ static void link_streams(item_t *items, size_t n)
     free(order);
 }
 
-static const char *event_id(const prime_event_t *ev)
-{
-    const char *id = NULL;
-    prime_event_get_string(ev, "event_id", &id, NULL, NULL);
-    return id;
-}
-
 /* UUIDs as text: PostgreSQL prints them in lower case, events may not. */
 static int cmp_uuid_text(const void *a, const void *b)
 {
@@ -349,16 +342,15 @@ static prime_errcode_t make_item(prime_worker_t *w, const prime_registry_t *reg,
                                  item_t *out, bool *usable, prime_error_t *err)
 {
     prime_error_t why;
-    prime_event_t *ev = NULL;
+    prime_event_t *ev;
     handler_fn fn;
+    prime_errcode_t rc;
 
     *usable = false;
-    prime_error_clear(&why);
-    if (prime_event_decode(reg, r->value, r->len, &ev, &why) || prime_event_validate(ev, &why)) {
-        prime_event_free(ev);
-        return prime_worker_dead_letter(w, r, &why, err);
-    }
+    if ((rc = prime_worker_decode(w, reg, r, &ev, err)) || !ev)
+        return rc;
     if (!(fn = fold_handler_for(ev))) {
+        prime_error_clear(&why);
         prime_error_set(&why, PRIME_ERR_UNKNOWN_TYPE, "type", "%s is not materialized by this worker",
                         prime_event_type_name(prime_event_type(ev)));
         prime_event_free(ev);
@@ -548,7 +540,7 @@ static prime_errcode_t skip_duplicates(prime_worker_t *w, PGconn *conn, item_t *
     prime_buf_init(&ids, 0);
     prime_pg_array_begin(&ids);
     for (size_t i = 0; i < *n; i++)
-        prime_pg_array_add(&ids, event_id(items[i].event));
+        prime_pg_array_add(&ids, prime_event_string(items[i].event, "event_id"));
     prime_pg_array_end(&ids);
     params[0] = prime_worker_group(w);
     params[1] = ids.data;
@@ -588,7 +580,7 @@ static prime_errcode_t skip_duplicates(prime_worker_t *w, PGconn *conn, item_t *
         if (!rc)
             qsort(found, fresh, sizeof(*found), cmp_uuid_text);
         for (size_t i = 0; i < *n && !rc; i++) {
-            const char *id = event_id(items[i].event);
+            const char *id = prime_event_string(items[i].event, "event_id");
             char **hit = bsearch(&id, found, fresh, sizeof(*found), cmp_uuid_text);
             if (hit && !taken[hit - found]) {
                 taken[hit - found] = true; /* later items with this id are duplicates */

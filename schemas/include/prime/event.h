@@ -47,6 +47,9 @@ prime_errcode_t prime_event_get_double(const prime_event_t *ev, const char *fiel
                                        bool *is_null, prime_error_t *err);
 prime_errcode_t prime_event_get_bool(const prime_event_t *ev, const char *field, bool *value,
                                      bool *is_null, prime_error_t *err);
+/* A string field's value, or NULL when it is null or not a string field:
+ * prime_event_get_string for callers that only read. */
+const char *prime_event_string(const prime_event_t *ev, const char *field);
 /* Array of strings: *count elements; element i with get_array_string. */
 prime_errcode_t prime_event_get_array_size(const prime_event_t *ev, const char *field, size_t *count,
                                            bool *is_null, prime_error_t *err);

@@ -566,6 +566,21 @@ prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t
     return PRIME_OK;
 }
 
+prime_errcode_t prime_worker_decode(prime_worker_t *w, const prime_registry_t *reg, const prime_record_t *r,
+                                    prime_event_t **ev, prime_error_t *err)
+{
+    prime_error_t why;
+
+    prime_error_clear(&why);
+    *ev = NULL;
+    if (prime_event_decode(reg, r->value, r->len, ev, &why) || prime_event_validate(*ev, &why)) {
+        prime_event_free(*ev);
+        *ev = NULL;
+        return prime_worker_dead_letter(w, r, &why, err);
+    }
+    return PRIME_OK;
+}
+
 const char *prime_worker_group(const prime_worker_t *w)
 {
     return w->conf->group;

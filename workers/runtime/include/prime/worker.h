@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "prime/error.h"
+#include "prime/event.h"
 
 #define PRIME_WORKER_MAX_X 64
 #define PRIME_WORKER_MAX_TOPICS 32
@@ -94,6 +95,12 @@ typedef prime_errcode_t (*prime_apply_fn)(prime_worker_t *w, PGconn *conn, const
  * batch commits. */
 prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t *r, const prime_error_t *why,
                                          prime_error_t *err);
+
+/* The record's event, decoded and validated; *ev is NULL when it is not
+ * (undecodable or invalid), and the record has then been dead-lettered
+ * with the codec's error. Errors are the dead letter's. */
+prime_errcode_t prime_worker_decode(prime_worker_t *w, const prime_registry_t *reg, const prime_record_t *r,
+                                    prime_event_t **ev, prime_error_t *err);
 
 /* The consumer group, as offsets (and parked events) are stored under it. */
 const char *prime_worker_group(const prime_worker_t *w);
