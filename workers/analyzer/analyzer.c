@@ -212,25 +212,23 @@ static prime_errcode_t drop_answered(prime_worker_t *w, PGconn *conn, job_t *job
     prime_pg_array_end(&ids);
     params[0] = prime_worker_group(w);
     params[1] = ids.data;
+    /* The first job of each request not answered yet, by position. */
     res = PQexecParams(conn,
-                       "SELECT request_event_id::text FROM prime_pipeline.analysis_requests "
-                       "WHERE group_id = $1 AND request_event_id = ANY($2::uuid[])",
+                       "SELECT min(x.ord) FROM unnest($2::uuid[]) WITH ORDINALITY AS x(id, ord) "
+                       "WHERE NOT EXISTS (SELECT 1 FROM prime_pipeline.analysis_requests a "
+                       "WHERE a.group_id = $1 AND a.request_event_id = x.id) GROUP BY x.id ORDER BY 1",
                        2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         rc = prime_pg_error(conn, res, "reading answered requests", NULL, err);
-    for (size_t i = 0; !rc && i < *n; i++) {
-        bool seen = false;
-        for (int r = 0; r < PQntuples(res) && !seen; r++)
-            seen = !strcasecmp(PQgetvalue(res, r, 0), jobs[i].request_id);
-        for (size_t k = 0; k < kept && !seen; k++)
-            seen = !strcasecmp(jobs[k].request_id, jobs[i].request_id);
-        if (seen) {
-            prime_log(PRIME_LOG_INFO, "request answered before; not analysed again", "request=%s file=%s",
-                      jobs[i].request_id, jobs[i].file_id);
-            prime_event_free(jobs[i].request);
+    for (size_t i = 0, next = 0; !rc && i < *n; i++) {
+        if (next < (size_t)PQntuples(res) && strtoull(PQgetvalue(res, (int)next, 0), NULL, 10) == i + 1) {
+            next++;
+            jobs[kept++] = jobs[i];
             continue;
         }
-        jobs[kept++] = jobs[i];
+        prime_log(PRIME_LOG_INFO, "request answered before; not analysed again", "request=%s file=%s",
+                  jobs[i].request_id, jobs[i].file_id);
+        prime_event_free(jobs[i].request);
     }
     if (!rc)
         *n = kept;
