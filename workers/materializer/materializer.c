@@ -159,48 +159,54 @@ static char *hex_of(const void *data, size_t len)
 static prime_errcode_t find_parked_streams(prime_worker_t *w, PGconn *conn, item_t *items, size_t n,
                                            prime_error_t *err)
 {
-    prime_buf_t keys;
-    const char *params[2];
+    prime_buf_t topics, keys;
+    const char *params[3];
     PGresult *res;
-    int any = 0;
+    size_t *heads = malloc((n ? n : 1) * sizeof(*heads)), nheads = 0;
     prime_errcode_t rc = PRIME_OK;
 
+    if (!heads)
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    prime_buf_init(&topics, 0);
     prime_buf_init(&keys, 0);
+    prime_pg_array_begin(&topics);
     prime_pg_array_begin(&keys);
     for (size_t i = 0; i < n; i++) {
         char *hex;
         items[i].blocked_by[0] = '\0';
+        /* The first item of each stream that came from Kafka. */
         if (items[i].prev >= 0 || items[i].from_parking || !(hex = hex_of(items[i].record.key, items[i].record.key_len)))
             continue;
+        prime_pg_array_add(&topics, items[i].record.topic);
         prime_pg_array_add(&keys, hex);
-        any = 1;
+        heads[nheads++] = i;
         free(hex);
     }
+    prime_pg_array_end(&topics);
     prime_pg_array_end(&keys);
-    if (!any) {
-        prime_buf_free(&keys);
-        return PRIME_OK;
-    }
-    params[0] = prime_worker_group(w);
-    params[1] = keys.data;
-    res = PQexecParams(conn,
-                       "SELECT DISTINCT ON (source_topic, record_key) source_topic, encode(record_key, 'hex'), waiting_for "
-                       "FROM prime_pipeline.parked_events WHERE group_id = $1 AND encode(record_key, 'hex') = ANY($2::text[]) "
-                       "ORDER BY source_topic, record_key, source_partition DESC, source_offset DESC",
-                       2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        rc = prime_pg_error(conn, res, "looking for parked streams", NULL, err);
-    for (int r = 0; !rc && r < PQntuples(res); r++)
-        for (size_t i = 0; i < n; i++) {
-            char *hex;
-            if (items[i].prev >= 0 || items[i].from_parking || strcmp(items[i].record.topic, PQgetvalue(res, r, 0)))
-                continue;
-            if ((hex = hex_of(items[i].record.key, items[i].record.key_len)) && !strcmp(hex, PQgetvalue(res, r, 1)))
-                snprintf(items[i].blocked_by, sizeof(items[i].blocked_by), "%s", PQgetvalue(res, r, 2));
-            free(hex);
+    if (nheads) {
+        /* For each stream head (by position), what its stream's last parked event waits for. */
+        params[0] = prime_worker_group(w);
+        params[1] = topics.data;
+        params[2] = keys.data;
+        res = PQexecParams(conn,
+                           "SELECT DISTINCT ON (x.ord) x.ord, p.waiting_for "
+                           "FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS x(topic, key, ord) "
+                           "JOIN prime_pipeline.parked_events p ON p.group_id = $1 AND p.source_topic = x.topic "
+                           "AND p.record_key = decode(x.key, 'hex') "
+                           "ORDER BY x.ord, p.source_partition DESC, p.source_offset DESC",
+                           3, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            rc = prime_pg_error(conn, res, "looking for parked streams", NULL, err);
+        for (int r = 0; !rc && r < PQntuples(res); r++) {
+            item_t *head = &items[heads[strtoull(PQgetvalue(res, r, 0), NULL, 10) - 1]];
+            snprintf(head->blocked_by, sizeof(head->blocked_by), "%s", PQgetvalue(res, r, 1));
         }
-    PQclear(res);
+        PQclear(res);
+    }
+    prime_buf_free(&topics);
     prime_buf_free(&keys);
+    free(heads);
     return rc;
 }
 
