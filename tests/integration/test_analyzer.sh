@@ -10,11 +10,6 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../support/testlib.sh"
 export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
-check() { # NAME EXPECTED SQL
-  local got
-  got=$(psql -qAtc "$3" 2>&1)
-  if [ "$got" = "$2" ]; then ok "$1"; else bad "$1: expected [$2], got [$got]"; fi
-}
 "$PRIME_MIGRATE" >/dev/null || exit 1
 
 root=$tmp/storage

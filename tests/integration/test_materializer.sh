@@ -8,11 +8,6 @@ set -uo pipefail
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../support/testlib.sh"
-check() { # NAME EXPECTED SQL
-  local got
-  got=$(psql -qAtc "$3" 2>&1)
-  if [ "$got" = "$2" ]; then ok "$1"; else bad "$1: expected [$2], got [$got]"; fi
-}
 export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
 dead_letters() { kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null; }
 dead_lettered() { # NAME PATTERN: a dead letter's headers match the (extended) pattern

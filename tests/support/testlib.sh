@@ -4,4 +4,10 @@
 passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "ok   $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+# A query's result (psql, the PG* environment) against what it should be.
+check() { # NAME EXPECTED SQL
+  local got
+  got=$(psql -qAtc "$3" 2>&1)
+  if [ "$got" = "$2" ]; then ok "$1"; else bad "$1: expected [$2], got [$got]"; fi
+}
 finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; }
