@@ -43,23 +43,24 @@ void metrics_set_lag(metrics_t *m, int n, const char *const *topics, const int32
     pthread_mutex_unlock(&m->lock);
 }
 
+/* One Prometheus counter of the worker, with its help and type lines. */
+static void counter(prime_buf_t *b, const char *name, const char *help, const char *worker, uint_fast64_t value)
+{
+    prime_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s{worker=\"%s\"} %llu\n", name, help, name, name, worker,
+                     (unsigned long long)value);
+}
+
 static void render(metrics_t *m, prime_buf_t *b)
 {
     const char *w = m->worker;
     uint_fast64_t count = atomic_load(&m->batches);
 
-    prime_buf_printf(b, "# HELP prime_events_applied_total Events applied to the database.\n"
-                        "# TYPE prime_events_applied_total counter\nprime_events_applied_total{worker=\"%s\"} %llu\n",
-                     w, (unsigned long long)atomic_load(&m->applied));
-    prime_buf_printf(b, "# HELP prime_records_consumed_total Records consumed and committed, dead letters included.\n"
-                        "# TYPE prime_records_consumed_total counter\nprime_records_consumed_total{worker=\"%s\"} %llu\n",
-                     w, (unsigned long long)atomic_load(&m->records));
-    prime_buf_printf(b, "# HELP prime_dead_letters_total Records sent to prime.dlq.\n"
-                        "# TYPE prime_dead_letters_total counter\nprime_dead_letters_total{worker=\"%s\"} %llu\n",
-                     w, (unsigned long long)atomic_load(&m->dead_letters));
-    prime_buf_printf(b, "# HELP prime_retries_total Batches abandoned and consumed again after a database failure.\n"
-                        "# TYPE prime_retries_total counter\nprime_retries_total{worker=\"%s\"} %llu\n",
-                     w, (unsigned long long)atomic_load(&m->retries));
+    counter(b, "prime_events_applied_total", "Events applied to the database.", w, atomic_load(&m->applied));
+    counter(b, "prime_records_consumed_total", "Records consumed and committed, dead letters included.", w,
+            atomic_load(&m->records));
+    counter(b, "prime_dead_letters_total", "Records sent to prime.dlq.", w, atomic_load(&m->dead_letters));
+    counter(b, "prime_retries_total", "Batches abandoned and consumed again after a database failure.", w,
+            atomic_load(&m->retries));
     prime_buf_printf(b, "# HELP prime_batch_seconds Time to apply and commit one batch.\n"
                         "# TYPE prime_batch_seconds histogram\n");
     for (int i = 0; i < METRICS_BUCKETS; i++) {
