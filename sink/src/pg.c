@@ -99,6 +99,13 @@ void prime_pg_array_add(prime_buf_t *b, const char *item)
     prime_buf_putc(b, '"');
 }
 
+void prime_pg_array_add_null(prime_buf_t *b)
+{
+    if (b->len && b->data[b->len - 1] != '{')
+        prime_buf_putc(b, ',');
+    prime_buf_puts(b, "NULL");
+}
+
 void prime_pg_array_end(prime_buf_t *b)
 {
     prime_buf_putc(b, '}');

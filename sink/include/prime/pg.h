@@ -28,6 +28,8 @@ prime_errcode_t prime_pg_exec(PGconn *conn, const char *sql, const char *what, p
  * bigint[], text[]); the same text is COPY's form of a TEXT[] value. */
 void prime_pg_array_begin(prime_buf_t *b);
 void prime_pg_array_add(prime_buf_t *b, const char *item);
+/* An SQL NULL item (unquoted NULL). */
+void prime_pg_array_add_null(prime_buf_t *b);
 void prime_pg_array_end(prime_buf_t *b);
 
 #endif

@@ -8,6 +8,7 @@
 #include "prime/buf.h"
 #include "prime/log.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "prime/pg.h"
 
 #include <librdkafka/rdkafka.h>
@@ -49,7 +50,7 @@ struct prime_worker_s {
     prime_apply_fn apply;
     void *ctx;
     rd_kafka_t *consumer;
-    rd_kafka_t *dlq;
+    rd_kafka_t *producer;     /* dead letters and the outbox */
     PGconn *db;
     held_t **batch;
     prime_record_t *records;
@@ -58,10 +59,11 @@ struct prime_worker_s {
     size_t nparts;
     size_t last_part;       /* where the previous record's partition was found */
     size_t queued;          /* records in the partitions' queues */
-    int dlq_failed;
-    char dlq_error[256];
+    int undelivered;        /* messages Kafka refused since the batch began */
+    char delivery_error[256];
     int batches_done;
     int fatal;
+    bool outbox_pending;    /* the outbox may hold rows to relay */
     metrics_t metrics;
 };
 
@@ -403,7 +405,7 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
     if (db_connect(w))
         return; /* stopping */
     prime_error_clear(&err);
-    w->dlq_failed = 0;
+    w->undelivered = 0;
     if (prime_pg_exec(w->db, "BEGIN", "BEGIN", NULL)) {
         resync(w, "BEGIN failed");
         return;
@@ -429,9 +431,9 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
         return;
     }
     /* Dead letters are delivered before the commit: never lost. */
-    if (w->dlq && rd_kafka_flush(w->dlq, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        w->dlq_failed++;
-    if (w->dlq_failed) {
+    if (w->producer && rd_kafka_flush(w->producer, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        w->undelivered++;
+    if (w->undelivered) {
         prime_pg_exec(w->db, "ROLLBACK", "ROLLBACK", NULL);
         resync(w, "dead letters not delivered");
         return;
@@ -443,6 +445,10 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
     for (size_t i = 0; i < w->nparts; i++)
         if (w->parts[i].batch_next >= 0)
             w->parts[i].stored = w->parts[i].batch_next;
+    /* Derived events of committed batches; what fails stays for the next
+     * batch or idle second. */
+    if (w->outbox_pending)
+        w->outbox_pending = outbox_relay(w->db, w->conf->group, w->producer, &w->undelivered) != 0;
     if (n == 0)
         return; /* housekeeping: not a batch */
     atomic_fetch_add(&w->metrics.records, n);
@@ -518,14 +524,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 
 /* --- dead letters ---------------------------------------------------------- */
 
-static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     prime_worker_t *w = opaque;
     (void)rk;
     if (m->err) {
-        w->dlq_failed++;
-        snprintf(w->dlq_error, sizeof(w->dlq_error), "%s", rd_kafka_err2str(m->err));
-        prime_log(PRIME_LOG_WARN, "dead letter not delivered", "error=\"%s\"", w->dlq_error);
+        w->undelivered++;
+        snprintf(w->delivery_error, sizeof(w->delivery_error), "%s", rd_kafka_err2str(m->err));
+        prime_log(PRIME_LOG_WARN, "message not delivered", "error=\"%s\"", w->delivery_error);
     }
 }
 
@@ -550,12 +556,12 @@ prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t
     rd_kafka_header_add(hdrs, "prime.source.partition", -1, part, -1);
     rd_kafka_header_add(hdrs, "prime.source.offset", -1, offset, -1);
     rd_kafka_header_add(hdrs, "prime.worker", -1, w->conf->name, -1);
-    kerr = rd_kafka_producev(w->dlq, RD_KAFKA_V_TOPIC("prime.dlq"), RD_KAFKA_V_KEY(r->key, r->key_len),
+    kerr = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC("prime.dlq"), RD_KAFKA_V_KEY(r->key, r->key_len),
                              RD_KAFKA_V_VALUE((void *)r->value, r->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     if (kerr) {
         rd_kafka_headers_destroy(hdrs);
-        w->dlq_failed++;
+        w->undelivered++;
         return prime_error_set(err, PRIME_ERR_KAFKA, NULL, "cannot queue a dead letter: %s", rd_kafka_err2str(kerr));
     }
     atomic_fetch_add(&w->metrics.dead_letters, 1);
@@ -563,7 +569,24 @@ prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t
     prime_log(PRIME_LOG_WARN, "dead-lettered", "topic=%s partition=%d offset=%lld class=%s field=%s error=\"%s\"",
               r->topic, (int)r->partition, (long long)r->offset, prime_errcode_name(why->code),
               why->field[0] ? why->field : "-", prime_log_value(why->message, safe, sizeof(safe)));
+    if (w->conf->on_dead_letter)
+        return w->conf->on_dead_letter(w, w->db, r, why, w->ctx, err);
     return PRIME_OK;
+}
+
+int64_t prime_record_timestamp(const prime_record_t *r)
+{
+    const held_t *h = r->internal;
+    return h ? h->timestamp : -1;
+}
+
+prime_errcode_t prime_worker_emit(prime_worker_t *w, PGconn *conn, const prime_emit_t *msgs, size_t n,
+                                  prime_error_t *err)
+{
+    if (!n)
+        return PRIME_OK;
+    w->outbox_pending = true;
+    return outbox_write(conn, w->conf->group, msgs, n, err);
 }
 
 prime_errcode_t prime_worker_decode(prime_worker_t *w, const prime_registry_t *reg, const prime_record_t *r,
@@ -625,7 +648,7 @@ static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
     } else {
         rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr));
         rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
-        rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     }
     rd_kafka_conf_set_opaque(conf, w);
     if (!(rk = rd_kafka_new(type, conf, errstr, sizeof(errstr)))) {
@@ -793,7 +816,8 @@ static int fill_batch(prime_worker_t *w, bool force)
 
 int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void *ctx)
 {
-    prime_worker_t w = {.conf = conf, .apply = apply, .ctx = ctx};
+    /* outbox_pending: a crash may have left rows to relay. */
+    prime_worker_t w = {.conf = conf, .apply = apply, .ctx = ctx, .outbox_pending = true};
     rd_kafka_topic_partition_list_t *subs;
     metrics_server_t *server = NULL;
     struct sigaction sa = {.sa_handler = on_signal};
@@ -814,7 +838,7 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
         return 1;
     if (db_connect(&w))
         goto out;
-    if (!(w.consumer = new_client(&w, RD_KAFKA_CONSUMER)) || !(w.dlq = new_client(&w, RD_KAFKA_PRODUCER))) {
+    if (!(w.consumer = new_client(&w, RD_KAFKA_CONSUMER)) || !(w.producer = new_client(&w, RD_KAFKA_PRODUCER))) {
         w.fatal = 1;
         goto out;
     }
@@ -864,7 +888,7 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
             w.fatal = 1;
             break;
         }
-        rd_kafka_poll(w.dlq, 0);
+        rd_kafka_poll(w.producer, 0);
         if (w.n && (w.n >= (size_t)conf->batch_max || now_s() - batch_started >= conf->linger_ms / 1000.0)) {
             batch_commit(&w);
             batch_started = now_s(); /* what is still queued starts the next batch's wait */
@@ -893,9 +917,9 @@ out:
         queue_clear(&w, &w.parts[i]);
         free(w.parts[i].queue);
     }
-    if (w.dlq) {
-        rd_kafka_flush(w.dlq, 10000);
-        rd_kafka_destroy(w.dlq);
+    if (w.producer) {
+        rd_kafka_flush(w.producer, 10000);
+        rd_kafka_destroy(w.producer);
     }
     db_close(&w);
     metrics_server_stop(server);

@@ -22,6 +22,10 @@
  *   - Dead letters go to prime.dlq with the original key, value and headers
  *     plus prime.error.* headers, and are confirmed delivered before the
  *     batch commits: a crash may repeat a dead letter, never lose one.
+ *   - Derived events (prime_worker_emit) go through an outbox table written
+ *     in the batch's transaction and are relayed to Kafka after the commit
+ *     (docs/audit.md): none is lost, none describes a batch that did not
+ *     commit; a crash may relay one twice, with the same event id.
  *   - SIGTERM and SIGINT: the batch in flight is committed or abandoned
  *     whole, the consumer leaves the group, the worker returns 0.
  *
@@ -38,6 +42,9 @@
 #define PRIME_WORKER_MAX_X 64
 #define PRIME_WORKER_MAX_TOPICS 32
 
+typedef struct prime_worker_s prime_worker_t;
+typedef struct prime_record prime_record_t;
+
 typedef struct prime_worker_conf {
     const char *name;          /* "materializer": logs, metrics, default group */
     const char *brokers;       /* -b, else $PRIME_BROKERS */
@@ -52,6 +59,11 @@ typedef struct prime_worker_conf {
     int metrics_port;          /* --metrics-port: /metrics and /healthz on 127.0.0.1 (0: off) */
     int max_batches;           /* --max-batches: stop after this many committed batches (0: never; for tests) */
     int park_max_seconds;      /* --park-max-seconds: longest wait of a parked event (default 3600) */
+    /* Set by the program, not the command line: called for every dead
+     * letter, in the batch's transaction, after it is queued (to audit it,
+     * say). NULL: nothing more. ctx is prime_worker_run()'s. */
+    prime_errcode_t (*on_dead_letter)(prime_worker_t *w, PGconn *conn, const prime_record_t *r,
+                                      const prime_error_t *why, void *ctx, prime_error_t *err);
 } prime_worker_conf_t;
 
 /* Fills conf from the command line and environment; default_topics (NULL
@@ -62,10 +74,8 @@ typedef struct prime_worker_conf {
 int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const char *const *default_topics,
                             int argc, char **argv);
 
-typedef struct prime_worker_s prime_worker_t;
-
 /* One consumed record, as apply() sees it. Valid during apply() only. */
-typedef struct prime_record {
+struct prime_record {
     const char *topic;
     int32_t partition;
     int64_t offset;
@@ -74,7 +84,11 @@ typedef struct prime_record {
     const void *value;
     size_t len;
     const void *internal;      /* the runtime's; NULL for a record not from the consumer */
-} prime_record_t;
+};
+
+/* The record's Kafka timestamp (ms since the epoch), or -1 when unknown
+ * (a record that did not come from the consumer). */
+int64_t prime_record_timestamp(const prime_record_t *r);
 
 /* Turns records (in consumption order; one partition's records in offset
  * order) into rows on conn, inside the transaction the runtime opened. Must
@@ -101,6 +115,22 @@ prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t
  * with the codec's error. Errors are the dead letter's. */
 prime_errcode_t prime_worker_decode(prime_worker_t *w, const prime_registry_t *reg, const prime_record_t *r,
                                     prime_event_t **ev, prime_error_t *err);
+
+/* A derived event for prime_worker_emit(). */
+typedef struct prime_emit {
+    const char *topic;
+    const char *key;        /* the Kafka key (text) */
+    const char *event_type; /* the prime.event_type header */
+    const void *value;      /* the encoded event (single-object encoding) */
+    size_t len;
+} prime_emit_t;
+
+/* Queues derived events for Kafka, in conn's (the batch's) transaction, in
+ * one statement: they are sent, in this order, after the batch commits,
+ * and not at all if it does not (a rollback to a savepoint takes them back
+ * too). */
+prime_errcode_t prime_worker_emit(prime_worker_t *w, PGconn *conn, const prime_emit_t *msgs, size_t n,
+                                  prime_error_t *err);
 
 /* The consumer group, as offsets (and parked events) are stored under it. */
 const char *prime_worker_group(const prime_worker_t *w);

@@ -1,0 +1,163 @@
+#include "outbox.h"
+#include "prime/log.h"
+#include "prime/pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Writers take the group's lock shared, the relay exclusively: the relay
+ * then never runs while a transaction that holds outbox rows with lower
+ * sequence numbers is still open, so workers sharing a group cannot have
+ * their messages relayed out of order. */
+#define OUTBOX_LOCK "hashtext('prime_pipeline.outbox ' || $1)"
+#define RELAY_CHUNK 5000 /* rows a relay transaction takes; the LIMIT below */
+
+prime_errcode_t outbox_write(PGconn *conn, const char *group, const prime_emit_t *msgs, size_t n, prime_error_t *err)
+{
+    prime_buf_t arrays[4]; /* topic, key, value (bytea text), event type */
+    const char *params[5];
+    PGresult *res;
+    prime_errcode_t rc = PRIME_OK;
+
+    if (!n)
+        return PRIME_OK;
+    for (int a = 0; a < 4; a++) {
+        prime_buf_init(&arrays[a], 0);
+        prime_pg_array_begin(&arrays[a]);
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t len;
+        unsigned char *value = PQescapeByteaConn(conn, msgs[i].value, msgs[i].len, &len);
+        if (!value) {
+            rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory writing the outbox");
+            break;
+        }
+        prime_pg_array_add(&arrays[0], msgs[i].topic);
+        prime_pg_array_add(&arrays[1], msgs[i].key);
+        prime_pg_array_add(&arrays[2], (const char *)value);
+        prime_pg_array_add(&arrays[3], msgs[i].event_type);
+        PQfreemem(value);
+    }
+    for (int a = 0; a < 4; a++) {
+        prime_pg_array_end(&arrays[a]);
+        params[a + 1] = arrays[a].data;
+        if (arrays[a].failed && !rc)
+            rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory writing the outbox");
+    }
+    params[0] = group;
+    if (!rc) {
+        res = PQexecParams(conn,
+                           "WITH l AS (SELECT pg_advisory_xact_lock_shared(" OUTBOX_LOCK ")) "
+                           "INSERT INTO prime_pipeline.outbox (group_id, topic, record_key, record_value, event_type) "
+                           "SELECT $1, t, convert_to(k, 'UTF8'), v, e FROM l, "
+                           "unnest($2::text[], $3::text[], $4::bytea[], $5::text[]) WITH ORDINALITY AS x(t, k, v, e, ord) "
+                           "ORDER BY ord",
+                           5, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            rc = prime_pg_error(conn, res, "writing the outbox", NULL, err);
+        PQclear(res);
+    }
+    for (int a = 0; a < 4; a++)
+        prime_buf_free(&arrays[a]);
+    return rc;
+}
+
+/* One chunk: read, send, wait for Kafka's confirmation, delete, commit.
+ * Returns the rows relayed, or -1. */
+static int relay_chunk(PGconn *conn, const char *group, rd_kafka_t *producer, int *undelivered)
+{
+    const char *params[2] = {group, NULL};
+    PGresult *res = NULL;
+    prime_error_t err;
+    int rows = -1;
+    char last[24];
+
+    prime_error_clear(&err);
+    if (prime_pg_exec(conn, "BEGIN", "BEGIN", &err))
+        goto fail;
+    res = PQexecParams(conn, "SELECT pg_advisory_xact_lock(" OUTBOX_LOCK ")", 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        prime_pg_error(conn, res, "locking the outbox", NULL, &err);
+        goto fail;
+    }
+    PQclear(res);
+    res = PQexecParams(conn,
+                       "SELECT seq, topic, record_key, record_value, event_type FROM prime_pipeline.outbox "
+                       "WHERE group_id = $1 ORDER BY seq LIMIT 5000",
+                       1, NULL, params, NULL, NULL, 1 /* binary: the bytes as they are */);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        prime_pg_error(conn, res, "reading the outbox", NULL, &err);
+        goto fail;
+    }
+    *undelivered = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *type = PQgetvalue(res, i, 4);
+        rd_kafka_resp_err_t kerr;
+        char topic[256];
+        snprintf(topic, sizeof(topic), "%.*s", PQgetlength(res, i, 1), PQgetvalue(res, i, 1));
+        kerr = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic),
+                                 RD_KAFKA_V_KEY(PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2)),
+                                 RD_KAFKA_V_VALUE(PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3)),
+                                 RD_KAFKA_V_HEADER("prime.event_type", type, PQgetlength(res, i, 4)),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_END);
+        if (kerr) {
+            prime_error_set(&err, PRIME_ERR_KAFKA, NULL, "cannot queue an outbox message: %s", rd_kafka_err2str(kerr));
+            goto fail;
+        }
+    }
+    rows = PQntuples(res);
+    if (rows) {
+        /* seq is int8, big-endian in binary results. */
+        const unsigned char *p = (const unsigned char *)PQgetvalue(res, rows - 1, 0);
+        unsigned long long seq = 0;
+        for (int b = 0; b < 8; b++)
+            seq = seq << 8 | p[b];
+        snprintf(last, sizeof(last), "%llu", seq);
+    }
+    PQclear(res);
+    res = NULL;
+    if (!rows) {
+        prime_pg_exec(conn, "COMMIT", "COMMIT", &err);
+        return 0;
+    }
+    if (rd_kafka_flush(producer, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR || *undelivered) {
+        prime_error_set(&err, PRIME_ERR_KAFKA, NULL, "outbox messages not confirmed by Kafka");
+        rows = -1;
+        goto fail;
+    }
+    params[1] = last;
+    res = PQexecParams(conn, "DELETE FROM prime_pipeline.outbox WHERE group_id = $1 AND seq <= $2", 2, NULL, params,
+                       NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        prime_pg_error(conn, res, "emptying the outbox", NULL, &err);
+        rows = -1;
+        goto fail;
+    }
+    PQclear(res);
+    if (prime_pg_exec(conn, "COMMIT", "COMMIT", &err))
+        return -1; /* relayed again next time: the same ids, collapsed by consumers */
+    return rows;
+fail:
+    PQclear(res);
+    prime_pg_exec(conn, "ROLLBACK", "ROLLBACK", NULL);
+    {
+        char safe[512];
+        prime_log(PRIME_LOG_WARN, "outbox not relayed; will retry", "error=\"%s\"",
+                  prime_log_value(err.message, safe, sizeof(safe)));
+    }
+    return -1;
+}
+
+int outbox_relay(PGconn *conn, const char *group, rd_kafka_t *producer, int *undelivered)
+{
+    int rows, total = 0;
+    while ((rows = relay_chunk(conn, group, producer, undelivered)) > 0) {
+        total += rows;
+        if (rows < RELAY_CHUNK)
+            break;
+    }
+    if (total)
+        prime_log(PRIME_LOG_DEBUG, "outbox relayed", "messages=%d", total);
+    return rows < 0 ? -1 : 0;
+}
