@@ -14,10 +14,29 @@ typedef enum phase { COLLECT, APPLY } phase_t;
  * is read); the fold reads the rows now tracked and calls it again. */
 enum { FOLD_OK = 0, FOLD_MISSING_PARENT = 1, FOLD_REFUSED = 2, FOLD_NEED_ROWS = 3 };
 
+/* A snapshot.created the event just folded asks for (derived.c emits it):
+ * the project as it is now. */
+typedef struct snapshot_wanted {
+    char project_id[40];
+    char owner[40];           /* the project's owner: the key and user_id */
+    const char *type;         /* "auto", "manual" or "milestone" */
+    const char *name;         /* the request's, or NULL (point into the event) */
+    const char *description;
+    int version;
+    char *project_data;       /* a copy: later events change the row */
+} snapshot_wanted_t;
+
 typedef struct fold {
     rowset_t sets[T_COUNT];
     prime_error_t why;      /* for FOLD_MISSING_PARENT and FOLD_REFUSED */
     char waiting_for[96];   /* for FOLD_MISSING_PARENT: "table:id" */
+    int snapshot_every;     /* an auto snapshot every N project versions (0: none) */
+    /* Besides changed rows, what the event just folded produced: */
+    bool want_snapshot;
+    snapshot_wanted_t snapshot;
+    const row_t *rejected;  /* a change refused without a dead letter (a stale save), */
+    table_id_t rejected_table;
+    char rejected_why[200]; /* and why: an audit record's detail */
 } fold_t;
 
 /* COLLECT: track the rows the event needs (no other effect). APPLY: change

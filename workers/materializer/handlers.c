@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* --- reading event fields ---------------------------------------------- */
 
@@ -145,11 +146,11 @@ static int missing(fold_t *f, const char *table, const char *id)
     return FOLD_MISSING_PARENT;
 }
 
-/* Removes a row, and with it the batch's rows that the seed's ON DELETE
- * CASCADE removes in the database, so memory and database agree. */
-static void delete_cascading(fold_t *f, table_id_t t, row_t *r)
+/* The batch's rows that the seed's ON DELETE CASCADE removes with r in
+ * the database, removed here too so that memory and database agree. They
+ * are the delete's consequence, not changes of their own (not audited). */
+static void drop_children(fold_t *f, table_id_t t, const row_t *r)
 {
-    row_delete(&f->sets[t], r);
     for (size_t k = 0; k < ncascades; k++) {
         rowset_t *s;
         size_t c;
@@ -158,9 +159,17 @@ static void delete_cascading(fold_t *f, table_id_t t, row_t *r)
         s = &f->sets[cascades[k].child];
         c = column_index(cascades[k].child, cascades[k].column);
         for (size_t i = 0; i < s->n; i++)
-            if (s->rows[i]->present && s->rows[i]->values[c] && !strcmp(s->rows[i]->values[c], r->id))
-                delete_cascading(f, cascades[k].child, s->rows[i]);
+            if (s->rows[i]->present && s->rows[i]->values[c] && !strcmp(s->rows[i]->values[c], r->id)) {
+                row_drop(s, s->rows[i]);
+                drop_children(f, cascades[k].child, s->rows[i]);
+            }
     }
+}
+
+static void delete_cascading(fold_t *f, table_id_t t, row_t *r)
+{
+    row_delete(&f->sets[t], r);
+    drop_children(f, t, r);
 }
 
 /* The row of table t whose id is the event's id_field, for an event that
@@ -356,28 +365,60 @@ static int project_created(fold_t *f, const prime_event_t *ev, phase_t phase)
     return FOLD_OK;
 }
 
+/* Asks for a snapshot.created of project row r as it is now. */
+static void want_snapshot(fold_t *f, const row_t *r, const char *type, const prime_event_t *request)
+{
+    snapshot_wanted_t *w = &f->snapshot;
+    const char *data = r->values[column_index(T_STUDIO_PROJECTS, "project_data")];
+
+    free(w->project_data);
+    memset(w, 0, sizeof(*w));
+    snprintf(w->project_id, sizeof(w->project_id), "%s", r->id);
+    snprintf(w->owner, sizeof(w->owner), "%s", r->values[column_index(T_STUDIO_PROJECTS, "user_id")]);
+    w->type = type;
+    w->name = request ? prime_event_string(request, "snapshot_name") : NULL;
+    w->description = request ? prime_event_string(request, "description") : NULL;
+    w->version = atoi(r->values[column_index(T_STUDIO_PROJECTS, "project_version")]);
+    w->project_data = strdup(data ? data : "{}");
+    f->want_snapshot = w->project_data != NULL;
+}
+
+/* A new version of the project: its project_data, version base + 1, and
+ * the auto snapshot when the version reaches the policy's multiple. */
+static void save_version(fold_t *f, row_t *r, const prime_event_t *ev, int base, const char *project_data)
+{
+    char when[40], next[16];
+
+    snprintf(next, sizeof(next), "%d", base + 1);
+    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "project_version"), next);
+    set_project_data(f, r, project_data, event_time(ev, when));
+    touch(f, r, ev);
+    if (f->snapshot_every > 0 && (base + 1) % f->snapshot_every == 0)
+        want_snapshot(f, r, "auto", NULL);
+}
+
 static int project_saved(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
     int rc = project_row(f, ev, phase, &r);
     size_t version_col = column_index(T_STUDIO_PROJECTS, "project_version");
     int32_t base = 0;
-    char when[40], next[16];
 
     if (rc || phase == COLLECT)
         return rc;
     prime_event_get_int(ev, "base_version", &base, NULL, NULL);
     if (atoi(r->values[version_col]) != base) {
         /* Optimistic locking: a save based on an older version is not
-         * applied. The conflict is logged (and audited with issue 5). */
+         * applied; it is logged and audited as rejected. */
         prime_log(PRIME_LOG_WARN, "stale save rejected", "project=%s base_version=%d current_version=%s event_id=%s",
                   r->id, (int)base, r->values[version_col], prime_event_string(ev, "event_id"));
+        f->rejected = r;
+        f->rejected_table = T_STUDIO_PROJECTS;
+        snprintf(f->rejected_why, sizeof(f->rejected_why),
+                 "stale save: based on version %d, the project is at version %s", (int)base, r->values[version_col]);
         return FOLD_OK;
     }
-    snprintf(next, sizeof(next), "%d", (int)base + 1);
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, version_col, next);
-    set_project_data(f, r, prime_event_string(ev, "project_data"), event_time(ev, when));
-    touch(f, r, ev);
+    save_version(f, r, ev, base, prime_event_string(ev, "project_data"));
     return FOLD_OK;
 }
 
@@ -434,11 +475,70 @@ static int project_deleted(fold_t *f, const prime_event_t *ev, phase_t phase)
     return FOLD_OK;
 }
 
-/* snapshot.created is emitted for it with issue 5; no row changes here. */
+/* The project as it is now becomes a snapshot (derived.c emits
+ * snapshot.created; the snapshot writer stores it). */
 static int project_snapshot_requested(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    return project_row(f, ev, phase, &r);
+    int rc = project_row(f, ev, phase, &r);
+
+    if (rc || phase == COLLECT)
+        return rc;
+    want_snapshot(f, r, prime_event_string(ev, "snapshot_type"), ev);
+    return FOLD_OK;
+}
+
+/* A new save with the snapshot's project_data: the version moves forward.
+ * The snapshot is written by the snapshot writer (another consumer group):
+ * until it is there, the event waits (parked, unparked when it appears). */
+static int project_restored(fold_t *f, const prime_event_t *ev, phase_t phase)
+{
+    row_t *r;
+    int rc = project_row(f, ev, phase, &r);
+    row_t *snap = rows_track(&f->sets[T_PROJECT_SNAPSHOTS], prime_event_string(ev, "snapshot_id"));
+    const char *of;
+
+    if (rc || phase == COLLECT)
+        return rc;
+    if (!snap->present)
+        return missing(f, "project_snapshots", snap->id);
+    of = snap->values[column_index(T_PROJECT_SNAPSHOTS, "project_id")];
+    if (strcasecmp(of, r->id)) {
+        char message[160];
+        snprintf(message, sizeof(message), "snapshot %s is of project %s, not %s", snap->id, of, r->id);
+        return refuse(f, "snapshot_id", message);
+    }
+    save_version(f, r, ev, atoi(r->values[column_index(T_STUDIO_PROJECTS, "project_version")]),
+                 snap->values[column_index(T_PROJECT_SNAPSHOTS, "project_data")]);
+    return FOLD_OK;
+}
+
+/* --- project_snapshots (the snapshot writer) ------------------------------ */
+
+/* Stores a snapshot once: a snapshot emitted again has the same id (UUIDv5
+ * of project, version and type) and changes nothing. */
+static int snapshot_created(fold_t *f, const prime_event_t *ev, phase_t phase)
+{
+    static const char *const given[] = {"project_id", "snapshot_type", "snapshot_name", "description",
+                                        "project_data", "project_version", "audio_analysis", "musical_context", NULL};
+    row_t *project;
+    int rc = project_row(f, ev, phase, &project);
+    row_t *actor = rows_track(&f->sets[T_PRIME_USERS], prime_event_string(ev, "actor_user_id"));
+    row_t *r = rows_track(&f->sets[T_PROJECT_SNAPSHOTS], prime_event_string(ev, "snapshot_id"));
+    char when[40];
+
+    if (rc || phase == COLLECT)
+        return rc;
+    if (!actor->present) /* created_by references it */
+        return missing(f, "prime_users", actor->id);
+    if (r->present)
+        return FOLD_OK;
+    row_create(&f->sets[T_PROJECT_SNAPSHOTS], r, event_time(ev, when));
+    row_set(&f->sets[T_PROJECT_SNAPSHOTS], r, column_index(T_PROJECT_SNAPSHOTS, "user_id"),
+            prime_event_string(ev, "owner_user_id"));
+    row_set(&f->sets[T_PROJECT_SNAPSHOTS], r, column_index(T_PROJECT_SNAPSHOTS, "created_by"), actor->id);
+    set_given(f, T_PROJECT_SNAPSHOTS, r, ev, given);
+    return FOLD_OK;
 }
 
 /* --- session_states ---------------------------------------------------------- */
@@ -1139,6 +1239,8 @@ static const struct {
     {"project.collaborators_changed", project_collaborators_changed},
     {"project.deleted", project_deleted},
     {"project.snapshot_requested", project_snapshot_requested},
+    {"project.restored", project_restored},
+    {"snapshot.created", snapshot_created},
     {"session.joined", session_joined},
     {"session.heartbeat", session_heartbeat},
     {"session.left", session_left},

@@ -21,6 +21,7 @@
 #include "prime/time.h"
 #include "prime/uuid.h"
 #include "prime/worker.h"
+#include "derived.h"
 #include "fold.h"
 
 #include <cjson/cJSON.h>
@@ -32,7 +33,9 @@
 typedef struct materializer {
     prime_registry_t *reg;
     fold_t fold;
+    derived_t *derived;   /* audit records and snapshots of the changes */
     int park_max_seconds;
+    char *written_elsewhere; /* SQL: parked events whose parent row exists now */
 } materializer_t;
 
 /* --- a batch ------------------------------------------------------------------ */
@@ -222,12 +225,14 @@ static bool stream_clear(const item_t *items, size_t i)
  * dead-lettered, events whose parent is missing (or whose stream has an
  * earlier event waiting) are left WAITING, rows created are added to
  * created. Database errors are returned. */
-static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, fold_t *f, item_t *items, size_t n,
+static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, materializer_t *m, item_t *items, size_t n,
                                    size_t *applied, keys_t *created, prime_error_t *err)
 {
+    fold_t *f = &m->fold;
     prime_errcode_t rc = PRIME_OK;
     int progress = 1;
 
+    derived_clear(m->derived); /* what a failed pass left */
     for (int t = 0; t < T_COUNT; t++)
         f->sets[t].table = (table_id_t)t;
     link_streams(items, n);
@@ -249,6 +254,11 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, fold_t *f, i
             if (items[i].state != PENDING || !stream_clear(items, i))
                 continue;
             r = items[i].fn(f, items[i].event, APPLY);
+            /* Its changed rows, refused save or wanted snapshot become
+             * audit records and snapshot.created (when applied). */
+            rc = derived_take(m->derived, f, &items[i].record, items[i].event, r, err);
+            if (rc)
+                break;
             if (r == FOLD_NEED_ROWS) {
                 need_rows = true;
                 continue;
@@ -289,6 +299,9 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, fold_t *f, i
     }
     for (int t = T_COUNT - 1; t >= 0 && !rc; t--)
         rc = rows_delete(&f->sets[t], conn, err);
+    /* In the same transaction (and savepoint) as the writes. */
+    if (!rc)
+        rc = derived_emit(m->derived, w, conn, err);
     for (int t = 0; t < T_COUNT; t++)
         rows_clear(&f->sets[t]);
     return rc;
@@ -297,8 +310,8 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, fold_t *f, i
 /* materialize(), and when the database refuses the set-based writes (a
  * constraint the fold cannot see), again event by event under savepoints,
  * dead-lettering only the events it refuses. */
-static prime_errcode_t materialize_or_isolate(prime_worker_t *w, PGconn *conn, fold_t *f, item_t *items, size_t n,
-                                              size_t *applied, keys_t *created, prime_error_t *err)
+static prime_errcode_t materialize_or_isolate(prime_worker_t *w, PGconn *conn, materializer_t *m, item_t *items,
+                                              size_t n, size_t *applied, keys_t *created, prime_error_t *err)
 {
     prime_errcode_t rc;
     size_t applied_before = *applied, created_before = created->n;
@@ -306,7 +319,7 @@ static prime_errcode_t materialize_or_isolate(prime_worker_t *w, PGconn *conn, f
 
     if ((rc = prime_pg_exec(conn, "SAVEPOINT pass", "SAVEPOINT", err)))
         return rc;
-    rc = materialize(w, conn, f, items, n, applied, created, err);
+    rc = materialize(w, conn, m, items, n, applied, created, err);
     if (!rc || err->retriable || PQstatus(conn) != CONNECTION_OK)
         return rc;
     prime_log(PRIME_LOG_WARN, "batch refused by the database; applying event by event", "error=\"%s\"",
@@ -330,7 +343,7 @@ static prime_errcode_t materialize_or_isolate(prime_worker_t *w, PGconn *conn, f
         }
         if ((rc = prime_pg_exec(conn, "SAVEPOINT one", "SAVEPOINT", err)))
             break;
-        if (materialize(w, conn, f, &items[i], 1, applied, created, &why) == PRIME_OK) {
+        if (materialize(w, conn, m, &items[i], 1, applied, created, &why) == PRIME_OK) {
             rc = prime_pg_exec(conn, "RELEASE SAVEPOINT one", "RELEASE", err);
         } else if (why.retriable || PQstatus(conn) != CONNECTION_OK) {
             *err = why;
@@ -464,7 +477,7 @@ static int cmp_source(const void *x, const void *y)
 static prime_errcode_t take_parked(prime_worker_t *w, PGconn *conn, const prime_registry_t *reg, const char *where,
                                    const char *arg, parked_t *out, bool decode, prime_error_t *err)
 {
-    char sql[512];
+    char sql[4096];
     const char *params[2] = {prime_worker_group(w), arg};
     PGresult *res;
     prime_errcode_t rc = PRIME_OK;
@@ -475,7 +488,7 @@ static prime_errcode_t take_parked(prime_worker_t *w, PGconn *conn, const prime_
              "DELETE FROM prime_pipeline.parked_events WHERE group_id = $1 AND %s "
              "RETURNING source_topic, source_partition, source_offset, record_key, record_value, waiting_for",
              where);
-    res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(conn, sql, arg ? 2 : 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = prime_pg_error(conn, res, "taking parked events", NULL, err);
         PQclear(res);
@@ -607,6 +620,40 @@ static prime_errcode_t skip_duplicates(prime_worker_t *w, PGconn *conn, item_t *
     return rc;
 }
 
+/* The condition on parked_events that a parent row exists now, whoever
+ * wrote it: waiting_for is "table:id". */
+static char *parent_exists_sql(void)
+{
+    prime_buf_t b;
+    prime_buf_init(&b, 0);
+    prime_buf_puts(&b, "(false");
+    for (int t = 0; t < T_COUNT; t++)
+        prime_buf_printf(&b,
+                         " OR (starts_with(waiting_for, '%s:') AND EXISTS (SELECT 1 FROM public.%s r "
+                         "WHERE r.id::text = lower(substr(waiting_for, %zu))))",
+                         tables[t].name, tables[t].name, strlen(tables[t].name) + 2);
+    prime_buf_putc(&b, ')');
+    return prime_buf_steal(&b, NULL);
+}
+
+/* Takes the parked events where ($2: arg) chooses out of parking, folds
+ * them, parks again what still waits; rows they create go to created. */
+static prime_errcode_t unpark(prime_worker_t *w, PGconn *conn, materializer_t *m, const char *where, const char *arg,
+                              size_t *applied, keys_t *created, prime_error_t *err)
+{
+    parked_t p;
+    prime_errcode_t rc = take_parked(w, conn, m->reg, where, arg, &p, true, err);
+
+    if (!rc && p.n) {
+        prime_log(PRIME_LOG_INFO, "unparking events whose parent was written", "events=%zu", p.n);
+        rc = materialize_or_isolate(w, conn, m, p.items, p.n, applied, created, err);
+        if (!rc)
+            rc = park(w, conn, p.items, p.n, err);
+    }
+    parked_free(&p);
+    return rc;
+}
+
 static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record_t *records, size_t n, void *ctx,
                              prime_error_t *err)
 {
@@ -628,23 +675,20 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
     if (!rc)
         rc = skip_duplicates(w, conn, items, &count, err);
     if (!rc)
-        rc = materialize_or_isolate(w, conn, &m->fold, items, count, &applied, &created, err);
+        rc = materialize_or_isolate(w, conn, m, items, count, &applied, &created, err);
     if (!rc)
         rc = park(w, conn, items, count, err);
-    /* Rows this batch created may be what parked events wait for; those
-     * events may create rows others wait for, and so on. */
+    /* Parents another consumer group writes (the snapshot a restore
+     * waits for, the project a snapshot waits for) let their events out
+     * once they exist. Then rows this batch created may be what parked
+     * events wait for; those events may create rows others wait for, and
+     * so on. */
+    if (!rc)
+        rc = unpark(w, conn, m, m->written_elsewhere, NULL, &applied, &created, err);
     while (!rc && created.n) {
         char *wanted = keys_literal(&created);
-        parked_t p;
-        rc = take_parked(w, conn, m->reg, "waiting_for = ANY($2::text[])", wanted, &p, true, err);
+        rc = unpark(w, conn, m, "waiting_for = ANY($2::text[])", wanted, &applied, &next, err);
         free(wanted);
-        if (!rc && p.n) {
-            prime_log(PRIME_LOG_INFO, "unparking events whose parent was written", "events=%zu", p.n);
-            rc = materialize_or_isolate(w, conn, &m->fold, p.items, p.n, &applied, &next, err);
-            if (!rc)
-                rc = park(w, conn, p.items, p.n, err);
-        }
-        parked_free(&p);
         keys_clear(&created);
         { keys_t swap = created; created = next; next = swap; }
     }
@@ -672,27 +716,79 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
     return rc;
 }
 
+static prime_errcode_t on_dead_letter(prime_worker_t *w, PGconn *conn, const prime_record_t *r,
+                                      const prime_error_t *why, void *ctx, prime_error_t *err)
+{
+    materializer_t *m = ctx;
+    return derived_dead_letter(m->derived, w, conn, r, why, err);
+}
+
+/* One program, two consumer groups: prime-materializer (client topics and
+ * the analyzer's answers into the seed tables) and prime-snapshot-writer
+ * (prime.snapshots into project_snapshots), built from this file with
+ * PRIME_SNAPSHOT_WRITER set. Same fold, same exactly-once machinery. */
+#ifdef PRIME_SNAPSHOT_WRITER
+#define WORKER_NAME "snapshot-writer"
+static const char *const default_topics[] = {"prime.snapshots", NULL};
+#else
+#define WORKER_NAME "materializer"
+static const char *const default_topics[] = {"prime.users",    "prime.auth",     "prime.projects", "prime.audio",
+                                             "prime.recall",   "prime.sessions", "prime.presets",  "prime.collab",
+                                             "prime.analysis", NULL};
+#endif
+
 int main(int argc, char **argv)
 {
-    static const char *const topics[] = {"prime.users",  "prime.auth",     "prime.projects", "prime.audio",
-                                         "prime.recall", "prime.sessions", "prime.presets",  "prime.collab",
-                                         "prime.analysis", NULL};
+    char **rest = calloc((size_t)argc + 1, sizeof(char *));
+    int nrest = 0, rc;
     prime_worker_conf_t conf;
-    materializer_t m = {0};
+    materializer_t m = {.fold.snapshot_every = 10};
     prime_error_t err;
-    int rc = prime_worker_conf_parse(&conf, "materializer", topics, argc, argv);
 
-    if (rc)
+    /* Its own options first; the rest are the runtime's. */
+    for (int i = 0; rest && i < argc; i++) {
+        if (i + 1 < argc && !strcmp(argv[i], "--snapshot-every")) {
+            char *end;
+            long every = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || every < 0 || every > 1000000) {
+                fprintf(stderr, "prime-" WORKER_NAME ": --snapshot-every: expected 0 to 1000000, got '%s'\n", argv[i]);
+                free(rest);
+                return 2;
+            }
+            m.fold.snapshot_every = (int)every;
+        } else {
+            rest[nrest++] = argv[i];
+        }
+    }
+    if (!rest)
+        return 1;
+    rc = prime_worker_conf_parse(&conf, WORKER_NAME, default_topics, nrest, rest);
+    if (rc) {
+        if (rc < 0)
+            puts("  --snapshot-every N    an auto snapshot every N project versions (default 10; 0: none)");
+        free(rest);
         return rc < 0 ? 0 : rc;
+    }
     prime_error_clear(&err);
-    if (!(m.reg = prime_registry_new(&err))) {
-        fprintf(stderr, "prime-materializer: %s\n", err.message);
+    if (!(m.reg = prime_registry_new(&err)) || !(m.derived = derived_new(m.reg))) {
+        fprintf(stderr, "prime-" WORKER_NAME ": %s\n", m.reg ? "out of memory" : err.message);
+        prime_registry_free(m.reg);
+        free(rest);
         return 1;
     }
     m.park_max_seconds = conf.park_max_seconds;
+    if (!(m.written_elsewhere = parent_exists_sql())) {
+        fprintf(stderr, "prime-" WORKER_NAME ": out of memory\n");
+        return 1;
+    }
+    conf.on_dead_letter = on_dead_letter;
     rc = prime_worker_run(&conf, apply, &m);
     for (int t = 0; t < T_COUNT; t++)
         rows_free(&m.fold.sets[t]);
+    free(m.fold.snapshot.project_data);
+    derived_free(m.derived);
     prime_registry_free(m.reg);
+    free(m.written_elsewhere);
+    free(rest);
     return rc;
 }

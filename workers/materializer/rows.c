@@ -76,10 +76,35 @@ row_t *rows_track(rowset_t *s, const char *id)
     return r;
 }
 
+/* Notes that the event being folded changes r. */
+static void touch(rowset_t *s, row_t *r)
+{
+    if (r->touched)
+        return;
+    if (s->ntouched == s->touched_cap) {
+        size_t cap = s->touched_cap ? s->touched_cap * 2 : 16;
+        row_t **grown = realloc(s->touched, cap * sizeof(*grown));
+        if (!grown) {
+            s->touch_failed = true;
+            return;
+        }
+        s->touched = grown;
+        s->touched_cap = cap;
+    }
+    s->touched[s->ntouched++] = r;
+    r->touched = true;
+    r->present_before = r->present;
+    r->changed = 0;
+}
+
 void row_set(rowset_t *s, row_t *r, size_t c, const char *value)
 {
-    (void)s;
-    free(r->values[c]);
+    char *old = r->values[c];
+    if (!old != !value || (old && strcmp(old, value))) {
+        touch(s, r);
+        r->changed |= UINT64_C(1) << c;
+    }
+    free(old);
     r->values[c] = value ? strdup(value) : NULL;
     r->dirty = true;
 }
@@ -88,6 +113,7 @@ void row_create(rowset_t *s, row_t *r, const char *event_time)
 {
     const table_t *t = &tables[s->table];
 
+    touch(s, r);
     for (size_t c = 0; c < t->ncolumns; c++) {
         const char *fresh = t->columns[c].fresh;
         row_set(s, r, c, fresh == DEFAULT_EVENT_TIME ? event_time : fresh);
@@ -96,11 +122,54 @@ void row_create(rowset_t *s, row_t *r, const char *event_time)
     r->present = true;
 }
 
-void row_delete(rowset_t *s, row_t *r)
+void row_drop(rowset_t *s, row_t *r)
 {
     (void)s;
     r->present = false;
     r->dirty = false;
+}
+
+void row_delete(rowset_t *s, row_t *r)
+{
+    touch(s, r);
+    row_drop(s, r);
+}
+
+void rows_untouch(rowset_t *s)
+{
+    for (size_t i = 0; i < s->ntouched; i++) {
+        s->touched[i]->touched = false;
+        s->touched[i]->changed = 0;
+    }
+    s->ntouched = 0;
+}
+
+char *row_literal(const rowset_t *s, const row_t *r)
+{
+    prime_buf_t b;
+
+    prime_buf_init(&b, 0);
+    prime_buf_putc(&b, '(');
+    for (size_t c = 0; c < tables[s->table].ncolumns; c++) {
+        const char *v = r->values[c];
+        if (c)
+            prime_buf_putc(&b, ',');
+        if (!v)
+            continue; /* nothing between the commas: NULL */
+        prime_buf_putc(&b, '"');
+        for (; *v; v++) {
+            if (*v == '"' || *v == '\\')
+                prime_buf_putc(&b, '\\');
+            prime_buf_putc(&b, *v);
+        }
+        prime_buf_putc(&b, '"');
+    }
+    prime_buf_putc(&b, ')');
+    if (b.failed) {
+        prime_buf_free(&b);
+        return NULL;
+    }
+    return prime_buf_steal(&b, NULL);
 }
 
 /* '{id1,id2}' of the rows that need loading; NULL when none do. */
@@ -324,6 +393,7 @@ void rows_clear(rowset_t *s)
     if (s->n)
         memset(s->index, 0, s->nslots * sizeof(*s->index));
     s->n = 0;
+    s->ntouched = 0;
 }
 
 void rows_free(rowset_t *s)
@@ -331,5 +401,6 @@ void rows_free(rowset_t *s)
     rows_clear(s);
     free(s->rows);
     free(s->index);
+    free(s->touched);
     memset(s, 0, sizeof(*s));
 }

@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "prime/error.h"
 #include "tables.h"
@@ -16,6 +17,10 @@ typedef struct row {
     bool present;      /* present now, as folded */
     bool dirty;        /* to be written */
     bool loaded;       /* read from the database (or known absent) */
+    /* What the event being folded did to the row (rows_untouch() resets). */
+    bool touched;
+    bool present_before; /* present before the event */
+    uint64_t changed;    /* bit c: column c changed value */
 } row_t;
 
 /* Rows are allocated one by one, so a row_t * stays valid until
@@ -26,6 +31,9 @@ typedef struct rowset {
     size_t n, cap;
     size_t *index;   /* slots: 1 + position in rows, 0 empty */
     size_t nslots;   /* a power of two, at least twice n */
+    row_t **touched; /* rows the event being folded changed, in order */
+    size_t ntouched, touched_cap;
+    bool touch_failed; /* out of memory tracking them: the batch must fail */
 } rowset_t;
 
 /* The row with this id, tracked from now on (not yet loaded); NULL when
@@ -52,5 +60,14 @@ void row_set(rowset_t *s, row_t *r, size_t c, const char *value);
 void row_create(rowset_t *s, row_t *r, const char *event_time);
 /* Removes the row (the seed's foreign keys cascade in the database). */
 void row_delete(rowset_t *s, row_t *r);
+/* Removes a row as the database's ON DELETE CASCADE does: a consequence of
+ * another row's delete, not a change of its own event (not touched). */
+void row_drop(rowset_t *s, row_t *r);
+
+/* Forgets what the last event touched. */
+void rows_untouch(rowset_t *s);
+/* The row as a PostgreSQL composite literal, (v1,"v2",...) in column order,
+ * for "literal::table" (malloc'ed; NULL when out of memory). */
+char *row_literal(const rowset_t *s, const row_t *r);
 
 #endif

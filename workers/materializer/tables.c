@@ -178,6 +178,23 @@ static const column_t auth_sessions[] = {
     {"created_at", DEFAULT_EVENT_TIME},
 };
 
+/* Written by the snapshot writer (from prime.snapshots); the materializer
+ * reads it to restore a project. */
+static const column_t project_snapshots[] = {
+    {"id", DEFAULT_NULL},
+    {"project_id", DEFAULT_NULL},
+    {"user_id", DEFAULT_NULL},
+    {"snapshot_name", DEFAULT_NULL},
+    {"description", DEFAULT_NULL},
+    {"snapshot_type", "auto"},
+    {"project_data", DEFAULT_NULL},
+    {"project_version", DEFAULT_NULL},
+    {"audio_analysis", DEFAULT_NULL},
+    {"musical_context", DEFAULT_NULL},
+    {"created_at", DEFAULT_EVENT_TIME},
+    {"created_by", DEFAULT_NULL},
+};
+
 #define TABLE(name) {#name, name, sizeof(name) / sizeof(name[0])}
 
 const table_t tables[T_COUNT] = {
@@ -190,6 +207,7 @@ const table_t tables[T_COUNT] = {
     [T_COLLABORATION_SESSIONS] = TABLE(collaboration_sessions),
     [T_AUTH_CREDENTIALS] = TABLE(auth_credentials),
     [T_AUTH_SESSIONS] = TABLE(auth_sessions),
+    [T_PROJECT_SNAPSHOTS] = TABLE(project_snapshots),
 };
 
 /* audio_files.parent_file_id and collaboration_sessions.started_by have
@@ -203,9 +221,11 @@ const cascade_t cascades[] = {
     {T_PRIME_USERS, T_PLUGIN_PRESETS, "user_id"},
     {T_PRIME_USERS, T_AUTH_CREDENTIALS, "user_id"},
     {T_PRIME_USERS, T_AUTH_SESSIONS, "user_id"},
+    {T_PRIME_USERS, T_PROJECT_SNAPSHOTS, "user_id"},
     {T_STUDIO_PROJECTS, T_SESSION_STATES, "project_id"},
     {T_STUDIO_PROJECTS, T_AUDIO_FILES, "project_id"},
     {T_STUDIO_PROJECTS, T_COLLABORATION_SESSIONS, "project_id"},
+    {T_STUDIO_PROJECTS, T_PROJECT_SNAPSHOTS, "project_id"},
 };
 const size_t ncascades = sizeof(cascades) / sizeof(cascades[0]);
 

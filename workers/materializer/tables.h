@@ -34,6 +34,7 @@ typedef enum table_id {
     T_COLLABORATION_SESSIONS,
     T_AUTH_CREDENTIALS,
     T_AUTH_SESSIONS,
+    T_PROJECT_SNAPSHOTS,
     T_COUNT,
 } table_id_t;
 
