@@ -2,15 +2,18 @@
 # The materializer under kill -9 and a PostgreSQL crash: a fixed set of
 # events (40 users, their projects, saves, sessions and heartbeats, uploads
 # and analyses, recall, presets and auth sessions, across eight topics so
-# parking is exercised; every tenth published twice) is materialized once without
-# interruption into one database, and once into another while the worker is
-# killed at random moments and the server crashes and restarts. The tables
-# must come out identical (per-table checksums): nothing lost, nothing
-# applied twice.
+# parking is exercised; every tenth published twice) is materialized into
+# one database while the materializer, the snapshot writer and the audit
+# writer are killed at random moments and the server crashes and restarts,
+# and then once without interruption into another. The tables must come out
+# identical (per-table checksums): nothing lost, nothing applied twice. The
+# interrupted run's audit log must hold exactly one record per change and
+# agree with every row (prime-audit verify --rows): no change without its
+# audit record, no audit record without its change.
 set -uo pipefail
 tmp=$(mktemp -d)
-pid=
-trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+pids=()
+trap 'for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../support/testlib.sh"
 export PRIME_BROKERS=$PRIME_TEST_BROKERS
 root=$PRIME_SOURCE_DIR
@@ -69,43 +72,77 @@ ref_db=${PRIME_TEST_DB/dbname=prime/dbname=reference}
 crash_db=${PRIME_TEST_DB/dbname=prime/dbname=crashed}
 "$PRIME_MIGRATE" --db "$ref_db" >/dev/null && "$PRIME_MIGRATE" --db "$crash_db" >/dev/null || exit 1
 
-consumed() { psql -d "$1" -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets" 2>/dev/null || echo 0; }
-start() { # DB [ARGS]
-  local db=$1
-  shift
-  PRIME_DB=$db "$PRIME_MATERIALIZER" -X session.timeout.ms=6000 -X heartbeat.interval.ms=500 "$@" >>"$tmp/mat.log" 2>&1 &
-  pid=$!
+consumed() { # DBNAME [GROUP]
+  psql -d "$1" -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets WHERE group_id = '${2:-$1}'" 2>/dev/null || echo 0
+}
+start() { # DB GROUP-SUFFIX [ARGS]: the materializer, the snapshot writer and the audit writer
+  local db=$1 g=$2 common=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+  shift 2
+  PRIME_DB=$db "$PRIME_MATERIALIZER" --group "$g" --snapshot-every 3 "${common[@]}" "$@" >>"$tmp/mat.log" 2>&1 & pids+=($!)
+  PRIME_DB=$db "$PRIME_SNAPSHOT_WRITER" --group "snap-$g" "${common[@]}" "$@" >>"$tmp/snap.log" 2>&1 & pids+=($!)
+  PRIME_DB=$db "$PRIME_AUDIT" writer --group "audit-$g" "${common[@]}" "$@" >>"$tmp/audit.log" 2>&1 & pids+=($!)
+}
+stop() { # SIGNAL
+  for p in "${pids[@]}"; do kill "-$1" "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  pids=()
 }
 drain() { # DBNAME: until every event is consumed
   for _ in $(seq 1200); do [ "$(consumed "$1")" = "$total" ] && return 0; sleep 0.1; done
   return 1
 }
 
-start "$ref_db" --group reference --linger-ms 100
-drain reference && ok "uninterrupted run drained" || bad "reference run: $(consumed reference) of $total"
-kill -TERM "$pid"; wait "$pid"; pid=
-
 # Small batches, so that kills land in many different places.
 for round in 1 2 3 4 5; do
-  start "$crash_db" --group crashed --batch-max 37 --linger-ms 20
+  start "$crash_db" crashed --batch-max 37 --linger-ms 20
   sleep "$((RANDOM % 2)).$((RANDOM % 10))"
-  kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=
+  stop KILL
   if [ "$round" = 3 ]; then
-    start "$crash_db" --group crashed --batch-max 37 --linger-ms 20
+    start "$crash_db" crashed --batch-max 37 --linger-ms 20
     sleep 0.7
-    "$root/scripts/pg-down" "$PRIME_TEST_PG_DIR" --keep   # the server crashes under the worker
+    "$root/scripts/pg-down" "$PRIME_TEST_PG_DIR" --keep   # the server crashes under the workers
     sleep 1
     "$root/scripts/pg-up" "$PRIME_TEST_PG_DIR" || bad "PostgreSQL did not come back"
     sleep 1
-    kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=
+    stop KILL
   fi
 done
-start "$crash_db" --group crashed --batch-max 37 --linger-ms 20
+start "$crash_db" crashed --batch-max 37 --linger-ms 20
 drain crashed && ok "after five kills and a server crash, the run drained" || bad "crashed run: $(consumed crashed) of $total"
-kill -TERM "$pid"; wait "$pid"; pid=
+# Then the derived events: relayed, and every one of them consumed.
+for _ in $(seq 600); do
+  relayed=$(psql -d crashed -qAtc "SELECT count(*) FROM prime_pipeline.outbox")
+  audits=$(kcat -b "$PRIME_BROKERS" -C -t prime.audit -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l)
+  snaps=$(kcat -b "$PRIME_BROKERS" -C -t prime.snapshots -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l)
+  [ "$relayed" = 0 ] && [ "$(consumed crashed audit-crashed)" = "$audits" ] && [ "$(consumed crashed snap-crashed)" = "$snaps" ] && break
+  sleep 0.1
+done
+stop TERM
+ok "derived events relayed and consumed: $audits audit records, $snaps snapshots on the topics"
+
+# --- the interrupted run's audit log -------------------------------------------------
+audit_count() { psql -d crashed -qAtc "SELECT count(*) FROM prime_pipeline.audit_log WHERE $1"; }
+PRIME_DB=$crash_db "$PRIME_AUDIT" verify --rows >"$tmp/verify.out" 2>&1 \
+  && ok "prime-audit verify --rows: $(tr '\n' ';' <"$tmp/verify.out")" || bad "verify: $(cat "$tmp/verify.out")"
+[ "$(audit_count "entity_type = 'studio_projects' AND operation = 'update' AND 'project_version' = ANY (changed_columns)")" = 400 ] \
+  && ok "one audit record per save (80 projects, 5 saves)" || bad "save records: $(audit_count "'project_version' = ANY (changed_columns)")"
+[ "$(audit_count "entity_type = 'session_states' AND operation = 'update'")|$(audit_count "operation = 'insert' AND entity_type IN ('prime_users', 'studio_projects', 'session_states')")" = "1680|200" ] \
+  && ok "one audit record per heartbeat and leave (1680), per insert (200)" \
+  || bad "session and insert records: $(audit_count "entity_type = 'session_states' AND operation = 'update'")|$(audit_count "operation = 'insert' AND entity_type IN ('prime_users', 'studio_projects', 'session_states')")"
+[ "$(psql -d crashed -qAtc "SELECT count(*) FROM project_snapshots")|$(audit_count "entity_type = 'project_snapshots'")" = "160|160" ] \
+  && ok "auto snapshots at versions 3 and 6 of 80 projects, stored and audited once" \
+  || bad "snapshots: $(psql -d crashed -qAtc "SELECT count(*) FROM project_snapshots")|$(audit_count "entity_type = 'project_snapshots'")"
+rows=$(psql -d crashed -qAtc "SELECT (SELECT count(*) FROM prime_users) + (SELECT count(*) FROM studio_projects) + (SELECT count(*) FROM session_states) + (SELECT count(*) FROM mixx_recall) + (SELECT count(*) FROM audio_files) + (SELECT count(*) FROM plugin_presets) + (SELECT count(*) FROM auth_sessions) + (SELECT count(*) FROM project_snapshots)")
+[ "$(psql -d crashed -qAtc "SELECT count(DISTINCT (entity_type, entity_id)) FROM prime_pipeline.audit_log")" = "$rows" ] \
+  && ok "no audit record without its row ($rows rows, as many audited entities)" || bad "audited entities vs $rows rows"
+[ "$(audit_count "true")" = "$(psql -d crashed -qAtc "SELECT count(*) FROM (SELECT DISTINCT source_topic, source_partition, source_offset, entity_type, entity_id FROM prime_pipeline.audit_log) d")" ] \
+  && ok "no change audited twice" || bad "duplicate audit records"
+
+start "$ref_db" reference --linger-ms 100
+drain reference && ok "uninterrupted run drained" || bad "reference run: $(consumed reference) of $total"
+stop TERM
 
 digest() { psql -d "$1" -qAtc "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.id)), '-') FROM $2 t"; }
-for table in prime_users studio_projects session_states mixx_recall audio_files plugin_presets auth_sessions; do
+for table in prime_users studio_projects session_states mixx_recall audio_files plugin_presets auth_sessions project_snapshots; do
   a=$(digest reference "$table") b=$(digest crashed "$table")
   [ "$a" = "$b" ] && ok "$table identical ($a)" || bad "$table: reference $a, crashed $b"
 done
