@@ -33,7 +33,6 @@ typedef struct snapshot {
     const prime_record_t *rec;
     const prime_event_t *ev;
     snapshot_wanted_t want;
-    char *audio_analysis, *musical_context; /* of the project's mix, when known */
 } snapshot_t;
 
 struct derived {
@@ -58,11 +57,8 @@ void derived_clear(derived_t *d)
         free(d->audits[i].literal);
         free(d->audits[i].detail);
     }
-    for (size_t i = 0; i < d->nsnaps; i++) {
-        free(d->snaps[i].want.project_data);
-        free(d->snaps[i].audio_analysis);
-        free(d->snaps[i].musical_context);
-    }
+    for (size_t i = 0; i < d->nsnaps; i++)
+        fold_snapshot_clear(&d->snaps[i].want);
     d->naudits = d->nsnaps = 0;
 }
 
@@ -137,8 +133,7 @@ static void forget(fold_t *f)
 {
     for (int t = 0; t < T_COUNT; t++)
         rows_untouch(&f->sets[t]);
-    free(f->snapshot.project_data);
-    memset(&f->snapshot, 0, sizeof(f->snapshot));
+    fold_snapshot_clear(&f->snapshot);
     f->want_snapshot = false;
     f->rejected = NULL;
 }
@@ -177,14 +172,14 @@ prime_errcode_t derived_take(derived_t *d, fold_t *f, const prime_record_t *rec,
         }
         if (!rc) {
             d->snaps[d->nsnaps++] = (snapshot_t){.rec = rec, .ev = ev, .want = f->snapshot};
-            f->snapshot.project_data = NULL; /* moved */
+            memset(&f->snapshot, 0, sizeof(f->snapshot)); /* its copies moved */
         }
     }
     forget(f);
     return rc;
 }
 
-/* --- hashing rows and finding analyses ------------------------------------ */
+/* --- hashing rows ---------------------------------------------------------- */
 
 /* row_hash() of table t's pending rows, one query. */
 static prime_errcode_t hash_rows(derived_t *d, PGconn *conn, table_id_t t, prime_error_t *err)
@@ -222,44 +217,6 @@ static prime_errcode_t hash_rows(derived_t *d, PGconn *conn, table_id_t t, prime
     }
     prime_buf_free(&rows);
     prime_buf_free(&sql);
-    return rc;
-}
-
-/* The latest analysis of each snapshot's project mix, from the tables as
- * this batch leaves them. */
-static prime_errcode_t find_analyses(derived_t *d, PGconn *conn, prime_error_t *err)
-{
-    prime_buf_t ids;
-    const char *params[1];
-    PGresult *res;
-    prime_errcode_t rc = PRIME_OK;
-
-    if (!d->nsnaps)
-        return PRIME_OK;
-    prime_buf_init(&ids, 0);
-    prime_pg_array_begin(&ids);
-    for (size_t i = 0; i < d->nsnaps; i++)
-        prime_pg_array_add(&ids, d->snaps[i].want.project_id);
-    prime_pg_array_end(&ids);
-    params[0] = ids.data;
-    res = PQexecParams(conn,
-                       "SELECT DISTINCT ON (project_id) project_id::text, audio_analysis::text, musical_context::text "
-                       "FROM public.audio_files WHERE project_id = ANY($1::uuid[]) AND is_mix "
-                       "AND audio_analysis IS NOT NULL ORDER BY project_id, uploaded_at DESC, id DESC",
-                       1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        rc = prime_pg_error(conn, res, "reading the analyses of mixes", NULL, err);
-    for (int r = 0; !rc && r < PQntuples(res); r++)
-        for (size_t i = 0; i < d->nsnaps; i++) {
-            snapshot_t *s = &d->snaps[i];
-            if (strcasecmp(s->want.project_id, PQgetvalue(res, r, 0)))
-                continue;
-            s->audio_analysis = strdup(PQgetvalue(res, r, 1));
-            if (!PQgetisnull(res, r, 2))
-                s->musical_context = strdup(PQgetvalue(res, r, 2));
-        }
-    PQclear(res);
-    prime_buf_free(&ids);
     return rc;
 }
 
@@ -413,9 +370,9 @@ static prime_errcode_t encode_snapshot(derived_t *d, const snapshot_t *s, messag
     if (!rc)
         rc = prime_event_set_int(out, "project_version", s->want.version, err);
     if (!rc)
-        rc = set_text(out, "audio_analysis", s->audio_analysis, err);
+        rc = set_text(out, "audio_analysis", s->want.audio_analysis, err);
     if (!rc)
-        rc = set_text(out, "musical_context", s->musical_context, err);
+        rc = set_text(out, "musical_context", s->want.musical_context, err);
     lower_copy(m->key, sizeof(m->key), s->want.owner);
     return finish(out, rc, "prime.snapshots", m, err);
 }
@@ -447,8 +404,6 @@ prime_errcode_t derived_emit(derived_t *d, prime_worker_t *w, PGconn *conn, prim
         return PRIME_OK;
     for (int t = 0; t < T_COUNT && !rc; t++)
         rc = hash_rows(d, conn, (table_id_t)t, err);
-    if (!rc)
-        rc = find_analyses(d, conn, err);
     if (rc) {
         derived_clear(d);
         return rc;

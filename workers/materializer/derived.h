@@ -23,9 +23,8 @@ prime_errcode_t derived_take(derived_t *d, fold_t *f, const prime_record_t *rec,
                              int outcome, prime_error_t *err);
 
 /* Hashes the rows of the pending records (PostgreSQL's row_hash(), the
- * rows as they were after each change), reads the latest analysis of the
- * projects' mixes for snapshots, encodes every record and writes them to
- * the outbox; then forgets them. */
+ * rows as they were after each change), encodes every record and writes
+ * them to the outbox; then forgets them. */
 prime_errcode_t derived_emit(derived_t *d, prime_worker_t *w, PGconn *conn, prime_error_t *err);
 
 /* Forgets pending records (their pass is being redone). */

@@ -3,6 +3,7 @@
 #ifndef PRIME_MAT_FOLD_H
 #define PRIME_MAT_FOLD_H
 
+#include "prime/buf.h"
 #include "prime/error.h"
 #include "prime/event.h"
 #include "rows.h"
@@ -24,6 +25,8 @@ typedef struct snapshot_wanted {
     const char *description;
     int version;
     char *project_data;       /* a copy: later events change the row */
+    char *audio_analysis;     /* of the project's mix as it is now, or NULL (copies) */
+    char *musical_context;
 } snapshot_wanted_t;
 
 typedef struct fold {
@@ -31,6 +34,10 @@ typedef struct fold {
     prime_error_t why;      /* for FOLD_MISSING_PARENT and FOLD_REFUSED */
     char waiting_for[96];   /* for FOLD_MISSING_PARENT: "table:id" */
     int snapshot_every;     /* an auto snapshot every N project versions (0: none) */
+    /* Projects whose mix rows the batch must track (COLLECT of events that
+     * may snapshot): a text[] literal of their ids, read by fold_track_mixes(). */
+    prime_buf_t mix_projects;
+    size_t nmix_projects;
     /* Besides changed rows, what the event just folded produced: */
     bool want_snapshot;
     snapshot_wanted_t snapshot;
@@ -46,5 +53,12 @@ typedef int (*handler_fn)(fold_t *f, const prime_event_t *ev, phase_t phase);
 /* The handler of the event's type, or NULL when this worker does not
  * materialize it. */
 handler_fn fold_handler_for(const prime_event_t *ev);
+
+/* After COLLECT: tracks every mix row (audio_files, is_mix) of the projects
+ * in mix_projects, so that a snapshot sees the mix as it is at its event. */
+prime_errcode_t fold_track_mixes(fold_t *f, PGconn *conn, prime_error_t *err);
+
+/* Frees the snapshot slot's copies. */
+void fold_snapshot_clear(snapshot_wanted_t *w);
 
 #endif

@@ -365,14 +365,84 @@ static int project_created(fold_t *f, const prime_event_t *ev, phase_t phase)
     return FOLD_OK;
 }
 
-/* Asks for a snapshot.created of project row r as it is now. */
+void fold_snapshot_clear(snapshot_wanted_t *w)
+{
+    free(w->project_data);
+    free(w->audio_analysis);
+    free(w->musical_context);
+    memset(w, 0, sizeof(*w));
+}
+
+/* COLLECT of an event that may snapshot project_id: its mix rows are needed. */
+static void need_mixes(fold_t *f, const char *project_id)
+{
+    if (!f->nmix_projects++) {
+        prime_buf_reset(&f->mix_projects);
+        prime_pg_array_begin(&f->mix_projects);
+    }
+    prime_pg_array_add(&f->mix_projects, project_id);
+}
+
+prime_errcode_t fold_track_mixes(fold_t *f, PGconn *conn, prime_error_t *err)
+{
+    const char *params[1];
+    PGresult *res;
+    prime_errcode_t rc = PRIME_OK;
+
+    if (!f->nmix_projects)
+        return PRIME_OK;
+    f->nmix_projects = 0;
+    prime_pg_array_end(&f->mix_projects);
+    if (f->mix_projects.failed)
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    params[0] = f->mix_projects.data;
+    res = PQexecParams(conn, "SELECT id::text FROM public.audio_files WHERE project_id = ANY($1::uuid[]) AND is_mix", 1,
+                       NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = prime_pg_error(conn, res, "finding the projects' mixes", NULL, err);
+    for (int r = 0; !rc && r < PQntuples(res); r++)
+        if (!rows_track(&f->sets[T_AUDIO_FILES], PQgetvalue(res, r, 0)))
+            rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    PQclear(res);
+    return rc;
+}
+
+/* The latest analysed mix of the project, as the fold has it now (every
+ * mix row of the project is tracked: fold_track_mixes). */
+static const row_t *latest_mix(fold_t *f, const char *project_id)
+{
+    const rowset_t *s = &f->sets[T_AUDIO_FILES];
+    size_t project = column_index(T_AUDIO_FILES, "project_id"), mix = column_index(T_AUDIO_FILES, "is_mix"),
+           analysis = column_index(T_AUDIO_FILES, "audio_analysis"), uploaded = column_index(T_AUDIO_FILES, "uploaded_at");
+    const row_t *best = NULL;
+    int64_t best_at = 0;
+
+    for (size_t i = 0; i < s->n; i++) {
+        const row_t *r = s->rows[i];
+        int64_t at = 0;
+        if (!r->present || !r->values[project] || strcasecmp(r->values[project], project_id) || !r->values[mix] ||
+            strcmp(r->values[mix], "t") || !r->values[analysis])
+            continue;
+        prime_time_parse_rfc3339(r->values[uploaded], &at);
+        if (!best || at > best_at || (at == best_at && strcmp(r->id, best->id) > 0)) {
+            best = r;
+            best_at = at;
+        }
+    }
+    return best;
+}
+
+/* Asks for a snapshot.created of project row r as it is now, with its
+ * mix's analysis as it is now. */
 static void want_snapshot(fold_t *f, const row_t *r, const char *type, const prime_event_t *request)
 {
     snapshot_wanted_t *w = &f->snapshot;
     const char *data = r->values[column_index(T_STUDIO_PROJECTS, "project_data")];
+    const row_t *mix = latest_mix(f, r->id);
+    const char *analysis = mix ? mix->values[column_index(T_AUDIO_FILES, "audio_analysis")] : NULL;
+    const char *context = mix ? mix->values[column_index(T_AUDIO_FILES, "musical_context")] : NULL;
 
-    free(w->project_data);
-    memset(w, 0, sizeof(*w));
+    fold_snapshot_clear(w);
     snprintf(w->project_id, sizeof(w->project_id), "%s", r->id);
     snprintf(w->owner, sizeof(w->owner), "%s", r->values[column_index(T_STUDIO_PROJECTS, "user_id")]);
     w->type = type;
@@ -380,7 +450,9 @@ static void want_snapshot(fold_t *f, const row_t *r, const char *type, const pri
     w->description = request ? prime_event_string(request, "description") : NULL;
     w->version = atoi(r->values[column_index(T_STUDIO_PROJECTS, "project_version")]);
     w->project_data = strdup(data ? data : "{}");
-    f->want_snapshot = w->project_data != NULL;
+    w->audio_analysis = analysis ? strdup(analysis) : NULL;
+    w->musical_context = context ? strdup(context) : NULL;
+    f->want_snapshot = w->project_data && (!analysis || w->audio_analysis) && (!context || w->musical_context);
 }
 
 /* A new version of the project: its project_data, version base + 1, and
@@ -404,6 +476,8 @@ static int project_saved(fold_t *f, const prime_event_t *ev, phase_t phase)
     size_t version_col = column_index(T_STUDIO_PROJECTS, "project_version");
     int32_t base = 0;
 
+    if (phase == COLLECT && f->snapshot_every > 0)
+        need_mixes(f, r->id);
     if (rc || phase == COLLECT)
         return rc;
     prime_event_get_int(ev, "base_version", &base, NULL, NULL);
@@ -482,6 +556,8 @@ static int project_snapshot_requested(fold_t *f, const prime_event_t *ev, phase_
     row_t *r;
     int rc = project_row(f, ev, phase, &r);
 
+    if (phase == COLLECT)
+        need_mixes(f, r->id);
     if (rc || phase == COLLECT)
         return rc;
     want_snapshot(f, r, prime_event_string(ev, "snapshot_type"), ev);
@@ -498,6 +574,8 @@ static int project_restored(fold_t *f, const prime_event_t *ev, phase_t phase)
     row_t *snap = rows_track(&f->sets[T_PROJECT_SNAPSHOTS], prime_event_string(ev, "snapshot_id"));
     const char *of;
 
+    if (phase == COLLECT && f->snapshot_every > 0)
+        need_mixes(f, r->id);
     if (rc || phase == COLLECT)
         return rc;
     if (!snap->present)

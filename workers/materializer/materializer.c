@@ -237,11 +237,14 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, materializer
         f->sets[t].table = (table_id_t)t;
     link_streams(items, n);
     rc = find_parked_streams(w, conn, items, n, err);
+    f->nmix_projects = 0;
     for (size_t i = 0; i < n; i++) {
         items[i].state = PENDING;
         items[i].waiting_for[0] = '\0';
         items[i].fn(f, items[i].event, COLLECT);
     }
+    if (!rc)
+        rc = fold_track_mixes(f, conn, err);
     for (int t = 0; t < T_COUNT && !rc; t++)
         rc = rows_load(&f->sets[t], conn, err);
     /* In order; an event whose parent is missing waits for the rest of the
@@ -785,7 +788,8 @@ int main(int argc, char **argv)
     rc = prime_worker_run(&conf, apply, &m);
     for (int t = 0; t < T_COUNT; t++)
         rows_free(&m.fold.sets[t]);
-    free(m.fold.snapshot.project_data);
+    fold_snapshot_clear(&m.fold.snapshot);
+    prime_buf_free(&m.fold.mix_projects);
     derived_free(m.derived);
     prime_registry_free(m.reg);
     free(m.written_elsewhere);
