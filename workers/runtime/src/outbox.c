@@ -2,9 +2,12 @@
 #include "prime/log.h"
 #include "prime/pg.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Writers take the group's lock shared, the relay exclusively: the relay
  * then never runs while a transaction that holds outbox rows with lower
@@ -62,6 +65,17 @@ prime_errcode_t outbox_write(PGconn *conn, const char *group, const prime_emit_t
         prime_buf_free(&arrays[a]);
     return rc;
 }
+
+struct outbox_relay {
+    const prime_worker_conf_t *conf;
+    rd_kafka_t *producer;
+    PGconn *db;
+    int undelivered; /* messages Kafka refused in this chunk (delivery callback) */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool kicked, stopping;
+};
 
 /* One chunk: read, send, wait for Kafka's confirmation, delete, commit.
  * Returns the rows relayed, or -1. */
@@ -149,10 +163,20 @@ fail:
     return -1;
 }
 
-int outbox_relay(PGconn *conn, const char *group, rd_kafka_t *producer, int *undelivered)
+/* Relays chunks until the outbox is empty; 0, or -1 when something was
+ * left for the next try (logged). */
+static int relay_all(outbox_relay_t *r)
 {
     int rows, total = 0;
-    while ((rows = relay_chunk(conn, group, producer, undelivered)) > 0) {
+
+    if (!r->db || PQstatus(r->db) != CONNECTION_OK) {
+        prime_error_t err;
+        PQfinish(r->db);
+        prime_error_clear(&err);
+        if (!(r->db = prime_pg_connect(r->conf->db, &err)))
+            return -1; /* the worker logs the database's absence; retried in a second */
+    }
+    while ((rows = relay_chunk(r->db, r->conf->group, r->producer, &r->undelivered)) > 0) {
         total += rows;
         if (rows < RELAY_CHUNK)
             break;
@@ -160,4 +184,91 @@ int outbox_relay(PGconn *conn, const char *group, rd_kafka_t *producer, int *und
     if (total)
         prime_log(PRIME_LOG_DEBUG, "outbox relayed", "messages=%d", total);
     return rows < 0 ? -1 : 0;
+}
+
+static void *relay_main(void *arg)
+{
+    outbox_relay_t *r = arg;
+    bool stopping = false;
+
+    while (!stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_mutex_lock(&r->lock);
+        while (!r->kicked && !r->stopping && pthread_cond_timedwait(&r->wake, &r->lock, &until) == 0)
+            ;
+        r->kicked = false;
+        stopping = r->stopping;
+        pthread_mutex_unlock(&r->lock);
+        relay_all(r);
+    }
+    return NULL;
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    outbox_relay_t *r = opaque;
+    (void)rk;
+    if (m->err) {
+        r->undelivered++;
+        prime_log(PRIME_LOG_WARN, "outbox message not delivered", "error=\"%s\"", rd_kafka_err2str(m->err));
+    }
+}
+
+outbox_relay_t *outbox_relay_start(const prime_worker_conf_t *conf)
+{
+    outbox_relay_t *r = calloc(1, sizeof(*r));
+    rd_kafka_conf_t *kconf;
+    char errstr[512];
+
+    if (!r)
+        return NULL;
+    r->conf = conf;
+    kconf = rd_kafka_conf_new();
+    rd_kafka_conf_set(kconf, "bootstrap.servers", conf->brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_set(kconf, "enable.idempotence", "true", errstr, sizeof(errstr));
+    rd_kafka_conf_set(kconf, "linger.ms", "5", errstr, sizeof(errstr));
+    rd_kafka_conf_set_dr_msg_cb(kconf, on_delivery);
+    rd_kafka_conf_set_opaque(kconf, r);
+    if (!(r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, sizeof(errstr)))) {
+        prime_log(PRIME_LOG_ERROR, "cannot create the outbox producer", "error=\"%s\"", errstr);
+        rd_kafka_conf_destroy(kconf);
+        free(r);
+        return NULL;
+    }
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->wake, NULL);
+    if (pthread_create(&r->thread, NULL, relay_main, r)) {
+        prime_log(PRIME_LOG_ERROR, "cannot start the outbox relay", NULL);
+        rd_kafka_destroy(r->producer);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void outbox_relay_kick(outbox_relay_t *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->kicked = true;
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+}
+
+void outbox_relay_stop(outbox_relay_t *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stopping = true; /* the thread relays once more, then returns */
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+    pthread_join(r->thread, NULL);
+    rd_kafka_flush(r->producer, 10000);
+    rd_kafka_destroy(r->producer);
+    PQfinish(r->db);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->wake);
+    free(r);
 }

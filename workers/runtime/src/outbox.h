@@ -17,10 +17,18 @@
  * one statement. */
 prime_errcode_t outbox_write(PGconn *conn, const char *group, const prime_emit_t *msgs, size_t n, prime_error_t *err);
 
-/* Relays what the outbox holds for group through producer, a transaction
- * per chunk, until it is empty. *undelivered is the producer's count of
- * refused messages (its delivery callback adds to it). Returns 0 when the
- * outbox is empty, -1 when something was left for the next try (logged). */
-int outbox_relay(PGconn *conn, const char *group, rd_kafka_t *producer, int *undelivered);
+/* The relay runs on a thread of its own, with its own connection and
+ * producer, so that a batch does not wait for Kafka to confirm the previous
+ * batch's derived events. It relays when kicked (after a commit that wrote
+ * to the outbox) and once a second (what a crash left, what failed). */
+typedef struct outbox_relay outbox_relay_t;
+
+/* Starts the relay for conf's group; NULL (logged) when the producer cannot
+ * be made. */
+outbox_relay_t *outbox_relay_start(const prime_worker_conf_t *conf);
+/* Asks for a relay now. */
+void outbox_relay_kick(outbox_relay_t *r);
+/* Relays what is committed, then stops the thread and frees r. */
+void outbox_relay_stop(outbox_relay_t *r);
 
 #endif

@@ -50,7 +50,7 @@ struct prime_worker_s {
     prime_apply_fn apply;
     void *ctx;
     rd_kafka_t *consumer;
-    rd_kafka_t *producer;     /* dead letters and the outbox */
+    rd_kafka_t *producer;     /* dead letters */
     PGconn *db;
     held_t **batch;
     prime_record_t *records;
@@ -63,7 +63,8 @@ struct prime_worker_s {
     char delivery_error[256];
     int batches_done;
     int fatal;
-    bool outbox_pending;    /* the outbox may hold rows to relay */
+    outbox_relay_t *relay;  /* sends the outbox's derived events (its own thread) */
+    bool emitted;           /* the batch wrote to the outbox */
     metrics_t metrics;
 };
 
@@ -445,10 +446,11 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
     for (size_t i = 0; i < w->nparts; i++)
         if (w->parts[i].batch_next >= 0)
             w->parts[i].stored = w->parts[i].batch_next;
-    /* Derived events of committed batches; what fails stays for the next
-     * batch or idle second. */
-    if (w->outbox_pending)
-        w->outbox_pending = outbox_relay(w->db, w->conf->group, w->producer, &w->undelivered) != 0;
+    /* Derived events of the committed batch go out now, not at the
+     * relay's next second. */
+    if (w->emitted && w->relay)
+        outbox_relay_kick(w->relay);
+    w->emitted = false;
     if (n == 0)
         return; /* housekeeping: not a batch */
     atomic_fetch_add(&w->metrics.records, n);
@@ -531,7 +533,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (m->err) {
         w->undelivered++;
         snprintf(w->delivery_error, sizeof(w->delivery_error), "%s", rd_kafka_err2str(m->err));
-        prime_log(PRIME_LOG_WARN, "message not delivered", "error=\"%s\"", w->delivery_error);
+        prime_log(PRIME_LOG_WARN, "dead letter not delivered", "error=\"%s\"", w->delivery_error);
     }
 }
 
@@ -585,7 +587,7 @@ prime_errcode_t prime_worker_emit(prime_worker_t *w, PGconn *conn, const prime_e
 {
     if (!n)
         return PRIME_OK;
-    w->outbox_pending = true;
+    w->emitted = true;
     return outbox_write(conn, w->conf->group, msgs, n, err);
 }
 
@@ -816,8 +818,7 @@ static int fill_batch(prime_worker_t *w, bool force)
 
 int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void *ctx)
 {
-    /* outbox_pending: a crash may have left rows to relay. */
-    prime_worker_t w = {.conf = conf, .apply = apply, .ctx = ctx, .outbox_pending = true};
+    prime_worker_t w = {.conf = conf, .apply = apply, .ctx = ctx};
     rd_kafka_topic_partition_list_t *subs;
     metrics_server_t *server = NULL;
     struct sigaction sa = {.sa_handler = on_signal};
@@ -838,7 +839,8 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
         return 1;
     if (db_connect(&w))
         goto out;
-    if (!(w.consumer = new_client(&w, RD_KAFKA_CONSUMER)) || !(w.producer = new_client(&w, RD_KAFKA_PRODUCER))) {
+    if (!(w.consumer = new_client(&w, RD_KAFKA_CONSUMER)) || !(w.producer = new_client(&w, RD_KAFKA_PRODUCER)) ||
+        !(w.relay = outbox_relay_start(conf))) {
         w.fatal = 1;
         goto out;
     }
@@ -917,6 +919,7 @@ out:
         queue_clear(&w, &w.parts[i]);
         free(w.parts[i].queue);
     }
+    outbox_relay_stop(w.relay);
     if (w.producer) {
         rd_kafka_flush(w.producer, 10000);
         rd_kafka_destroy(w.producer);
