@@ -162,6 +162,34 @@ static bool entry_from_event(entry_t *e, prime_event_t *ev, const prime_record_t
     return true;
 }
 
+/* qsort's comparator has no context argument; the writer's apply() runs
+ * on the worker's one thread, so a file-static base is safe. */
+static const entry_t *sort_base;
+
+static int cmp_by_id(const void *x, const void *y)
+{
+    size_t a = *(const size_t *)x, b = *(const size_t *)y;
+    int c = strcmp(sort_base[a].audit_id, sort_base[b].audit_id);
+    return c ? c : (a < b ? -1 : a > b);
+}
+
+/* Within the batch, the first copy of an audit_id is the one stored. */
+static bool mark_repeats(entry_t *e, size_t n)
+{
+    size_t *order = malloc((n ? n : 1) * sizeof(*order));
+    if (!order)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    sort_base = e;
+    qsort(order, n, sizeof(*order), cmp_by_id);
+    for (size_t i = 1; i < n; i++)
+        if (!strcmp(e[order[i]].audit_id, e[order[i - 1]].audit_id))
+            e[order[i]].skip = true;
+    free(order);
+    return true;
+}
+
 /* Marks entries whose audit_id is stored already or came earlier in the
  * batch (relayed twice after a crash: stored once). */
 static prime_errcode_t mark_stored(PGconn *conn, entry_t *e, size_t n, prime_error_t *err)
@@ -187,23 +215,28 @@ static prime_errcode_t mark_stored(PGconn *conn, entry_t *e, size_t n, prime_err
                 e[i].skip = true;
     PQclear(res);
     prime_buf_free(&ids);
-    /* Within the batch: the first copy is stored. A batch holds at most a
-     * few thousand records, mostly of distinct ids; sorting would be no
-     * simpler to read. */
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < i && !e[i].skip; j++)
-            if (!e[j].skip && !strcmp(e[i].audit_id, e[j].audit_id))
-                e[i].skip = true;
+    if (!rc && !mark_repeats(e, n))
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     return rc;
 }
 
-/* The last record_hash of each partition in the batch, one query. */
+/* The last link of a partition's chain, as the batch extends it. */
+typedef struct head {
+    int32_t partition;
+    bool has_hash;
+    char hash[65];
+} head_t;
+
+/* Chains the batch's entries: the last record_hash of each partition in
+ * the batch (one query), then each entry's record_hash in order. */
 static prime_errcode_t chain_heads(PGconn *conn, entry_t *e, size_t n, prime_error_t *err)
 {
     prime_buf_t parts;
     const char *params[1];
     PGresult *res;
     prime_errcode_t rc = PRIME_OK;
+    head_t *heads;
+    int nheads;
     char p[16];
 
     prime_buf_init(&parts, 0);
@@ -221,22 +254,35 @@ static prime_errcode_t chain_heads(PGconn *conn, entry_t *e, size_t n, prime_err
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         rc = prime_pg_error(conn, res, "reading the chains' last links", NULL, err);
     /* Each entry chains to the one before it in its partition: the head
-     * from the database for the first, then its predecessor here. */
+     * from the database, then each entry stored before it here. */
+    nheads = rc ? 0 : PQntuples(res);
+    heads = calloc((size_t)nheads + 1, sizeof(*heads));
+    if (!heads && !rc)
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    for (int r = 0; !rc && r < nheads; r++) {
+        heads[r].partition = atoi(PQgetvalue(res, r, 0));
+        heads[r].has_hash = !PQgetisnull(res, r, 1);
+        snprintf(heads[r].hash, sizeof(heads[r].hash), "%s", PQgetvalue(res, r, 1));
+    }
     for (size_t i = 0; !rc && i < n; i++) {
+        head_t *h = NULL;
         if (e[i].skip)
             continue;
-        for (long j = (long)i - 1; j >= 0 && !e[i].has_prev; j--)
-            if (!e[j].skip && e[j].s.audit_partition == e[i].s.audit_partition) {
-                memcpy(e[i].prev_hash, e[j].record_hash, sizeof(e[i].prev_hash));
-                e[i].has_prev = true;
-            }
-        for (int r = 0; r < PQntuples(res) && !e[i].has_prev; r++)
-            if (atoi(PQgetvalue(res, r, 0)) == e[i].s.audit_partition && !PQgetisnull(res, r, 1)) {
-                snprintf(e[i].prev_hash, sizeof(e[i].prev_hash), "%s", PQgetvalue(res, r, 1));
-                e[i].has_prev = true;
-            }
+        for (int r = 0; r < nheads && !h; r++)
+            if (heads[r].partition == e[i].s.audit_partition)
+                h = &heads[r];
+        if (!h) {
+            rc = prime_error_set(err, PRIME_ERR_DB, NULL, "no chain head read for partition %d",
+                                 (int)e[i].s.audit_partition);
+            break;
+        }
+        e[i].has_prev = h->has_hash;
+        memcpy(e[i].prev_hash, h->hash, sizeof(e[i].prev_hash));
         chain_hash(e[i].has_prev ? e[i].prev_hash : NULL, &e[i].s, e[i].record_hash);
+        memcpy(h->hash, e[i].record_hash, sizeof(h->hash));
+        h->has_hash = true;
     }
+    free(heads);
     PQclear(res);
     prime_buf_free(&parts);
     return rc;
