@@ -61,6 +61,8 @@ workers "$PRIME_TEST_DB" 1
   ev audio.file_uploaded "$u1" 5 "\"file_id\":\"$f1\",\"project_id\":\"$p1\",\"filename\":\"mix.wav\",\"file_path\":\"nova/mix.wav\",\"file_size_bytes\":1000,\"mime_type\":\"audio/wav\",\"duration_seconds\":1.5,\"sample_rate\":48000,\"bit_depth\":24,\"channels\":2,\"format\":\"wav\",\"tags\":[],\"is_mix\":true,\"musical_context\":{\"bpm\":140}"
   ev audio.analyzed "$u1" 6 "\"file_id\":\"$f1\",\"request_event_id\":\"$f1\",\"analyzer_version\":\"1.0.0\",\"audio_analysis\":{\"integrated_lufs\":-9.5},\"duration_seconds\":1.5,\"sample_rate\":48000,\"channels\":2,\"integrated_lufs\":-9.5,\"dynamic_range\":7"
   ev auth.credential_created "$u1" 7 "\"credential_id\":\"$cr1\",\"credential_type\":\"email_password\",\"email\":\"nova@example.com\",\"password_hash\":\"$secret\",\"salt\":\"s1\",\"verification_token_hash\":\"$secret\",\"verification_expires_at\":\"2026-11-26T14:30:00Z\""
+  ev recall.set "$u1" 8 '"category":"plugin","recall_key":"MixxDrive","data":{"drive":0.3},"confidence":0.5'
+  ev recall.forgotten "$u1" 9 '"category":"plugin","recall_key":"MixxDrive"'
 } >"$tmp/setup.jsonl"
 publish "$tmp/setup.jsonl"
 wait_for "the mix's analysis reached the project" "-9.50" "SELECT current_lufs FROM studio_projects WHERE id = '$p1'"
@@ -125,6 +127,9 @@ check "inserts audited with the columns they wrote" "insert|prime_users|$u1|desk
 check "a save's record: actor, time, the columns that changed (not the size: same length), source" \
   "update|$u1|2026-11-25 10:01:41+00|{project_data,project_version,updated_at,last_saved_at}|prime.projects" \
   "SELECT operation, actor_user_id, occurred_at, changed_columns, source_topic FROM prime_pipeline.audit_log a WHERE entity_id = '$p1' AND occurred_at = '2026-11-25 10:01:41+00'"
+check "a delete is audited: no columns, no row hash (forgetting a recall preference)" "insert|
+delete|{}|" \
+  "SELECT operation, CASE operation WHEN 'delete' THEN changed_columns::text || '|' || coalesce(row_hash, '') END FROM prime_pipeline.audit_log WHERE entity_type = 'mixx_recall' ORDER BY occurred_at"
 check "the stale save is audited as rejected, with both versions" \
   "rejected|stale save: based on version 3, the project is at version 25" \
   "SELECT operation, detail FROM prime_pipeline.audit_log WHERE operation = 'rejected'"
