@@ -90,6 +90,16 @@ drain() { # DBNAME: until every event is consumed
   for _ in $(seq 1200); do [ "$(consumed "$1")" = "$total" ] && return 0; sleep 0.1; done
   return 1
 }
+on_topic() { kcat -b "$PRIME_BROKERS" -C -t "$1" -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l; }
+settle() { # DBNAME: until the derived events are relayed and every one of them consumed
+  for _ in $(seq 600); do
+    audits=$(on_topic prime.audit) snaps=$(on_topic prime.snapshots)
+    [ "$(psql -d "$1" -qAtc "SELECT count(*) FROM prime_pipeline.outbox")" = 0 ] &&
+      [ "$(consumed "$1" "audit-$1")" = "$audits" ] && [ "$(consumed "$1" "snap-$1")" = "$snaps" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
 
 # Small batches, so that kills land in many different places.
 for round in 1 2 3 4 5; do
@@ -108,16 +118,9 @@ for round in 1 2 3 4 5; do
 done
 start "$crash_db" crashed --batch-max 37 --linger-ms 20
 drain crashed && ok "after five kills and a server crash, the run drained" || bad "crashed run: $(consumed crashed) of $total"
-# Then the derived events: relayed, and every one of them consumed.
-for _ in $(seq 600); do
-  relayed=$(psql -d crashed -qAtc "SELECT count(*) FROM prime_pipeline.outbox")
-  audits=$(kcat -b "$PRIME_BROKERS" -C -t prime.audit -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l)
-  snaps=$(kcat -b "$PRIME_BROKERS" -C -t prime.snapshots -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l)
-  [ "$relayed" = 0 ] && [ "$(consumed crashed audit-crashed)" = "$audits" ] && [ "$(consumed crashed snap-crashed)" = "$snaps" ] && break
-  sleep 0.1
-done
+settle crashed && ok "derived events relayed and consumed: $audits audit records, $snaps snapshots on the topics" \
+  || bad "derived events not all consumed: outbox $(psql -d crashed -qAtc "SELECT count(*) FROM prime_pipeline.outbox"), audit $(consumed crashed audit-crashed) of $audits, snapshots $(consumed crashed snap-crashed) of $snaps"
 stop TERM
-ok "derived events relayed and consumed: $audits audit records, $snaps snapshots on the topics"
 
 # --- the interrupted run's audit log -------------------------------------------------
 audit_count() { psql -d crashed -qAtc "SELECT count(*) FROM prime_pipeline.audit_log WHERE $1"; }
@@ -138,7 +141,8 @@ rows=$(psql -d crashed -qAtc "SELECT (SELECT count(*) FROM prime_users) + (SELEC
   && ok "no change audited twice" || bad "duplicate audit records"
 
 start "$ref_db" reference --linger-ms 100
-drain reference && ok "uninterrupted run drained" || bad "reference run: $(consumed reference) of $total"
+drain reference && settle reference && ok "uninterrupted run drained, its derived events consumed" \
+  || bad "reference run: $(consumed reference) of $total"
 stop TERM
 
 digest() { psql -d "$1" -qAtc "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.id)), '-') FROM $2 t"; }

@@ -44,6 +44,12 @@ ev() { # TYPE OWNER MINUTE FIELDS
     "$1" "$n" "$(($3 / 60))" "$(($3 % 60))" "$2" "$2" "$4"
 }
 publish() { "$PRIME_PUBLISH" "$1" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }; }
+on_topic() { kcat -b "$PRIME_BROKERS" -C -t "$1" -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l; }
+settled() { # NAME GROUP-SUFFIX [DBNAME]: outboxes empty, then the audit writer at the end of prime.audit
+  wait_for "$1: outboxes relayed" "0" "SELECT count(*) FROM prime_pipeline.outbox" "${3:-prime}"
+  wait_for "$1: every audit record consumed" "$(on_topic prime.audit)" \
+    "SELECT sum(next_offset) FROM prime_pipeline.consumer_offsets WHERE group_id = 'audit-$2'" "${3:-prime}"
+}
 
 u1=11111111-1111-4111-8111-111111111111 u2=22222222-2222-4222-8222-222222222222
 p1=aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa p2=bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb f1=dddddddd-dddd-4ddd-8ddd-dddddddddddd
@@ -119,7 +125,7 @@ wait_for "an unreadable record is dead-lettered and audited by its coordinates" 
 check "the project did not move" "27" "SELECT project_version FROM studio_projects WHERE id = '$p1'"
 
 # --- the audit log -----------------------------------------------------------------
-wait_for "the outbox is relayed and emptied" "0" "SELECT count(*) FROM prime_pipeline.outbox"
+settled "the audit log" 1
 check "every version change has one audit record (24 saves, 2 restores)" "26" \
   "SELECT count(*) FROM prime_pipeline.audit_log WHERE entity_type = 'studio_projects' AND operation = 'update' AND 'project_version' = ANY (changed_columns)"
 check "inserts audited with the columns they wrote" "insert|prime_users|$u1|desk-1|{id,email,email_verified,username,display_name,preferred_genres,devices,last_active_device_id,created_at,updated_at}" \
@@ -161,7 +167,7 @@ read -r rpart roff <<<"$(psql -qAtc "SELECT audit_partition, audit_offset FROM p
 kcat -b "$PRIME_BROKERS" -C -t prime.audit -p "$rpart" -o "$roff" -c 1 -e -q -f '%s' >"$tmp/again.bin" 2>/dev/null
 kcat -b "$PRIME_BROKERS" -C -t prime.audit -p "$rpart" -o "$roff" -c 1 -e -q -f '%k' >"$tmp/again.key" 2>/dev/null
 kcat -b "$PRIME_BROKERS" -P -t prime.audit -p "$rpart" -k "$(cat "$tmp/again.key")" "$tmp/again.bin" 2>/dev/null
-wait_for "the audit writer consumed the repeated record" "$(kcat -b "$PRIME_BROKERS" -C -t prime.audit -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l)" \
+wait_for "the audit writer consumed the repeated record" "$(on_topic prime.audit)" \
   "SELECT sum(next_offset) FROM prime_pipeline.consumer_offsets WHERE group_id = 'audit-1'"
 check "a record relayed twice is stored once" "$records" "SELECT count(*) FROM prime_pipeline.audit_log"
 grep -q "audit records relayed twice; stored once.*records=1" "$tmp/audit.log" && ok "the writer says it saw it twice" \
@@ -213,6 +219,7 @@ workers "$replay_db" 2
 wait_for "replay: the project reaches version 27 again (its restores waiting for the replayed snapshots)" "27" \
   "SELECT project_version FROM studio_projects WHERE id = '$p1'" replay
 wait_for "replay: the same snapshots" "$(psql -qAtc "SELECT count(*) FROM project_snapshots")" "SELECT count(*) FROM project_snapshots" replay
+settled "replay" 2 replay
 stop_workers
 psql -qAtc "UPDATE studio_projects SET name = 'Midnight' WHERE id = '$p1'" >/dev/null
 digest() { psql -d "$1" -qAtc "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t.id)), '-') FROM $2 t"; }
