@@ -86,10 +86,8 @@ void prime_pg_array_begin(prime_buf_t *b)
     prime_buf_putc(b, '{');
 }
 
-void prime_pg_array_add(prime_buf_t *b, const char *item)
+void prime_pg_quote(prime_buf_t *b, const char *item)
 {
-    if (b->len && b->data[b->len - 1] != '{')
-        prime_buf_putc(b, ',');
     prime_buf_putc(b, '"');
     for (; item && *item; item++) {
         if (*item == '"' || *item == '\\')
@@ -97,6 +95,13 @@ void prime_pg_array_add(prime_buf_t *b, const char *item)
         prime_buf_putc(b, *item);
     }
     prime_buf_putc(b, '"');
+}
+
+void prime_pg_array_add(prime_buf_t *b, const char *item)
+{
+    if (b->len && b->data[b->len - 1] != '{')
+        prime_buf_putc(b, ',');
+    prime_pg_quote(b, item);
 }
 
 void prime_pg_array_add_null(prime_buf_t *b)

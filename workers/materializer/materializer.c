@@ -480,18 +480,22 @@ static int cmp_source(const void *x, const void *y)
 static prime_errcode_t take_parked(prime_worker_t *w, PGconn *conn, const prime_registry_t *reg, const char *where,
                                    const char *arg, parked_t *out, bool decode, prime_error_t *err)
 {
-    char sql[4096];
+    prime_buf_t sql;
     const char *params[2] = {prime_worker_group(w), arg};
     PGresult *res;
     prime_errcode_t rc = PRIME_OK;
     int rows;
 
     memset(out, 0, sizeof(*out));
-    snprintf(sql, sizeof(sql),
-             "DELETE FROM prime_pipeline.parked_events WHERE group_id = $1 AND %s "
-             "RETURNING source_topic, source_partition, source_offset, record_key, record_value, waiting_for",
-             where);
-    res = PQexecParams(conn, sql, arg ? 2 : 1, NULL, params, NULL, NULL, 0);
+    prime_buf_init(&sql, 0);
+    prime_buf_printf(&sql,
+                     "DELETE FROM prime_pipeline.parked_events WHERE group_id = $1 AND %s "
+                     "RETURNING source_topic, source_partition, source_offset, record_key, record_value, waiting_for",
+                     where);
+    if (sql.failed)
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    res = PQexecParams(conn, sql.data, arg ? 2 : 1, NULL, params, NULL, NULL, 0);
+    prime_buf_free(&sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = prime_pg_error(conn, res, "taking parked events", NULL, err);
         PQclear(res);

@@ -154,15 +154,8 @@ char *row_literal(const rowset_t *s, const row_t *r)
         const char *v = r->values[c];
         if (c)
             prime_buf_putc(&b, ',');
-        if (!v)
-            continue; /* nothing between the commas: NULL */
-        prime_buf_putc(&b, '"');
-        for (; *v; v++) {
-            if (*v == '"' || *v == '\\')
-                prime_buf_putc(&b, '\\');
-            prime_buf_putc(&b, *v);
-        }
-        prime_buf_putc(&b, '"');
+        if (v) /* else nothing between the commas: NULL */
+            prime_pg_quote(&b, v);
     }
     prime_buf_putc(&b, ')');
     if (b.failed) {

@@ -27,6 +27,9 @@ prime_errcode_t prime_pg_exec(PGconn *conn, const char *sql, const char *what, p
  * PostgreSQL reads quoted items for arrays of every type (uuid[], int[],
  * bigint[], text[]); the same text is COPY's form of a TEXT[] value. */
 void prime_pg_array_begin(prime_buf_t *b);
+/* One item in double quotes, a backslash before " and \: the quoting that
+ * array and composite (row) literals share. */
+void prime_pg_quote(prime_buf_t *b, const char *item);
 void prime_pg_array_add(prime_buf_t *b, const char *item);
 /* An SQL NULL item (unquoted NULL). */
 void prime_pg_array_add_null(prime_buf_t *b);

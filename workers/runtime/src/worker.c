@@ -50,7 +50,7 @@ struct prime_worker_s {
     prime_apply_fn apply;
     void *ctx;
     rd_kafka_t *consumer;
-    rd_kafka_t *producer;     /* dead letters */
+    rd_kafka_t *dlq;
     PGconn *db;
     held_t **batch;
     prime_record_t *records;
@@ -59,8 +59,8 @@ struct prime_worker_s {
     size_t nparts;
     size_t last_part;       /* where the previous record's partition was found */
     size_t queued;          /* records in the partitions' queues */
-    int undelivered;        /* messages Kafka refused since the batch began */
-    char delivery_error[256];
+    int dlq_failed;
+    char dlq_error[256];
     int batches_done;
     int fatal;
     outbox_relay_t *relay;  /* sends the outbox's derived events (its own thread) */
@@ -406,7 +406,7 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
     if (db_connect(w))
         return; /* stopping */
     prime_error_clear(&err);
-    w->undelivered = 0;
+    w->dlq_failed = 0;
     if (prime_pg_exec(w->db, "BEGIN", "BEGIN", NULL)) {
         resync(w, "BEGIN failed");
         return;
@@ -432,9 +432,9 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
         return;
     }
     /* Dead letters are delivered before the commit: never lost. */
-    if (w->producer && rd_kafka_flush(w->producer, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        w->undelivered++;
-    if (w->undelivered) {
+    if (w->dlq && rd_kafka_flush(w->dlq, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        w->dlq_failed++;
+    if (w->dlq_failed) {
         prime_pg_exec(w->db, "ROLLBACK", "ROLLBACK", NULL);
         resync(w, "dead letters not delivered");
         return;
@@ -526,14 +526,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 
 /* --- dead letters ---------------------------------------------------------- */
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     prime_worker_t *w = opaque;
     (void)rk;
     if (m->err) {
-        w->undelivered++;
-        snprintf(w->delivery_error, sizeof(w->delivery_error), "%s", rd_kafka_err2str(m->err));
-        prime_log(PRIME_LOG_WARN, "dead letter not delivered", "error=\"%s\"", w->delivery_error);
+        w->dlq_failed++;
+        snprintf(w->dlq_error, sizeof(w->dlq_error), "%s", rd_kafka_err2str(m->err));
+        prime_log(PRIME_LOG_WARN, "dead letter not delivered", "error=\"%s\"", w->dlq_error);
     }
 }
 
@@ -558,12 +558,12 @@ prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t
     rd_kafka_header_add(hdrs, "prime.source.partition", -1, part, -1);
     rd_kafka_header_add(hdrs, "prime.source.offset", -1, offset, -1);
     rd_kafka_header_add(hdrs, "prime.worker", -1, w->conf->name, -1);
-    kerr = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC("prime.dlq"), RD_KAFKA_V_KEY(r->key, r->key_len),
+    kerr = rd_kafka_producev(w->dlq, RD_KAFKA_V_TOPIC("prime.dlq"), RD_KAFKA_V_KEY(r->key, r->key_len),
                              RD_KAFKA_V_VALUE((void *)r->value, r->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     if (kerr) {
         rd_kafka_headers_destroy(hdrs);
-        w->undelivered++;
+        w->dlq_failed++;
         return prime_error_set(err, PRIME_ERR_KAFKA, NULL, "cannot queue a dead letter: %s", rd_kafka_err2str(kerr));
     }
     atomic_fetch_add(&w->metrics.dead_letters, 1);
@@ -650,7 +650,7 @@ static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
     } else {
         rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr));
         rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
-        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+        rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
     }
     rd_kafka_conf_set_opaque(conf, w);
     if (!(rk = rd_kafka_new(type, conf, errstr, sizeof(errstr)))) {
@@ -839,7 +839,7 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
         return 1;
     if (db_connect(&w))
         goto out;
-    if (!(w.consumer = new_client(&w, RD_KAFKA_CONSUMER)) || !(w.producer = new_client(&w, RD_KAFKA_PRODUCER)) ||
+    if (!(w.consumer = new_client(&w, RD_KAFKA_CONSUMER)) || !(w.dlq = new_client(&w, RD_KAFKA_PRODUCER)) ||
         !(w.relay = outbox_relay_start(conf))) {
         w.fatal = 1;
         goto out;
@@ -890,7 +890,7 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
             w.fatal = 1;
             break;
         }
-        rd_kafka_poll(w.producer, 0);
+        rd_kafka_poll(w.dlq, 0);
         if (w.n && (w.n >= (size_t)conf->batch_max || now_s() - batch_started >= conf->linger_ms / 1000.0)) {
             batch_commit(&w);
             batch_started = now_s(); /* what is still queued starts the next batch's wait */
@@ -920,9 +920,9 @@ out:
         free(w.parts[i].queue);
     }
     outbox_relay_stop(w.relay);
-    if (w.producer) {
-        rd_kafka_flush(w.producer, 10000);
-        rd_kafka_destroy(w.producer);
+    if (w.dlq) {
+        rd_kafka_flush(w.dlq, 10000);
+        rd_kafka_destroy(w.dlq);
     }
     db_close(&w);
     metrics_server_stop(server);
