@@ -56,6 +56,19 @@ p1=aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa p2=bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb 
 cr1=eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee
 secret=sha256:$(printf 'c0ffee%058d' 7)
 
+# --- clear errors -----------------------------------------------------------------------
+usage_error() { # NAME PATTERN CMD...: exit status 2 and a message matching PATTERN
+  local name=$1 pattern=$2 out rc
+  shift 2
+  out=$("$@" 2>&1); rc=$?
+  [ "$rc" = 2 ] && grep -qE -- "$pattern" <<<"$out" && ok "$name" || bad "$name: exit $rc, said: $out"
+}
+usage_error "prime-audit without a command: usage, exit 2" "usage: prime-audit writer" "$PRIME_AUDIT"
+usage_error "prime-audit with an unknown command" "unknown command 'check'" "$PRIME_AUDIT" check
+usage_error "prime-audit verify with an unknown option" "unknown argument '--all'" "$PRIME_AUDIT" verify --all
+usage_error "prime-audit verify with no database to reach" "prime-audit verify: " "$PRIME_AUDIT" verify --db "host=127.0.0.1 port=1 connect_timeout=2"
+usage_error "--snapshot-every takes a count" "--snapshot-every: expected 0 to 1000000, got 'ten'" "$PRIME_MATERIALIZER" --snapshot-every ten
+
 workers "$PRIME_TEST_DB" 1
 
 # --- a project, its mix analysed, 24 saves -----------------------------------------

@@ -51,6 +51,11 @@ derived_t *derived_new(const prime_registry_t *reg)
     return d;
 }
 
+size_t derived_pending(const derived_t *d)
+{
+    return d->naudits + d->nsnaps;
+}
+
 void derived_clear(derived_t *d)
 {
     for (size_t i = 0; i < d->naudits; i++) {

@@ -22,10 +22,15 @@ void derived_free(derived_t *d);
 prime_errcode_t derived_take(derived_t *d, fold_t *f, const prime_record_t *rec, const prime_event_t *ev,
                              int outcome, prime_error_t *err);
 
-/* Hashes the rows of the pending records (PostgreSQL's row_hash(), the
- * rows as they were after each change), encodes every record and writes
- * them to the outbox; then forgets them. */
+/* Hashes the rows of the pending records (PostgreSQL's row_hash() of the
+ * rows as they were after each change, sent as literals), encodes every
+ * record and writes them to the outbox; then forgets them. */
 prime_errcode_t derived_emit(derived_t *d, prime_worker_t *w, PGconn *conn, prime_error_t *err);
+
+/* How many records are pending: derived_emit() may run at any point of a
+ * pass (row hashes come from the rows as they were, not from the tables),
+ * so a large batch emits in chunks and bounds this. */
+size_t derived_pending(const derived_t *d);
 
 /* Forgets pending records (their pass is being redone). */
 void derived_clear(derived_t *d);
