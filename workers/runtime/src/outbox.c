@@ -9,11 +9,15 @@
 #include <string.h>
 #include <time.h>
 
-/* Writers take the group's lock shared, the relay exclusively: the relay
- * then never runs while a transaction that holds outbox rows with lower
- * sequence numbers is still open, so workers sharing a group cannot have
- * their messages relayed out of order. */
-#define OUTBOX_LOCK "hashtext('prime_pipeline.outbox ' || $1)"
+/* Order across the workers of a group. A writer holds the group's writer
+ * lock shared for the rest of its transaction from the moment it writes to
+ * the outbox. The relay takes it exclusively for an instant (the barrier):
+ * every outbox row numbered up to the sequence's value read then belongs to
+ * a transaction that has ended, so relaying up to that number never
+ * overtakes a row still to be committed. Writers wait only for that instant,
+ * never for Kafka. One relay per group at a time (the relay lock). */
+#define WRITER_LOCK "hashtext('prime_pipeline.outbox ' || $1)"
+#define RELAY_LOCK "hashtext('prime_pipeline.outbox relay ' || $1)"
 #define RELAY_CHUNK 5000 /* rows a relay transaction takes; the LIMIT below */
 
 prime_errcode_t outbox_write(PGconn *conn, const char *group, const prime_emit_t *msgs, size_t n, prime_error_t *err)
@@ -51,7 +55,7 @@ prime_errcode_t outbox_write(PGconn *conn, const char *group, const prime_emit_t
     params[0] = group;
     if (!rc) {
         res = PQexecParams(conn,
-                           "WITH l AS (SELECT pg_advisory_xact_lock_shared(" OUTBOX_LOCK ")) "
+                           "WITH l AS (SELECT pg_advisory_xact_lock_shared(" WRITER_LOCK ")) "
                            "INSERT INTO prime_pipeline.outbox (group_id, topic, record_key, record_value, event_type) "
                            "SELECT $1, t, convert_to(k, 'UTF8'), v, e FROM l, "
                            "unnest($2::text[], $3::text[], $4::bytea[], $5::text[]) WITH ORDINALITY AS x(t, k, v, e, ord) "
@@ -87,19 +91,47 @@ static int relay_chunk(PGconn *conn, const char *group, rd_kafka_t *producer, in
     int rows = -1;
     char last[24];
 
+    char upto[24];
+    static const char *const barrier[] = {
+        "SELECT pg_advisory_lock(" WRITER_LOCK ")",
+        "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('prime_pipeline.outbox', 'seq')::regclass), 0)",
+        "SELECT pg_advisory_unlock(" WRITER_LOCK ")",
+    };
+
     prime_error_clear(&err);
+    for (int k = 0; k < 3; k++) {
+        res = PQexecParams(conn, barrier[k], k == 1 ? 0 : 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            prime_pg_error(conn, res, "reading the outbox's committed end", NULL, &err);
+            PQclear(res);
+            if (k > 0) /* the session's lock must not outlive the failure */
+                PQclear(PQexecParams(conn, barrier[2], 1, NULL, params, NULL, NULL, 0));
+            res = NULL;
+            goto fail;
+        }
+        if (k == 1)
+            snprintf(upto, sizeof(upto), "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    res = NULL;
     if (prime_pg_exec(conn, "BEGIN", "BEGIN", &err))
         goto fail;
-    res = PQexecParams(conn, "SELECT pg_advisory_xact_lock(" OUTBOX_LOCK ")", 1, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(conn, "SELECT pg_try_advisory_xact_lock(" RELAY_LOCK ")", 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         prime_pg_error(conn, res, "locking the outbox", NULL, &err);
         goto fail;
     }
+    if (strcmp(PQgetvalue(res, 0, 0), "t")) { /* another worker of the group is relaying */
+        PQclear(res);
+        prime_pg_exec(conn, "COMMIT", "COMMIT", &err);
+        return 0;
+    }
     PQclear(res);
+    params[1] = upto;
     res = PQexecParams(conn,
                        "SELECT seq, topic, record_key, record_value, event_type FROM prime_pipeline.outbox "
-                       "WHERE group_id = $1 ORDER BY seq LIMIT 5000",
-                       1, NULL, params, NULL, NULL, 1 /* binary: the bytes as they are */);
+                       "WHERE group_id = $1 AND seq <= $2 ORDER BY seq LIMIT 5000",
+                       2, NULL, params, NULL, NULL, 1 /* binary: the bytes as they are */);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         prime_pg_error(conn, res, "reading the outbox", NULL, &err);
         goto fail;
