@@ -80,6 +80,9 @@ workers "$PRIME_TEST_DB" 1
   ev audio.file_uploaded "$u1" 5 "\"file_id\":\"$f1\",\"project_id\":\"$p1\",\"filename\":\"mix.wav\",\"file_path\":\"nova/mix.wav\",\"file_size_bytes\":1000,\"mime_type\":\"audio/wav\",\"duration_seconds\":1.5,\"sample_rate\":48000,\"bit_depth\":24,\"channels\":2,\"format\":\"wav\",\"tags\":[],\"is_mix\":true,\"musical_context\":{\"bpm\":140}"
   ev audio.analyzed "$u1" 6 "\"file_id\":\"$f1\",\"request_event_id\":\"$f1\",\"analyzer_version\":\"1.0.0\",\"audio_analysis\":{\"integrated_lufs\":-9.5},\"duration_seconds\":1.5,\"sample_rate\":48000,\"channels\":2,\"integrated_lufs\":-9.5,\"dynamic_range\":7"
   ev auth.credential_created "$u1" 7 "\"credential_id\":\"$cr1\",\"credential_type\":\"email_password\",\"email\":\"nova@example.com\",\"password_hash\":\"$secret\",\"salt\":\"s1\",\"verification_token_hash\":\"$secret\",\"verification_expires_at\":\"2026-11-26T14:30:00Z\""
+  # Quotes, a backslash, commas and parentheses: the row
+  # goes to row_hash() as a composite literal, which must keep them.
+  ev user.profile_updated "$u2" 8 '"display_name":"Echo \"The\" (back\\slash), inc","bio":"a, b (c)"'
   ev recall.set "$u1" 8 '"category":"plugin","recall_key":"MixxDrive","data":{"drive":0.3},"confidence":0.5'
   ev recall.forgotten "$u1" 9 '"category":"plugin","recall_key":"MixxDrive"'
 } >"$tmp/setup.jsonl"
@@ -168,6 +171,8 @@ if kcat -b "$PRIME_BROKERS" -C -t prime.audit -o beginning -e -q 2>/dev/null | g
 else
   ok "no secret on prime.audit"
 fi
+check "values with quotes, a backslash, commas and parentheses, stored as given" \
+  'Echo "The" (back\slash), inc|a, b (c)' "SELECT display_name, bio FROM prime_users WHERE id = '$u2'"
 check "the credential's change is audited, its secrets named but not shown" "{id,user_id,credential_type,email,password_hash,salt,email_verified,verification_token,verification_expires_at,created_at,updated_at}" \
   "SELECT changed_columns FROM prime_pipeline.audit_log WHERE entity_type = 'auth_credentials'"
 
