@@ -8,8 +8,9 @@
  * under savepoints and only the offender is dead-lettered.
  *
  * An event whose parent row is missing is parked (prime_pipeline.
- * parked_events, in the same transaction) and folded again when a batch
- * writes that parent; after --park-max-seconds it is dead-lettered.
+ * parked_events, in the same transaction) and folded again once that
+ * parent exists, whoever wrote it; after --park-max-seconds it is
+ * dead-lettered.
  *
  * An event published twice (same event_id) is applied once: the ids of
  * the events taken in are kept (prime_pipeline.applied_events) in the
@@ -40,7 +41,7 @@ typedef struct materializer {
     fold_t fold;
     derived_t *derived;   /* audit records and snapshots of the changes */
     int park_max_seconds;
-    char *written_elsewhere; /* SQL: parked events whose parent row exists now */
+    char *parent_exists;  /* SQL: parked events whose parent row exists now */
 } materializer_t;
 
 /* --- a batch ------------------------------------------------------------------ */
@@ -57,34 +58,6 @@ typedef struct item {
     long prev;              /* the previous item of the same stream (topic, key), or -1 */
     char blocked_by[96];    /* set when the stream has events in parking */
 } item_t;
-
-/* "table:id" of rows a pass created: what parked events may wait for. */
-typedef struct keys {
-    char **key;
-    size_t n, cap;
-} keys_t;
-
-static void keys_add(keys_t *k, const char *table, const char *id)
-{
-    char buf[128];
-    if (k->n == k->cap) {
-        size_t cap = k->cap ? k->cap * 2 : 32;
-        char **grown = realloc(k->key, cap * sizeof(*grown));
-        if (!grown)
-            return; /* only delays unparking until the parent is written again */
-        k->key = grown;
-        k->cap = cap;
-    }
-    snprintf(buf, sizeof(buf), "%s:%s", table, id);
-    k->key[k->n++] = strdup(buf);
-}
-
-static void keys_clear(keys_t *k)
-{
-    for (size_t i = 0; i < k->n; i++)
-        free(k->key[i]);
-    k->n = 0;
-}
 
 /* Copies a "table:id" key between items (never the same item). */
 static void copy_key(char dst[96], const char *src)
@@ -228,10 +201,9 @@ static bool stream_clear(const item_t *items, size_t i)
 
 /* Folds items over the rows and writes them; refused events are
  * dead-lettered, events whose parent is missing (or whose stream has an
- * earlier event waiting) are left WAITING, rows created are added to
- * created. Database errors are returned. */
+ * earlier event waiting) are left WAITING. Database errors are returned. */
 static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, materializer_t *m, item_t *items, size_t n,
-                                   size_t *applied, keys_t *created, prime_error_t *err)
+                                   size_t *applied, prime_error_t *err)
 {
     fold_t *f = &m->fold;
     prime_errcode_t rc = PRIME_OK;
@@ -301,12 +273,8 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, materializer
             continue;
         copy_key(items[i].waiting_for, items[i].blocked_by[0] ? items[i].blocked_by : items[items[i].prev].waiting_for);
     }
-    for (int t = 0; t < T_COUNT && !rc; t++) {
+    for (int t = 0; t < T_COUNT && !rc; t++)
         rc = rows_write(&f->sets[t], conn, err);
-        for (size_t i = 0; i < f->sets[t].n && !rc; i++)
-            if (f->sets[t].rows[i]->present && !f->sets[t].rows[i]->in_database)
-                keys_add(created, tables[t].name, f->sets[t].rows[i]->id);
-    }
     for (int t = T_COUNT - 1; t >= 0 && !rc; t--)
         rc = rows_delete(&f->sets[t], conn, err);
     /* In the same transaction (and savepoint) as the writes. */
@@ -321,15 +289,15 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, materializer
  * constraint the fold cannot see), again event by event under savepoints,
  * dead-lettering only the events it refuses. */
 static prime_errcode_t materialize_or_isolate(prime_worker_t *w, PGconn *conn, materializer_t *m, item_t *items,
-                                              size_t n, size_t *applied, keys_t *created, prime_error_t *err)
+                                              size_t n, size_t *applied, prime_error_t *err)
 {
     prime_errcode_t rc;
-    size_t applied_before = *applied, created_before = created->n;
+    size_t applied_before = *applied;
     char msg[768];
 
     if ((rc = prime_pg_exec(conn, "SAVEPOINT pass", "SAVEPOINT", err)))
         return rc;
-    rc = materialize(w, conn, m, items, n, applied, created, err);
+    rc = materialize(w, conn, m, items, n, applied, err);
     if (!rc || err->retriable || PQstatus(conn) != CONNECTION_OK)
         return rc;
     prime_log(PRIME_LOG_WARN, "batch refused by the database; applying event by event", "error=\"%s\"",
@@ -338,8 +306,6 @@ static prime_errcode_t materialize_or_isolate(prime_worker_t *w, PGconn *conn, m
     if ((rc = prime_pg_exec(conn, "ROLLBACK TO SAVEPOINT pass", "ROLLBACK TO SAVEPOINT", err)))
         return rc;
     *applied = applied_before;
-    while (created->n > created_before)
-        free(created->key[--created->n]);
     link_streams(items, n);
     for (size_t i = 0; i < n && !rc; i++) {
         prime_error_t why;
@@ -353,7 +319,7 @@ static prime_errcode_t materialize_or_isolate(prime_worker_t *w, PGconn *conn, m
         }
         if ((rc = prime_pg_exec(conn, "SAVEPOINT one", "SAVEPOINT", err)))
             break;
-        if (materialize(w, conn, m, &items[i], 1, applied, created, &why) == PRIME_OK) {
+        if (materialize(w, conn, m, &items[i], 1, applied, &why) == PRIME_OK) {
             rc = prime_pg_exec(conn, "RELEASE SAVEPOINT one", "RELEASE", err);
         } else if (why.retriable || PQstatus(conn) != CONNECTION_OK) {
             *err = why;
@@ -540,17 +506,6 @@ static prime_errcode_t take_parked(prime_worker_t *w, PGconn *conn, const prime_
     return rc;
 }
 
-static char *keys_literal(const keys_t *k)
-{
-    prime_buf_t b;
-    prime_buf_init(&b, 0);
-    prime_pg_array_begin(&b);
-    for (size_t i = 0; i < k->n; i++)
-        prime_pg_array_add(&b, k->key[i]);
-    prime_pg_array_end(&b);
-    return prime_buf_steal(&b, NULL);
-}
-
 /* Takes the items' event ids in (prime_pipeline.applied_events, in the
  * batch's transaction) and drops the items whose id was taken in before,
  * by an earlier batch or earlier in this one: a second publication of an
@@ -650,21 +605,28 @@ static char *parent_exists_sql(void)
     return prime_buf_steal(&b, NULL);
 }
 
-/* Takes the parked events where ($2: arg) chooses out of parking, folds
- * them, parks again what still waits; rows they create go to created. */
-static prime_errcode_t unpark(prime_worker_t *w, PGconn *conn, materializer_t *m, const char *where, const char *arg,
-                              size_t *applied, keys_t *created, prime_error_t *err)
+/* Takes the parked events whose parent row exists now (whoever wrote it:
+ * this batch, or another consumer group, as the snapshot writer writes the
+ * snapshot a restore waits for), folds them, parks again what still waits.
+ * Events applied may create rows others wait for, so this repeats while it
+ * applies something. */
+static prime_errcode_t unpark(prime_worker_t *w, PGconn *conn, materializer_t *m, size_t *applied, prime_error_t *err)
 {
-    parked_t p;
-    prime_errcode_t rc = take_parked(w, conn, m->reg, where, arg, &p, true, err);
+    prime_errcode_t rc = PRIME_OK;
+    size_t before;
 
-    if (!rc && p.n) {
-        prime_log(PRIME_LOG_INFO, "unparking events whose parent was written", "events=%zu", p.n);
-        rc = materialize_or_isolate(w, conn, m, p.items, p.n, applied, created, err);
-        if (!rc)
-            rc = park(w, conn, p.items, p.n, err);
-    }
-    parked_free(&p);
+    do {
+        parked_t p;
+        before = *applied;
+        rc = take_parked(w, conn, m->reg, m->parent_exists, NULL, &p, true, err);
+        if (!rc && p.n) {
+            prime_log(PRIME_LOG_INFO, "unparking events whose parent was written", "events=%zu", p.n);
+            rc = materialize_or_isolate(w, conn, m, p.items, p.n, applied, err);
+            if (!rc)
+                rc = park(w, conn, p.items, p.n, err);
+        }
+        parked_free(&p);
+    } while (!rc && *applied > before);
     return rc;
 }
 
@@ -673,7 +635,6 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
 {
     materializer_t *m = ctx;
     item_t *items = calloc(n ? n : 1, sizeof(*items));
-    keys_t created = {0}, next = {0};
     size_t count = 0, applied = 0;
     prime_errcode_t rc = PRIME_OK;
     char interval[32];
@@ -689,23 +650,11 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
     if (!rc)
         rc = skip_duplicates(w, conn, items, &count, err);
     if (!rc)
-        rc = materialize_or_isolate(w, conn, m, items, count, &applied, &created, err);
+        rc = materialize_or_isolate(w, conn, m, items, count, &applied, err);
     if (!rc)
         rc = park(w, conn, items, count, err);
-    /* Parents another consumer group writes (the snapshot a restore
-     * waits for, the project a snapshot waits for) let their events out
-     * once they exist. Then rows this batch created may be what parked
-     * events wait for; those events may create rows others wait for, and
-     * so on. */
     if (!rc)
-        rc = unpark(w, conn, m, m->written_elsewhere, NULL, &applied, &created, err);
-    while (!rc && created.n) {
-        char *wanted = keys_literal(&created);
-        rc = unpark(w, conn, m, "waiting_for = ANY($2::text[])", wanted, &applied, &next, err);
-        free(wanted);
-        keys_clear(&created);
-        { keys_t swap = created; created = next; next = swap; }
-    }
+        rc = unpark(w, conn, m, &applied, err);
     /* The bounded wait: dead letters, with the reason. */
     snprintf(interval, sizeof(interval), "%d seconds", m->park_max_seconds);
     if (!rc)
@@ -720,10 +669,6 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
     parked_free(&expired);
     if (!rc)
         prime_worker_count_applied(w, applied);
-    keys_clear(&created);
-    keys_clear(&next);
-    free(created.key);
-    free(next.key);
     for (size_t i = 0; i < count; i++)
         prime_event_free(items[i].event);
     free(items);
@@ -791,7 +736,7 @@ int main(int argc, char **argv)
         return 1;
     }
     m.park_max_seconds = conf.park_max_seconds;
-    if (!(m.written_elsewhere = parent_exists_sql())) {
+    if (!(m.parent_exists = parent_exists_sql())) {
         fprintf(stderr, "prime-" WORKER_NAME ": out of memory\n");
         return 1;
     }
@@ -803,7 +748,7 @@ int main(int argc, char **argv)
     prime_buf_free(&m.fold.mix_projects);
     derived_free(m.derived);
     prime_registry_free(m.reg);
-    free(m.written_elsewhere);
+    free(m.parent_exists);
     free(rest);
     return rc;
 }
