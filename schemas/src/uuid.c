@@ -1,5 +1,6 @@
 #include "prime/uuid.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -90,4 +91,12 @@ int prime_uuid_v5(const char *namespace_uuid, const void *name, size_t len, char
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f)); /* RFC variant */
     format_uuid(b, out);
     return 0;
+}
+
+void prime_uuid_canonical(const char *uuid, char out[PRIME_UUID_TEXT])
+{
+    size_t i = 0;
+    for (; uuid && uuid[i] && i < PRIME_UUID_TEXT - 1; i++)
+        out[i] = (char)tolower((unsigned char)uuid[i]);
+    out[i] = '\0';
 }

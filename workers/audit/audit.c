@@ -15,10 +15,10 @@
 #include "prime/log.h"
 #include "prime/pg.h"
 #include "prime/time.h"
+#include "prime/uuid.h"
 #include "prime/worker.h"
 
 #include <cjson/cJSON.h>
-#include <ctype.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -115,14 +115,6 @@ typedef struct writer {
     prime_registry_t *reg;
 } writer_t;
 
-static void lower(char *dst, size_t size, const char *src)
-{
-    size_t i = 0;
-    for (; src && src[i] && i + 1 < size; i++)
-        dst[i] = (char)tolower((unsigned char)src[i]);
-    dst[i] = '\0';
-}
-
 /* The stored values of an audit.recorded event. */
 static bool entry_from_event(entry_t *e, prime_event_t *ev, const prime_record_t *r)
 {
@@ -131,8 +123,8 @@ static bool entry_from_event(entry_t *e, prime_event_t *ev, const prime_record_t
     int64_t off = 0, when = 0;
 
     e->ev = ev;
-    lower(e->audit_id, sizeof(e->audit_id), prime_event_string(ev, "audit_id"));
-    lower(e->actor, sizeof(e->actor), prime_event_string(ev, "actor_user_id"));
+    prime_uuid_canonical(prime_event_string(ev, "audit_id"), e->audit_id);
+    prime_uuid_canonical(prime_event_string(ev, "actor_user_id"), e->actor);
     prime_event_get_array_size(ev, "changed_columns", &n, NULL, NULL);
     if (!(e->changed = calloc(n ? n : 1, sizeof(char *))))
         return false;

@@ -3,7 +3,6 @@
 #include "prime/pg.h"
 #include "prime/uuid.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,14 +76,6 @@ void derived_free(derived_t *d)
     free(d);
 }
 
-static void lower_copy(char *dst, size_t size, const char *src)
-{
-    size_t i = 0;
-    for (; src[i] && i + 1 < size; i++)
-        dst[i] = (char)tolower((unsigned char)src[i]);
-    dst[i] = '\0';
-}
-
 static audit_t *add_audit(derived_t *d, const prime_record_t *rec, const prime_event_t *ev, table_id_t t,
                           const char *id, const char *operation)
 {
@@ -99,7 +90,7 @@ static audit_t *add_audit(derived_t *d, const prime_record_t *rec, const prime_e
     }
     a = &d->audits[d->naudits++];
     *a = (audit_t){.rec = rec, .ev = ev, .table = t, .operation = operation};
-    lower_copy(a->entity_id, sizeof(a->entity_id), id);
+    prime_uuid_canonical(id, a->entity_id);
     return a;
 }
 
@@ -356,7 +347,7 @@ static prime_errcode_t encode_snapshot(derived_t *d, const snapshot_t *s, messag
 
     if (!out)
         return err->code;
-    lower_copy(project, sizeof(project), s->want.project_id);
+    prime_uuid_canonical(s->want.project_id, project);
     len = snprintf(name, sizeof(name), "%s\n%d\n%s", project, s->want.version, s->want.type);
     prime_uuid_v5(SNAPSHOT_NAMESPACE, name, (size_t)len, id);
     rc = set_envelope(out, id, s->ev, 0, s->want.owner, err);
@@ -378,7 +369,7 @@ static prime_errcode_t encode_snapshot(derived_t *d, const snapshot_t *s, messag
         rc = set_text(out, "audio_analysis", s->want.audio_analysis, err);
     if (!rc)
         rc = set_text(out, "musical_context", s->want.musical_context, err);
-    lower_copy(m->key, sizeof(m->key), s->want.owner);
+    prime_uuid_canonical(s->want.owner, m->key);
     return finish(out, rc, "prime.snapshots", m, err);
 }
 
@@ -458,7 +449,7 @@ prime_errcode_t derived_dead_letter(derived_t *d, prime_worker_t *w, PGconn *con
         ev = NULL;
     }
     if (ev)
-        lower_copy(entity, sizeof(entity), prime_event_string(ev, "event_id"));
+        prime_uuid_canonical(prime_event_string(ev, "event_id"), entity);
     else
         snprintf(entity, sizeof(entity), "%s/%d/%lld", r->topic, (int)r->partition, (long long)r->offset);
     snprintf(detail, sizeof(detail), "%s%s%s: %s", prime_errcode_name(why->code), why->field[0] ? " " : "", why->field,

@@ -18,4 +18,9 @@ int prime_uuid_v7(char out[PRIME_UUID_TEXT]);
  * canonical text. Returns 0, or -1 for a namespace that is not a UUID. */
 int prime_uuid_v5(const char *namespace_uuid, const void *name, size_t len, char out[PRIME_UUID_TEXT]);
 
+/* The UUID text in canonical form (lower case, as PostgreSQL prints it):
+ * events may carry upper-case hex. Copies at most 36 characters; NULL
+ * gives "". */
+void prime_uuid_canonical(const char *uuid, char out[PRIME_UUID_TEXT]);
+
 #endif
