@@ -115,3 +115,28 @@ void prime_pg_array_end(prime_buf_t *b)
 {
     prime_buf_putc(b, '}');
 }
+
+void prime_pg_arrays_begin(prime_buf_t *columns, size_t n)
+{
+    for (size_t c = 0; c < n; c++) {
+        prime_buf_init(&columns[c], 0);
+        prime_pg_array_begin(&columns[c]);
+    }
+}
+
+bool prime_pg_arrays_end(prime_buf_t *columns, size_t n, const char **params)
+{
+    bool ok = true;
+    for (size_t c = 0; c < n; c++) {
+        prime_pg_array_end(&columns[c]);
+        params[c] = columns[c].data;
+        ok &= !columns[c].failed;
+    }
+    return ok;
+}
+
+void prime_pg_arrays_free(prime_buf_t *columns, size_t n)
+{
+    for (size_t c = 0; c < n; c++)
+        prime_buf_free(&columns[c]);
+}

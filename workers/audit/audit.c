@@ -313,10 +313,7 @@ static prime_errcode_t insert_entries(PGconn *conn, const entry_t *e, size_t n, 
     PGresult *res;
     prime_errcode_t rc = PRIME_OK;
 
-    for (int c = 0; c < NCOLS; c++) {
-        prime_buf_init(&a[c], 0);
-        prime_pg_array_begin(&a[c]);
-    }
+    prime_pg_arrays_begin(a, NCOLS);
     for (size_t i = 0; i < n; i++) {
         const stored_t *s = &e[i].s;
         prime_buf_t cc;
@@ -347,20 +344,15 @@ static prime_errcode_t insert_entries(PGconn *conn, const entry_t *e, size_t n, 
         prime_buf_free(&cc);
         stored++;
     }
-    for (int c = 0; c < NCOLS; c++) {
-        prime_pg_array_end(&a[c]);
-        params[c] = a[c].data;
-        if (a[c].failed && !rc)
-            rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory storing audit records");
-    }
+    if (!prime_pg_arrays_end(a, NCOLS, params))
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory storing audit records");
     if (stored && !rc) {
         res = PQexecParams(conn, insert_sql, NCOLS, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
             rc = prime_pg_error(conn, res, "appending to audit_log", insert_sql, err);
         PQclear(res);
     }
-    for (int c = 0; c < NCOLS; c++)
-        prime_buf_free(&a[c]);
+    prime_pg_arrays_free(a, NCOLS);
     return rc;
 }
 

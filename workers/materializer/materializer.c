@@ -366,10 +366,7 @@ static prime_errcode_t park(prime_worker_t *w, PGconn *conn, item_t *items, size
     PGresult *res;
     prime_errcode_t rc = PRIME_OK;
 
-    for (int a = 0; a < 6; a++) {
-        prime_buf_init(&arrays[a], 0);
-        prime_pg_array_begin(&arrays[a]);
-    }
+    prime_pg_arrays_begin(arrays, 6);
     for (size_t i = 0; i < n; i++) {
         char *key, *value, part[16], offset[24];
         if (items[i].state != WAITING)
@@ -391,12 +388,8 @@ static prime_errcode_t park(prime_worker_t *w, PGconn *conn, item_t *items, size
                   items[i].waiting_for);
         parked++;
     }
-    for (int a = 0; a < 6; a++) {
-        prime_pg_array_end(&arrays[a]);
-        params[a + 1] = arrays[a].data;
-        if (arrays[a].failed)
-            rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory parking events");
-    }
+    if (!prime_pg_arrays_end(arrays, 6, params + 1))
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory parking events");
     params[0] = prime_worker_group(w);
     if (parked && !rc) {
         res = PQexecParams(conn,
@@ -413,8 +406,7 @@ static prime_errcode_t park(prime_worker_t *w, PGconn *conn, item_t *items, size
         if (!rc)
             prime_log(PRIME_LOG_INFO, "parked until their parents are written", "events=%zu", parked);
     }
-    for (int a = 0; a < 6; a++)
-        prime_buf_free(&arrays[a]);
+    prime_pg_arrays_free(arrays, 6);
     return rc;
 }
 

@@ -2,6 +2,7 @@
 #define PRIME_PG_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 #include "prime/buf.h"
 #include "prime/error.h"
@@ -34,5 +35,13 @@ void prime_pg_array_add(prime_buf_t *b, const char *item);
 /* An SQL NULL item (unquoted NULL). */
 void prime_pg_array_add_null(prime_buf_t *b);
 void prime_pg_array_end(prime_buf_t *b);
+
+/* n such literals side by side, one per column: a batch's rows as the
+ * parameters of one "... FROM unnest($2::text[], $3::int[], ...)". _end
+ * points params[0..n-1] at them and returns false when one ran out of
+ * memory. */
+void prime_pg_arrays_begin(prime_buf_t *columns, size_t n);
+bool prime_pg_arrays_end(prime_buf_t *columns, size_t n, const char **params);
+void prime_pg_arrays_free(prime_buf_t *columns, size_t n);
 
 #endif

@@ -29,10 +29,7 @@ prime_errcode_t outbox_write(PGconn *conn, const char *group, const prime_emit_t
 
     if (!n)
         return PRIME_OK;
-    for (int a = 0; a < 4; a++) {
-        prime_buf_init(&arrays[a], 0);
-        prime_pg_array_begin(&arrays[a]);
-    }
+    prime_pg_arrays_begin(arrays, 4);
     for (size_t i = 0; i < n && !rc; i++) {
         size_t len;
         unsigned char *value = PQescapeByteaConn(conn, msgs[i].value, msgs[i].len, &len);
@@ -46,12 +43,8 @@ prime_errcode_t outbox_write(PGconn *conn, const char *group, const prime_emit_t
         prime_pg_array_add(&arrays[3], msgs[i].event_type);
         PQfreemem(value);
     }
-    for (int a = 0; a < 4; a++) {
-        prime_pg_array_end(&arrays[a]);
-        params[a + 1] = arrays[a].data;
-        if (arrays[a].failed && !rc)
-            rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory writing the outbox");
-    }
+    if (!prime_pg_arrays_end(arrays, 4, params + 1) && !rc)
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory writing the outbox");
     params[0] = group;
     if (!rc) {
         res = PQexecParams(conn,
@@ -65,8 +58,7 @@ prime_errcode_t outbox_write(PGconn *conn, const char *group, const prime_emit_t
             rc = prime_pg_error(conn, res, "writing the outbox", NULL, err);
         PQclear(res);
     }
-    for (int a = 0; a < 4; a++)
-        prime_buf_free(&arrays[a]);
+    prime_pg_arrays_free(arrays, 4);
     return rc;
 }
 
