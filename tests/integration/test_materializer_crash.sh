@@ -90,7 +90,6 @@ drain() { # DBNAME: until every event is consumed
   for _ in $(seq 1200); do [ "$(consumed "$1")" = "$total" ] && return 0; sleep 0.1; done
   return 1
 }
-on_topic() { kcat -b "$PRIME_BROKERS" -C -t "$1" -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l; }
 settle() { # DBNAME: until the derived events are relayed and every one of them consumed
   for _ in $(seq 600); do
     audits=$(on_topic prime.audit) snaps=$(on_topic prime.snapshots)

@@ -44,7 +44,6 @@ ev() { # TYPE OWNER MINUTE FIELDS
     "$1" "$n" "$(($3 / 60))" "$(($3 % 60))" "$2" "$2" "$4"
 }
 publish() { "$PRIME_PUBLISH" "$1" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }; }
-on_topic() { kcat -b "$PRIME_BROKERS" -C -t "$1" -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l; }
 settled() { # NAME GROUP-SUFFIX [DBNAME]: outboxes empty, then the audit writer at the end of prime.audit
   wait_for "$1: outboxes relayed" "0" "SELECT count(*) FROM prime_pipeline.outbox" "${3:-prime}"
   wait_for "$1: every audit record consumed" "$(on_topic prime.audit)" \

@@ -10,4 +10,6 @@ check() { # NAME EXPECTED SQL
   got=$(psql -qAtc "$3" 2>&1)
   if [ "$got" = "$2" ]; then ok "$1"; else bad "$1: expected [$2], got [$got]"; fi
 }
+# Records on a topic so far, from the beginning, all partitions ($PRIME_BROKERS).
+on_topic() { kcat -b "$PRIME_BROKERS" -C -t "$1" -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l; }
 finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; }

@@ -103,22 +103,21 @@ static prime_errcode_t take_row(derived_t *d, const rowset_t *s, const row_t *r,
     uint64_t changed = r->changed;
     audit_t *a;
 
-    if (r->present_before && r->present)
+    if (r->present_before && r->present) {
+        if (!changed)
+            return PRIME_OK;
         op = "update";
-    else if (r->present)
-        op = "insert";
-    else if (r->present_before)
-        op = "delete";
-    else
-        return PRIME_OK;
-    if (!strcmp(op, "update") && !changed)
-        return PRIME_OK;
-    if (!strcmp(op, "insert")) /* an insert writes every column it gives a value */
+    } else if (r->present) {
+        op = "insert"; /* it writes every column it gives a value */
         for (size_t c = 0; c < tables[s->table].ncolumns; c++)
             if (r->values[c])
                 changed |= UINT64_C(1) << c;
-    if (!strcmp(op, "delete"))
+    } else if (r->present_before) {
+        op = "delete";
         changed = 0;
+    } else {
+        return PRIME_OK;
+    }
     if (!(a = add_audit(d, rec, ev, s->table, r->id, op)) || (r->present && !(a->literal = row_literal(s, r))))
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory for audit records");
     a->changed = changed;
