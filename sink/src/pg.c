@@ -86,6 +86,18 @@ void prime_pg_array_begin(prime_buf_t *b)
     prime_buf_putc(b, '{');
 }
 
+prime_errcode_t prime_pg_exec_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                                     const char *what, prime_error_t *err)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    prime_errcode_t rc = PRIME_OK;
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = prime_pg_error(conn, res, what, sql, err);
+    PQclear(res);
+    return rc;
+}
+
 void prime_pg_quote(prime_buf_t *b, const char *item)
 {
     prime_buf_putc(b, '"');

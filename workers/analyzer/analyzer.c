@@ -236,42 +236,28 @@ static prime_errcode_t drop_answered(prime_worker_t *w, PGconn *conn, job_t *job
 static prime_errcode_t record_answered(prime_worker_t *w, PGconn *conn, const job_t *jobs, size_t n,
                                        prime_error_t *err)
 {
-    prime_buf_t ids, files, outcomes;
+    prime_buf_t columns[3]; /* request ids, file ids, outcomes */
     const char *params[4];
-    PGresult *res;
     prime_errcode_t rc = PRIME_OK;
 
     if (!n)
         return PRIME_OK;
-    prime_buf_init(&ids, 0);
-    prime_buf_init(&files, 0);
-    prime_buf_init(&outcomes, 0);
-    prime_pg_array_begin(&ids);
-    prime_pg_array_begin(&files);
-    prime_pg_array_begin(&outcomes);
+    prime_pg_arrays_begin(columns, 3);
     for (size_t i = 0; i < n; i++) {
-        prime_pg_array_add(&ids, jobs[i].request_id);
-        prime_pg_array_add(&files, jobs[i].file_id);
-        prime_pg_array_add(&outcomes, jobs[i].reason ? jobs[i].reason : "analyzed");
+        prime_pg_array_add(&columns[0], jobs[i].request_id);
+        prime_pg_array_add(&columns[1], jobs[i].file_id);
+        prime_pg_array_add(&columns[2], jobs[i].reason ? jobs[i].reason : "analyzed");
     }
-    prime_pg_array_end(&ids);
-    prime_pg_array_end(&files);
-    prime_pg_array_end(&outcomes);
     params[0] = prime_worker_group(w);
-    params[1] = ids.data;
-    params[2] = files.data;
-    params[3] = outcomes.data;
-    res = PQexecParams(conn,
-                       "INSERT INTO prime_pipeline.analysis_requests (group_id, request_event_id, file_id, outcome) "
-                       "SELECT $1, r, f, o FROM unnest($2::uuid[], $3::uuid[], $4::text[]) AS x(r, f, o) "
-                       "ON CONFLICT DO NOTHING",
-                       4, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = prime_pg_error(conn, res, "recording answered requests", NULL, err);
-    PQclear(res);
-    prime_buf_free(&ids);
-    prime_buf_free(&files);
-    prime_buf_free(&outcomes);
+    if (!prime_pg_arrays_end(columns, 3, params + 1))
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory recording answered requests");
+    if (!rc)
+        rc = prime_pg_exec_params(conn,
+                                  "INSERT INTO prime_pipeline.analysis_requests (group_id, request_event_id, file_id, "
+                                  "outcome) SELECT $1, r, f, o FROM unnest($2::uuid[], $3::uuid[], $4::text[]) "
+                                  "AS x(r, f, o) ON CONFLICT DO NOTHING",
+                                  4, params, "recording answered requests", err);
+    prime_pg_arrays_free(columns, 3);
     return rc;
 }
 

@@ -310,7 +310,6 @@ static prime_errcode_t insert_entries(PGconn *conn, const entry_t *e, size_t n, 
     prime_buf_t a[NCOLS];
     const char *params[NCOLS];
     size_t stored = 0;
-    PGresult *res;
     prime_errcode_t rc = PRIME_OK;
 
     prime_pg_arrays_begin(a, NCOLS);
@@ -346,12 +345,8 @@ static prime_errcode_t insert_entries(PGconn *conn, const entry_t *e, size_t n, 
     }
     if (!prime_pg_arrays_end(a, NCOLS, params))
         rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory storing audit records");
-    if (stored && !rc) {
-        res = PQexecParams(conn, insert_sql, NCOLS, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
-            rc = prime_pg_error(conn, res, "appending to audit_log", insert_sql, err);
-        PQclear(res);
-    }
+    if (stored && !rc)
+        rc = prime_pg_exec_params(conn, insert_sql, NCOLS, params, "appending to audit_log", err);
     prime_pg_arrays_free(a, NCOLS);
     return rc;
 }

@@ -363,7 +363,6 @@ static prime_errcode_t park(prime_worker_t *w, PGconn *conn, item_t *items, size
     prime_buf_t arrays[6]; /* topic, partition, offset, waiting_for, key hex, value hex */
     const char *params[7];
     size_t parked = 0;
-    PGresult *res;
     prime_errcode_t rc = PRIME_OK;
 
     prime_pg_arrays_begin(arrays, 6);
@@ -392,17 +391,15 @@ static prime_errcode_t park(prime_worker_t *w, PGconn *conn, item_t *items, size
         rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory parking events");
     params[0] = prime_worker_group(w);
     if (parked && !rc) {
-        res = PQexecParams(conn,
-                           "INSERT INTO prime_pipeline.parked_events (group_id, source_topic, source_partition, "
-                           "source_offset, waiting_for, record_key, record_value, reason) "
-                           "SELECT $1, t, p, o, wf, decode(k, 'hex'), decode(v, 'hex'), 'parent row not written yet' "
-                           "FROM unnest($2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::text[]) "
-                           "AS x(t, p, o, wf, k, v) ON CONFLICT (group_id, source_topic, source_partition, "
-                           "source_offset) DO UPDATE SET waiting_for = EXCLUDED.waiting_for",
-                           7, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
-            rc = prime_pg_error(conn, res, "parking events", NULL, err);
-        PQclear(res);
+        rc = prime_pg_exec_params(conn,
+                                  "INSERT INTO prime_pipeline.parked_events (group_id, source_topic, source_partition, "
+                                  "source_offset, waiting_for, record_key, record_value, reason) "
+                                  "SELECT $1, t, p, o, wf, decode(k, 'hex'), decode(v, 'hex'), "
+                                  "'parent row not written yet' FROM unnest($2::text[], $3::int[], $4::bigint[], "
+                                  "$5::text[], $6::text[], $7::text[]) AS x(t, p, o, wf, k, v) "
+                                  "ON CONFLICT (group_id, source_topic, source_partition, source_offset) "
+                                  "DO UPDATE SET waiting_for = EXCLUDED.waiting_for",
+                                  7, params, "parking events", err);
         if (!rc)
             prime_log(PRIME_LOG_INFO, "parked until their parents are written", "events=%zu", parked);
     }

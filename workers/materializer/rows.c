@@ -326,15 +326,11 @@ static prime_errcode_t delete_where(PGconn *conn, table_id_t t, const char *colu
 {
     prime_buf_t sql;
     const char *params[1] = {ids};
-    PGresult *res;
-    prime_errcode_t rc = PRIME_OK;
+    prime_errcode_t rc;
 
     prime_buf_init(&sql, 0);
     prime_buf_printf(&sql, "DELETE FROM public.%s WHERE %s = ANY($1::uuid[])", tables[t].name, column);
-    res = PQexecParams(conn, sql.data, 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = prime_pg_error(conn, res, tables[t].name, NULL, err);
-    PQclear(res);
+    rc = prime_pg_exec_params(conn, sql.data, 1, params, tables[t].name, err);
     prime_buf_free(&sql);
     return rc;
 }

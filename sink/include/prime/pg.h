@@ -21,6 +21,9 @@ prime_errcode_t prime_pg_error(PGconn *conn, const PGresult *res, const char *wh
 
 /* Runs a command that returns no rows; PRIME_OK or the error as above. */
 prime_errcode_t prime_pg_exec(PGconn *conn, const char *sql, const char *what, prime_error_t *err);
+/* The same with text parameters ($1 ... $nparams). */
+prime_errcode_t prime_pg_exec_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                                     const char *what, prime_error_t *err);
 
 /* A PostgreSQL array literal, {"a","b"}, built item by item into b: the
  * way a batch's ids, keys and offsets go to the server as one parameter.

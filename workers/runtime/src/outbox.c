@@ -24,7 +24,6 @@ prime_errcode_t outbox_write(PGconn *conn, const char *group, const prime_emit_t
 {
     prime_buf_t arrays[4]; /* topic, key, value (bytea text), event type */
     const char *params[5];
-    PGresult *res;
     prime_errcode_t rc = PRIME_OK;
 
     if (!n)
@@ -46,18 +45,14 @@ prime_errcode_t outbox_write(PGconn *conn, const char *group, const prime_emit_t
     if (!prime_pg_arrays_end(arrays, 4, params + 1) && !rc)
         rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory writing the outbox");
     params[0] = group;
-    if (!rc) {
-        res = PQexecParams(conn,
-                           "WITH l AS (SELECT pg_advisory_xact_lock_shared(" WRITER_LOCK ")) "
-                           "INSERT INTO prime_pipeline.outbox (group_id, topic, record_key, record_value, event_type) "
-                           "SELECT $1, t, convert_to(k, 'UTF8'), v, e FROM l, "
-                           "unnest($2::text[], $3::text[], $4::bytea[], $5::text[]) WITH ORDINALITY AS x(t, k, v, e, ord) "
-                           "ORDER BY ord",
-                           5, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK)
-            rc = prime_pg_error(conn, res, "writing the outbox", NULL, err);
-        PQclear(res);
-    }
+    if (!rc)
+        rc = prime_pg_exec_params(conn,
+                                  "WITH l AS (SELECT pg_advisory_xact_lock_shared(" WRITER_LOCK ")) "
+                                  "INSERT INTO prime_pipeline.outbox (group_id, topic, record_key, record_value, "
+                                  "event_type) SELECT $1, t, convert_to(k, 'UTF8'), v, e FROM l, "
+                                  "unnest($2::text[], $3::text[], $4::bytea[], $5::text[]) WITH ORDINALITY "
+                                  "AS x(t, k, v, e, ord) ORDER BY ord",
+                                  5, params, "writing the outbox", err);
     prime_pg_arrays_free(arrays, 4);
     return rc;
 }
@@ -165,14 +160,11 @@ static int relay_chunk(PGconn *conn, const char *group, rd_kafka_t *producer, in
         goto fail;
     }
     params[1] = last;
-    res = PQexecParams(conn, "DELETE FROM prime_pipeline.outbox WHERE group_id = $1 AND seq <= $2", 2, NULL, params,
-                       NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        prime_pg_error(conn, res, "emptying the outbox", NULL, &err);
+    if (prime_pg_exec_params(conn, "DELETE FROM prime_pipeline.outbox WHERE group_id = $1 AND seq <= $2", 2, params,
+                             "emptying the outbox", &err)) {
         rows = -1;
         goto fail;
     }
-    PQclear(res);
     if (prime_pg_exec(conn, "COMMIT", "COMMIT", &err))
         return -1; /* relayed again next time: the same ids, collapsed by consumers */
     return rows;
