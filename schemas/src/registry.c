@@ -520,6 +520,11 @@ prime_field_kind_t prime_event_type_field_kind(const prime_event_type_t *t, size
     return t->fields[i].timestamp ? PRIME_FIELD_TIMESTAMP : public_kind[t->fields[i].kind];
 }
 
+bool prime_event_type_field_is_secret(const prime_event_type_t *t, size_t i)
+{
+    return i < t->nfields && t->fields[i].check == CHECK_SECRET_HASH;
+}
+
 int prime_event_type_field_index(const prime_event_type_t *t, const char *field)
 {
     size_t lo = 0, hi = t->nfields;

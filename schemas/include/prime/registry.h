@@ -2,6 +2,7 @@
 #define PRIME_REGISTRY_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "prime/error.h"
@@ -78,5 +79,9 @@ typedef enum prime_field_kind {
 } prime_field_kind_t;
 
 prime_field_kind_t prime_event_type_field_kind(const prime_event_type_t *t, size_t i);
+
+/* Whether a field holds a secret (a password or token hash, "prime.check":
+ * "secret_hash"): a value for its column, never for a log or a terminal. */
+bool prime_event_type_field_is_secret(const prime_event_type_t *t, size_t i);
 
 #endif
