@@ -22,7 +22,9 @@
 
 #include "prime/error.h"
 
+#ifndef PRIME_ANALYZER_VERSION /* a build may name the next release (tests of reprocessing) */
 #define PRIME_ANALYZER_VERSION "1.0.0"
+#endif
 
 /* Why a file could not be analysed: the reason of audio.analysis_failed. */
 typedef enum prime_analysis_failure {
