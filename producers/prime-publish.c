@@ -11,8 +11,8 @@
  * file, line number, field and what was expected, and skipped (or, with
  * --strict, ends the run); --rejects keeps every bad or undelivered line
  * with its error, so nothing is lost. Exit status: 0 when every line was
- * sent and delivered, 1 when any was rejected or undelivered, 2 on bad
- * usage. */
+ * sent and delivered, 1 when any was rejected, undelivered or of unknown
+ * delivery, 2 on bad usage. */
 #include "prime/producer.h"
 
 #include <errno.h>
@@ -39,7 +39,7 @@ typedef struct run {
     const options_t *opt;
     prime_producer_t *producer;
     FILE *rejects;
-    unsigned long long lines, sent, delivered, rejected, failed;
+    unsigned long long lines, sent, delivered, rejected, failed, unknown;
     int progress;
     struct timespec last_progress;
 } run_t;
@@ -107,7 +107,10 @@ static void on_delivery(const prime_delivery_t *d, void *opaque)
     if (!d->error) {
         r->delivered++;
     } else {
-        r->failed++;
+        if (d->status == PRIME_DELIVERY_UNKNOWN)
+            r->unknown++; /* the message names the event_id to publish it again with */
+        else
+            r->failed++;
         report(r, o->source, o->line, d->error);
         if (o->text)
             write_reject(r, o->source, o->line, o->text, strlen(o->text), d->error);
@@ -306,7 +309,7 @@ int main(int argc, char **argv)
     run_t run = {0};
     prime_producer_conf_t *conf;
     prime_error_t err;
-    char msg[800];
+    char msg[800], unknown_note[96];
     int stop = 0, rc, have_timeout = 0;
 
     if ((rc = info_command(argc, argv)) >= 0)
@@ -371,14 +374,15 @@ int main(int argc, char **argv)
     if (run.rejects && fclose(run.rejects) != 0)
         fprintf(stderr, "prime-publish: %s: %s\n", opt.rejects_path, strerror(errno));
 
+    snprintf(unknown_note, sizeof(unknown_note), ", %llu delivery unknown (the broker may have them)", run.unknown);
     if (opt.dry_run)
         fprintf(stderr, "prime-publish: %llu line%s: %llu valid (dry run, nothing sent), %llu rejected%s\n", run.lines, run.lines == 1 ? "" : "s",
                 run.sent, run.rejected, stop && opt.strict ? " (stopped at the first bad line)" : "");
     else
-        fprintf(stderr, "prime-publish: %llu line%s: %llu sent and delivered, %llu rejected, %llu failed delivery%s\n",
+        fprintf(stderr, "prime-publish: %llu line%s: %llu sent and delivered, %llu rejected, %llu failed delivery%s%s\n",
                 run.lines, run.lines == 1 ? "" : "s", run.delivered, run.rejected, run.failed,
-                stop && opt.strict ? " (stopped at the first bad line)" : "");
-    return run.rejected || run.failed ? 1 : 0;
+                run.unknown ? unknown_note : "", stop && opt.strict ? " (stopped at the first bad line)" : "");
+    return run.rejected || run.failed || run.unknown ? 1 : 0;
 
 conf_error:
     fprintf(stderr, "prime-publish: %s\n", prime_error_str(&err, msg, sizeof(msg)));

@@ -7,9 +7,12 @@
 #include <string.h>
 #include <time.h>
 
+#define DEFAULT_CLOSE_TIMEOUT_MS 10000
+
 struct prime_producer_conf_s {
     rd_kafka_conf_t *rk_conf;
     prime_limits_t limits;
+    int close_timeout_ms;
     prime_delivery_cb_t cb;
     void *cb_opaque;
 };
@@ -17,9 +20,18 @@ struct prime_producer_conf_s {
 struct prime_producer_s {
     rd_kafka_t *rk;
     prime_registry_t *reg;
+    int close_timeout_ms;
     prime_delivery_cb_t cb;
     void *cb_opaque;
 };
+
+/* What travels with each message until its delivery report: the caller's
+ * opaque, and the envelope, so that a report can name the event. */
+typedef struct in_flight {
+    void *opaque;
+    int64_t occurred_at;
+    char event_id[PRIME_UUID_TEXT];
+} in_flight_t;
 
 prime_producer_conf_t *prime_producer_conf_new(void)
 {
@@ -32,6 +44,7 @@ prime_producer_conf_t *prime_producer_conf_new(void)
     }
     conf->limits.max_message_bytes = PRIME_DEFAULT_MAX_MESSAGE_BYTES;
     conf->limits.max_json_bytes = PRIME_DEFAULT_MAX_JSON_BYTES;
+    conf->close_timeout_ms = DEFAULT_CLOSE_TIMEOUT_MS;
     /* The pipeline's conventions; the caller may tune all but idempotence. */
     rd_kafka_conf_set(conf->rk_conf, "enable.idempotence", "true", errstr, sizeof(errstr));
     rd_kafka_conf_set(conf->rk_conf, "compression.type", "lz4", errstr, sizeof(errstr));
@@ -71,8 +84,19 @@ prime_errcode_t prime_producer_conf_set(prime_producer_conf_t *conf, const char 
         return set_size(&conf->limits.max_message_bytes, key, value, err);
     if (!strcmp(key, "prime.max.json.bytes"))
         return set_size(&conf->limits.max_json_bytes, key, value, err);
+    if (!strcmp(key, "prime.close.timeout.ms")) {
+        char *end;
+        long v = strtol(value, &end, 10);
+        if (!*value || *end || v < 0 || v > 3600000)
+            return prime_error_set(err, PRIME_ERR_ARG, key, "expected milliseconds from 0 to 3600000, got '%s'",
+                                   value);
+        conf->close_timeout_ms = (int)v;
+        return PRIME_OK;
+    }
     if (!strncmp(key, "prime.", 6))
-        return prime_error_set(err, PRIME_ERR_ARG, key, "unknown setting (prime.max.message.bytes, prime.max.json.bytes)");
+        return prime_error_set(err, PRIME_ERR_ARG, key,
+                               "unknown setting (prime.max.message.bytes, prime.max.json.bytes, "
+                               "prime.close.timeout.ms)");
     if (!strcmp(key, "enable.idempotence") && strcmp(value, "true"))
         return prime_error_set(err, PRIME_ERR_ARG, key,
                                "the pipeline needs the idempotent producer: it cannot be turned off");
@@ -90,6 +114,7 @@ void prime_producer_conf_set_delivery_cb(prime_producer_conf_t *conf, prime_deli
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *rk_opaque)
 {
     prime_producer_t *p = rk_opaque;
+    in_flight_t *f = m->_private;
     prime_delivery_t d;
     prime_error_t err;
     const void *type = NULL;
@@ -99,7 +124,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *rk_op
 
     (void)rk;
     if (!p->cb)
-        return;
+        goto out;
     if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
         rd_kafka_header_get_last(hdrs, "prime.event_type", &type, &type_len) == RD_KAFKA_RESP_ERR_NO_ERROR &&
         type_len < sizeof(type_buf)) {
@@ -108,17 +133,35 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *rk_op
     }
     d.event_type = type_buf;
     d.topic = rd_kafka_topic_name(m->rkt);
-    d.opaque = m->_private;
+    d.opaque = f->opaque;
+    d.event_id = f->event_id;
+    d.occurred_at = f->occurred_at;
     d.partition = m->err ? -1 : m->partition;
     d.offset = m->err ? -1 : m->offset;
     d.error = NULL;
+    d.status = PRIME_DELIVERED;
     if (m->err) {
         prime_error_clear(&err);
-        prime_error_set(&err, PRIME_ERR_KAFKA, NULL, "not delivered to %s: %s", d.topic, rd_kafka_err2str(m->err));
-        err.retriable = m->err != RD_KAFKA_RESP_ERR__FATAL;
+        /* librdkafka knows whether the message ever left: one that was sent
+         * and got no answer (purged or timed out in flight) may be on the
+         * broker, and reporting it as failed would invite a duplicate. */
+        if (rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_NOT_PERSISTED) {
+            d.status = PRIME_NOT_DELIVERED;
+            prime_error_set(&err, PRIME_ERR_KAFKA, NULL, "not delivered to %s: %s", d.topic,
+                            rd_kafka_err2str(m->err));
+            err.retriable = m->err != RD_KAFKA_RESP_ERR__FATAL;
+        } else {
+            d.status = PRIME_DELIVERY_UNKNOWN;
+            prime_error_set(&err, PRIME_ERR_KAFKA, NULL,
+                            "delivery to %s unknown: %s after it was sent; the broker may have it, publish it "
+                            "again only with event_id %s",
+                            d.topic, rd_kafka_err2str(m->err), f->event_id);
+        }
         d.error = &err;
     }
     p->cb(&d, p->cb_opaque);
+out:
+    free(f);
 }
 
 prime_producer_t *prime_producer_new(prime_producer_conf_t *conf, prime_error_t *err)
@@ -143,6 +186,7 @@ prime_producer_t *prime_producer_new(prime_producer_conf_t *conf, prime_error_t 
     prime_registry_set_limits(p->reg, &conf->limits);
     p->cb = conf->cb;
     p->cb_opaque = conf->cb_opaque;
+    p->close_timeout_ms = conf->close_timeout_ms;
     rd_kafka_conf_set_dr_msg_cb(conf->rk_conf, on_delivery);
     rd_kafka_conf_set_opaque(conf->rk_conf, p);
     /* rd_kafka_new() takes the rd_kafka_conf_t on success only. */
@@ -163,8 +207,12 @@ void prime_producer_free(prime_producer_t *p)
 {
     if (!p)
         return;
-    /* Nothing leaves silently: what is still queued is purged, and its
-     * delivery callbacks report it as not delivered. */
+    /* What is on its way gets its chance to be delivered first: purging
+     * at once would cut off requests the broker is already answering. */
+    if (p->close_timeout_ms > 0)
+        rd_kafka_flush(p->rk, p->close_timeout_ms);
+    /* Nothing leaves silently: what is left is purged, and each purged
+     * event is reported, as not delivered or unknown (on_delivery). */
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_flush(p->rk, 5000);
     rd_kafka_destroy(p->rk);
@@ -234,15 +282,23 @@ prime_errcode_t prime_producer_publish(prime_producer_t *p, prime_event_t *ev, v
     char fingerprint[17];
     prime_errcode_t rc;
     rd_kafka_resp_err_t kerr;
+    in_flight_t *f;
 
     if ((rc = prime_producer_prepare(p, ev, &m, err)))
         return rc;
+    if (!(f = malloc(sizeof(*f)))) {
+        free(m.value);
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    }
+    f->opaque = opaque;
+    snprintf(f->event_id, sizeof(f->event_id), "%s", prime_event_string(ev, "event_id"));
+    prime_event_get_long(ev, "occurred_at", &f->occurred_at, NULL, NULL);
     snprintf(fingerprint, sizeof(fingerprint), "%016llx",
              (unsigned long long)prime_event_type_fingerprint(prime_event_type(ev)));
     for (;;) {
         kerr = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(m.topic), RD_KAFKA_V_KEY(m.key, m.key_len),
                                  RD_KAFKA_V_VALUE(m.value, m.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                 RD_KAFKA_V_OPAQUE(opaque),
+                                 RD_KAFKA_V_OPAQUE(f),
                                  RD_KAFKA_V_HEADER("prime.event_type", m.event_type, (ssize_t)strlen(m.event_type)),
                                  RD_KAFKA_V_HEADER("prime.fingerprint", fingerprint, 16), RD_KAFKA_V_END);
         if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -252,6 +308,7 @@ prime_errcode_t prime_producer_publish(prime_producer_t *p, prime_event_t *ev, v
     }
     if (kerr) {
         free(m.value);
+        free(f);
         rc = prime_error_set(err, PRIME_ERR_KAFKA, NULL, "cannot queue %s for %s: %s", m.event_type, m.topic,
                              rd_kafka_err2str(kerr));
         if (err)

@@ -14,22 +14,40 @@ static rd_kafka_t *mock_rk;
 static rd_kafka_mock_cluster_t *mock;
 static char bootstraps[256];
 
+#define MAX_REPORTS 6000
+
+/* One delivery report: which event, and what the producer said of it. */
+typedef struct report {
+    char event_id[37];
+    prime_delivery_status_t status;
+} report_t;
+
 typedef struct deliveries {
-    int ok, failed;
+    int ok, failed, unknown;
     char last_error[512];
     char last_type[64];
     int32_t last_partition;
     void *last_opaque;
+    report_t *reports; /* when set, every report is kept here (MAX_REPORTS) */
+    int nreports;
 } deliveries_t;
 
 static void on_delivery(const prime_delivery_t *d, void *opaque)
 {
     deliveries_t *x = opaque;
-    if (d->error) {
+    CU_ASSERT_EQUAL(d->error != NULL, d->status != PRIME_DELIVERED);
+    if (d->status == PRIME_DELIVERY_UNKNOWN) {
+        x->unknown++;
+        CU_ASSERT_FALSE(d->error->retriable);
+    } else if (d->error) {
         x->failed++;
         snprintf(x->last_error, sizeof(x->last_error), "%s", d->error->message);
     } else {
         x->ok++;
+    }
+    if (x->reports && x->nreports < MAX_REPORTS) {
+        snprintf(x->reports[x->nreports].event_id, 37, "%s", d->event_id);
+        x->reports[x->nreports++].status = d->status;
     }
     snprintf(x->last_type, sizeof(x->last_type), "%s", d->event_type);
     x->last_partition = d->partition;
@@ -55,7 +73,7 @@ static int suite_cleanup(void)
     return 0;
 }
 
-static prime_producer_t *new_producer(deliveries_t *d, const char *timeout_ms)
+static prime_producer_t *new_producer_closing(deliveries_t *d, const char *timeout_ms, const char *close_ms)
 {
     prime_producer_conf_t *conf = prime_producer_conf_new();
     prime_error_t err;
@@ -65,12 +83,98 @@ static prime_producer_t *new_producer(deliveries_t *d, const char *timeout_ms)
     CU_ASSERT_EQUAL(prime_producer_conf_set(conf, "bootstrap.servers", bootstraps, &err), PRIME_OK);
     CU_ASSERT_EQUAL(prime_producer_conf_set(conf, "message.timeout.ms", timeout_ms, &err), PRIME_OK);
     CU_ASSERT_EQUAL(prime_producer_conf_set(conf, "linger.ms", "1", &err), PRIME_OK);
+    if (close_ms)
+        CU_ASSERT_EQUAL(prime_producer_conf_set(conf, "prime.close.timeout.ms", close_ms, &err), PRIME_OK);
     prime_producer_conf_set(conf, "log_level", "0", &err);
     prime_producer_conf_set_delivery_cb(conf, on_delivery, d);
     p = prime_producer_new(conf, &err);
     if (!p)
         fprintf(stderr, "producer: %s\n", err.message);
     return p;
+}
+
+static prime_producer_t *new_producer(deliveries_t *d, const char *timeout_ms)
+{
+    return new_producer_closing(d, timeout_ms, NULL);
+}
+
+static int cmp_ids(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The event_ids of every message now on topic, sorted (37 bytes each):
+ * a consumer reads every partition from the beginning to its end. */
+static char *ids_on_broker(const prime_registry_t *reg, const char *topic, int *count)
+{
+    char errstr[256];
+    rd_kafka_conf_t *cconf = rd_kafka_conf_new();
+    rd_kafka_t *c;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt;
+    rd_kafka_topic_partition_list_t *parts;
+    int npart, eofs = 0, n = 0, cap = 1024;
+    char *ids = malloc((size_t)cap * 37);
+    time_t deadline = time(NULL) + 30;
+
+    rd_kafka_conf_set(cconf, "bootstrap.servers", bootstraps, errstr, sizeof(errstr));
+    rd_kafka_conf_set(cconf, "group.id", "ids_on_broker", errstr, sizeof(errstr));
+    rd_kafka_conf_set(cconf, "enable.partition.eof", "true", errstr, sizeof(errstr));
+    rd_kafka_conf_set(cconf, "log_level", "0", errstr, sizeof(errstr));
+    c = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, errstr, sizeof(errstr));
+    rkt = rd_kafka_topic_new(c, topic, NULL);
+    CU_ASSERT_EQUAL_FATAL(rd_kafka_metadata(c, 0, rkt, &md, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    npart = md->topics[0].partition_cnt;
+    parts = rd_kafka_topic_partition_list_new(npart);
+    for (int i = 0; i < npart; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_assign(c, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    while (eofs < npart && time(NULL) < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+        prime_event_t *ev = NULL;
+        if (!m)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eofs++;
+        } else if (!m->err && prime_event_decode(reg, m->payload, m->len, &ev, NULL) == PRIME_OK) {
+            if (n == cap)
+                ids = realloc(ids, (size_t)(cap *= 2) * 37);
+            snprintf(ids + (size_t)n++ * 37, 37, "%s", prime_event_string(ev, "event_id"));
+            prime_event_free(ev);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    CU_ASSERT_EQUAL(eofs, npart);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    qsort(ids, (size_t)n, 37, cmp_ids);
+    *count = n;
+    return ids;
+}
+
+/* Every report against what the broker holds: an event on the broker is
+ * never reported as not delivered, a delivered one is on the broker.
+ * Returns how many messages the topic holds. */
+static int check_reports_against_broker(const prime_registry_t *reg, const char *topic, const deliveries_t *d)
+{
+    int n, wrong_failed = 0, missing_delivered = 0;
+    char *ids = ids_on_broker(reg, topic, &n);
+
+    for (int i = 0; i < d->nreports; i++) {
+        int there = bsearch(d->reports[i].event_id, ids, (size_t)n, 37, cmp_ids) != NULL;
+        wrong_failed += there && d->reports[i].status == PRIME_NOT_DELIVERED;
+        missing_delivered += !there && d->reports[i].status == PRIME_DELIVERED;
+    }
+    if (wrong_failed || missing_delivered)
+        fprintf(stderr, "%d on the broker reported not delivered, %d reported delivered not on the broker\n",
+                wrong_failed, missing_delivered);
+    CU_ASSERT_EQUAL(wrong_failed, 0);
+    CU_ASSERT_EQUAL(missing_delivered, 0);
+    free(ids);
+    return n;
 }
 
 /* A valid event minus event_id and occurred_at, as a client would build it. */
@@ -249,22 +353,95 @@ static void test_broker_down_fails_delivery(void)
     prime_producer_free(p);
 }
 
+/* Broker down: nothing was ever sent, so free reports each event as not
+ * delivered (safe to publish again), none as unknown, after waiting no
+ * longer than prime.close.timeout.ms. */
 static void test_free_reports_what_was_purged(void)
 {
-    deliveries_t d = {0};
+    report_t reports[2];
+    deliveries_t d = {.reports = reports};
     prime_producer_t *p;
     prime_event_t *ev;
+    struct timespec t0, t1;
 
     rd_kafka_mock_broker_set_down(mock, 1);
-    p = new_producer(&d, "60000");
+    p = new_producer_closing(&d, "60000", "300");
     ev = client_event(p);
     CU_ASSERT_EQUAL(prime_producer_publish(p, ev, NULL, NULL), PRIME_OK);
+    prime_event_set_string(ev, "event_id", "", 0, NULL);
     CU_ASSERT_EQUAL(prime_producer_publish(p, ev, NULL, NULL), PRIME_OK);
+    prime_event_free(ev); /* before its producer's registry goes */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     prime_producer_free(p); /* without flush: the two are reported, not lost */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     CU_ASSERT_EQUAL(d.failed, 2);
+    CU_ASSERT_EQUAL(d.unknown, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(d.last_error, "urge"));
+    CU_ASSERT((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 3000);
     rd_kafka_mock_broker_set_up(mock, 1);
+    p = new_producer(&d, "10000");
+    check_reports_against_broker(prime_producer_registry(p), "prime.projects", &d);
+    prime_producer_free(p);
+}
+
+/* Publish many, free at once: free waits for what is on its way, so every
+ * event the broker has is reported delivered (issue 16: 10 of 20,000 were
+ * purged in flight and reported failed, and a retry made duplicates). */
+static void test_free_delivers_what_is_on_its_way(void)
+{
+    deliveries_t d = {.reports = calloc(MAX_REPORTS, sizeof(report_t))};
+    prime_producer_t *p = new_producer(&d, "30000");
+    prime_event_t *ev = prime_event_example(prime_producer_registry(p), "preset.created", 0, NULL);
+    const int n = 5000;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    for (int i = 0; i < n; i++) {
+        prime_event_set_string(ev, "event_id", "", 0, NULL);
+        CU_ASSERT_EQUAL(prime_producer_publish(p, ev, NULL, NULL), PRIME_OK);
+    }
     prime_event_free(ev);
+    prime_producer_free(p);
+    CU_ASSERT_EQUAL(d.nreports, n);
+    CU_ASSERT_EQUAL(d.ok, n);
+    CU_ASSERT_EQUAL(d.failed, 0);
+    p = new_producer(&d, "10000");
+    check_reports_against_broker(prime_producer_registry(p), "prime.presets", &d);
+    prime_producer_free(p);
+    free(d.reports);
+}
+
+/* Sent, and the answer is slower than prime.close.timeout.ms: free purges
+ * them in flight. The broker has them, so they are reported unknown (with
+ * their event_id), never as not delivered. */
+static void test_free_reports_in_flight_as_unknown(void)
+{
+    deliveries_t d = {.reports = calloc(MAX_REPORTS, sizeof(report_t))};
+    prime_producer_t *p = new_producer_closing(&d, "30000", "500");
+    prime_event_t *ev = prime_event_example(prime_producer_registry(p), "session.joined", 0, NULL);
+    const int n = 20;
+    char topic[64];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    /* Connected first, so that the slow answers are to the produce requests. */
+    CU_ASSERT_EQUAL(prime_producer_publish(p, ev, NULL, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL(prime_producer_flush(p, 10000, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL(d.ok, 1);
+    rd_kafka_mock_broker_set_rtt(mock, 1, 4000);
+    for (int i = 0; i < n; i++) {
+        prime_event_set_string(ev, "event_id", "", 0, NULL);
+        CU_ASSERT_EQUAL(prime_producer_publish(p, ev, NULL, NULL), PRIME_OK);
+    }
+    snprintf(topic, sizeof(topic), "%s", prime_event_type_topic(prime_event_type(ev)));
+    prime_event_free(ev);
+    prime_producer_free(p);
+    rd_kafka_mock_broker_set_rtt(mock, 1, 0);
+    CU_ASSERT_EQUAL(d.nreports, n + 1);
+    CU_ASSERT_EQUAL(d.failed, 0);
+    CU_ASSERT_EQUAL(d.unknown, n);
+    p = new_producer(&d, "10000");
+    CU_ASSERT_EQUAL(check_reports_against_broker(prime_producer_registry(p), topic, &d), n + 1);
+    prime_producer_free(p);
+    free(d.reports);
 }
 
 int main(void)
@@ -275,7 +452,9 @@ int main(void)
         {"an invalid event is refused and never queued", test_invalid_event_is_not_queued},
         {"delivered with the owner as key and type/fingerprint headers", test_delivers_with_key_and_headers},
         {"a broker that is down ends in failed deliveries, not a hang", test_broker_down_fails_delivery},
-        {"freeing with events queued reports them as not delivered", test_free_reports_what_was_purged},
+        {"freeing with events never sent reports them as not delivered", test_free_reports_what_was_purged},
+        {"freeing right after publishing delivers what is on its way", test_free_delivers_what_is_on_its_way},
+        {"events purged in flight are reported unknown, never not delivered", test_free_reports_in_flight_as_unknown},
         {NULL, NULL},
     };
     return prime_test_run("producer", suite_init, suite_cleanup, tests);

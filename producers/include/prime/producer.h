@@ -18,8 +18,9 @@
  * message key (one user's history stays ordered in one partition), headers
  * prime.event_type and prime.fingerprint, the event type's topic, lz4
  * compression unless set otherwise. Delivery of every published event is
- * reported exactly once through the delivery callback, success or failure,
- * from inside prime_producer_publish/poll/flush/free on the caller's thread.
+ * reported exactly once through the delivery callback (delivered, not
+ * delivered, or unknown: prime_delivery_status_t), from inside
+ * prime_producer_publish/poll/flush/free on the caller's thread.
  *
  * A producer may be used from one thread at a time. */
 
@@ -31,13 +32,29 @@
 typedef struct prime_producer_s prime_producer_t;
 typedef struct prime_producer_conf_s prime_producer_conf_t;
 
+/* The outcome of one published event, as far as the producer can know it. */
+typedef enum prime_delivery_status {
+    PRIME_DELIVERED = 0,        /* the broker has it: partition and offset are set */
+    PRIME_NOT_DELIVERED,        /* certainly not on the broker (never sent, or refused):
+                                 * publishing it again cannot make a duplicate */
+    PRIME_DELIVERY_UNKNOWN,     /* sent, but no answer came (purged by free, or timed out
+                                 * in flight): the broker may have it. Publish it again only
+                                 * with the same event_id (given here), which the pipeline
+                                 * applies once; never as a new event */
+} prime_delivery_status_t;
+
 /* What happened to one published event. Valid during the callback only. */
 typedef struct prime_delivery {
+    prime_delivery_status_t status;
     const char *event_type;
     const char *topic;
+    const char *event_id;    /* the event's id, generated or given */
+    int64_t occurred_at;     /* the event's time (microseconds), generated or given */
     int32_t partition;       /* -1 when not delivered */
     int64_t offset;          /* -1 when not delivered */
-    const prime_error_t *error; /* NULL when delivered */
+    const prime_error_t *error; /* NULL when delivered; why, otherwise. retriable is set
+                                 * for PRIME_NOT_DELIVERED (a retry may succeed) and never
+                                 * for PRIME_DELIVERY_UNKNOWN (see above) */
     void *opaque;            /* as given to prime_producer_publish */
 } prime_delivery_t;
 
@@ -50,6 +67,8 @@ void prime_producer_conf_free(prime_producer_conf_t *conf);
  * "compression.type", "message.timeout.ms", ...) or one of ours:
  *   prime.max.message.bytes   largest encoded event (default 1000000)
  *   prime.max.json.bytes      largest JSON document field (default 524288)
+ *   prime.close.timeout.ms    how long prime_producer_free() waits for what
+ *                             is still queued before purging it (default 10000)
  * enable.idempotence cannot be turned off. */
 prime_errcode_t prime_producer_conf_set(prime_producer_conf_t *conf, const char *key, const char *value,
                                         prime_error_t *err);
@@ -58,9 +77,13 @@ void prime_producer_conf_set_delivery_cb(prime_producer_conf_t *conf, prime_deli
 /* Takes ownership of conf, whether it succeeds or not. */
 prime_producer_t *prime_producer_new(prime_producer_conf_t *conf, prime_error_t *err);
 
-/* Purges what is still queued (its delivery callbacks report it as not
- * delivered) and frees everything. Call prime_producer_flush() first to
- * wait for delivery. Accepts NULL. */
+/* Waits up to prime.close.timeout.ms (default 10000) for what is still
+ * queued, then purges what is left and frees everything. Every purged event
+ * is reported through the callback: PRIME_NOT_DELIVERED when it was never
+ * sent, PRIME_DELIVERY_UNKNOWN when it was sent and no answer came (the
+ * broker may have it). An event the broker has is never reported as not
+ * delivered. Call prime_producer_flush() first to choose the wait.
+ * Accepts NULL. */
 void prime_producer_free(prime_producer_t *p);
 
 /* The registry the producer validates and encodes with. */
