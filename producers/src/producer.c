@@ -105,10 +105,14 @@ prime_errcode_t prime_producer_conf_set(prime_producer_conf_t *conf, const char 
     return PRIME_OK;
 }
 
-void prime_producer_conf_set_delivery_cb(prime_producer_conf_t *conf, prime_delivery_cb_t cb, void *cb_opaque)
+prime_errcode_t prime_producer_conf_set_delivery_cb(prime_producer_conf_t *conf, prime_delivery_cb_t cb,
+                                                   void *cb_opaque)
 {
+    if (!conf)
+        return PRIME_ERR_ARG;
     conf->cb = cb;
     conf->cb_opaque = cb_opaque;
+    return PRIME_OK;
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *rk_opaque)
@@ -222,67 +226,105 @@ void prime_producer_free(prime_producer_t *p)
 
 const prime_registry_t *prime_producer_registry(const prime_producer_t *p)
 {
-    return p->reg;
+    return p ? p->reg : NULL;
 }
 
 prime_event_t *prime_producer_event_new(prime_producer_t *p, const char *type, prime_error_t *err)
 {
+    if (!p || !type) {
+        prime_error_set(err, PRIME_ERR_ARG, p ? "type" : NULL, "a producer and an event type are required");
+        return NULL;
+    }
     return prime_event_new(p->reg, type, err);
 }
 
-/* event_id and occurred_at, when the caller left them unset. */
-static prime_errcode_t fill_envelope(prime_event_t *ev, prime_error_t *err)
+enum { FILLED_ID = 1, FILLED_TIME = 2 };
+
+/* event_id and occurred_at into out, generated when the caller left them
+ * unset; generated ones are set in ev for validation and encoding, and
+ * *filled says which, for restore_envelope(). */
+static prime_errcode_t fill_envelope(prime_event_t *ev, prime_message_t *out, int *filled, prime_error_t *err)
 {
     const char *id;
     size_t len;
-    int64_t when = 0;
     prime_errcode_t rc;
 
+    *filled = 0;
     if ((rc = prime_event_get_string(ev, "event_id", &id, &len, err)))
         return rc;
     if (len == 0) {
-        char uuid[PRIME_UUID_TEXT];
-        if (prime_uuid_v7(uuid))
+        if (prime_uuid_v7(out->event_id))
             return prime_error_set(err, PRIME_ERR_IO, "event_id", "no randomness available for a UUID");
-        if ((rc = prime_event_set_string(ev, "event_id", uuid, 36, err)))
+        if ((rc = prime_event_set_string(ev, "event_id", out->event_id, 36, err)))
             return rc;
+        *filled |= FILLED_ID;
+    } else {
+        snprintf(out->event_id, sizeof(out->event_id), "%.*s", (int)len, id);
     }
-    if ((rc = prime_event_get_long(ev, "occurred_at", &when, NULL, err)))
+    if ((rc = prime_event_get_long(ev, "occurred_at", &out->occurred_at, NULL, err)))
         return rc;
-    if (when == 0) {
+    if (out->occurred_at == 0) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
-        when = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-        if ((rc = prime_event_set_long(ev, "occurred_at", when, err)))
+        out->occurred_at = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+        if ((rc = prime_event_set_long(ev, "occurred_at", out->occurred_at, err)))
             return rc;
+        *filled |= FILLED_TIME;
     }
     return PRIME_OK;
+}
+
+/* The caller's event as it was given: a value generated for one publish
+ * must not follow the object into the next (issue 16: a reused event kept
+ * its first event_id, and the next publish was dropped as a duplicate). */
+static void restore_envelope(prime_event_t *ev, int filled)
+{
+    if (filled & FILLED_ID)
+        prime_event_set_string(ev, "event_id", "", 0, NULL);
+    if (filled & FILLED_TIME)
+        prime_event_set_long(ev, "occurred_at", 0, NULL);
 }
 
 prime_errcode_t prime_producer_prepare(prime_producer_t *p, prime_event_t *ev, prime_message_t *out,
                                        prime_error_t *err)
 {
-    const prime_event_type_t *t = prime_event_type(ev);
+    const prime_event_type_t *t;
     prime_errcode_t rc;
+    int filled = 0;
 
-    (void)p;
+    if (!out)
+        return prime_error_set(err, PRIME_ERR_ARG, NULL, "no message to prepare into");
     memset(out, 0, sizeof(*out));
-    if ((rc = fill_envelope(ev, err)) || (rc = prime_event_validate(ev, err)) ||
-        (rc = prime_event_get_string(ev, "owner_user_id", &out->key, &out->key_len, err)) ||
-        (rc = prime_event_encode(ev, &out->value, &out->len, err)))
+    if (!p || !ev)
+        return prime_error_set(err, PRIME_ERR_ARG, NULL, "a producer and an event are required");
+    t = prime_event_type(ev);
+    if (!(rc = fill_envelope(ev, out, &filled, err)) && !(rc = prime_event_validate(ev, err)) &&
+        !(rc = prime_event_get_string(ev, "owner_user_id", &out->key, &out->key_len, err)))
+        rc = prime_event_encode(ev, &out->value, &out->len, err);
+    restore_envelope(ev, filled);
+    if (rc)
         return rc;
     out->event_type = prime_event_type_name(t);
     out->topic = prime_event_type_topic(t);
     return PRIME_OK;
 }
 
-prime_errcode_t prime_producer_publish(prime_producer_t *p, prime_event_t *ev, void *opaque, prime_error_t *err)
+static int64_t now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+prime_errcode_t prime_producer_try_publish(prime_producer_t *p, prime_event_t *ev, void *opaque, int timeout_ms,
+                                           prime_error_t *err)
 {
     prime_message_t m;
     char fingerprint[17];
     prime_errcode_t rc;
     rd_kafka_resp_err_t kerr;
     in_flight_t *f;
+    int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
 
     if ((rc = prime_producer_prepare(p, ev, &m, err)))
         return rc;
@@ -291,11 +333,12 @@ prime_errcode_t prime_producer_publish(prime_producer_t *p, prime_event_t *ev, v
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     }
     f->opaque = opaque;
-    snprintf(f->event_id, sizeof(f->event_id), "%s", prime_event_string(ev, "event_id"));
-    prime_event_get_long(ev, "occurred_at", &f->occurred_at, NULL, NULL);
+    memcpy(f->event_id, m.event_id, sizeof(f->event_id));
+    f->occurred_at = m.occurred_at;
     snprintf(fingerprint, sizeof(fingerprint), "%016llx",
              (unsigned long long)prime_event_type_fingerprint(prime_event_type(ev)));
     for (;;) {
+        int64_t left;
         kerr = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(m.topic), RD_KAFKA_V_KEY(m.key, m.key_len),
                                  RD_KAFKA_V_VALUE(m.value, m.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
                                  RD_KAFKA_V_OPAQUE(f),
@@ -303,14 +346,24 @@ prime_errcode_t prime_producer_publish(prime_producer_t *p, prime_event_t *ev, v
                                  RD_KAFKA_V_HEADER("prime.fingerprint", fingerprint, 16), RD_KAFKA_V_END);
         if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
-        /* Back-pressure: the local queue is full until deliveries drain it. */
-        rd_kafka_poll(p->rk, 50);
+        /* Back-pressure: the local queue is full until deliveries drain it;
+         * serving them here is what makes room. */
+        left = timeout_ms < 0 ? 50 : deadline - now_ms();
+        if (left <= 0)
+            break;
+        rd_kafka_poll(p->rk, left < 50 ? (int)left : 50);
     }
     if (kerr) {
         free(m.value);
         free(f);
-        rc = prime_error_set(err, PRIME_ERR_KAFKA, NULL, "cannot queue %s for %s: %s", m.event_type, m.topic,
-                             rd_kafka_err2str(kerr));
+        if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rc = prime_error_set(err, PRIME_ERR_KAFKA, NULL,
+                                 "local queue full (%d events waiting for the broker): %s was not queued; "
+                                 "poll, then publish it again",
+                                 rd_kafka_outq_len(p->rk), m.event_type);
+        else
+            rc = prime_error_set(err, PRIME_ERR_KAFKA, NULL, "cannot queue %s for %s: %s", m.event_type, m.topic,
+                                 rd_kafka_err2str(kerr));
         if (err)
             err->retriable = kerr != RD_KAFKA_RESP_ERR__FATAL;
         return rc;
@@ -319,17 +372,24 @@ prime_errcode_t prime_producer_publish(prime_producer_t *p, prime_event_t *ev, v
     return PRIME_OK;
 }
 
+prime_errcode_t prime_producer_publish(prime_producer_t *p, prime_event_t *ev, void *opaque, prime_error_t *err)
+{
+    return prime_producer_try_publish(p, ev, opaque, -1, err);
+}
+
 int prime_producer_poll(prime_producer_t *p, int timeout_ms)
 {
-    return rd_kafka_poll(p->rk, timeout_ms);
+    return p ? rd_kafka_poll(p->rk, timeout_ms) : -1;
 }
 
 prime_errcode_t prime_producer_flush(prime_producer_t *p, int timeout_ms, prime_error_t *err)
 {
-    rd_kafka_resp_err_t kerr = rd_kafka_flush(p->rk, timeout_ms);
+    rd_kafka_resp_err_t kerr;
     prime_errcode_t rc;
 
-    if (!kerr)
+    if (!p)
+        return prime_error_set(err, PRIME_ERR_ARG, NULL, "no producer to flush");
+    if (!(kerr = rd_kafka_flush(p->rk, timeout_ms)))
         return PRIME_OK;
     rc = prime_error_set(err, PRIME_ERR_KAFKA, NULL, "%d events still outstanding after %d ms: %s",
                          rd_kafka_outq_len(p->rk), timeout_ms, rd_kafka_err2str(kerr));
@@ -340,5 +400,5 @@ prime_errcode_t prime_producer_flush(prime_producer_t *p, int timeout_ms, prime_
 
 int prime_producer_outstanding(const prime_producer_t *p)
 {
-    return rd_kafka_outq_len(p->rk);
+    return p ? rd_kafka_outq_len(p->rk) : -1;
 }

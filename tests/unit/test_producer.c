@@ -98,6 +98,13 @@ static prime_producer_t *new_producer(deliveries_t *d, const char *timeout_ms)
     return new_producer_closing(d, timeout_ms, NULL);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
 static int cmp_ids(const void *a, const void *b)
 {
     return strcmp(a, b);
@@ -219,18 +226,32 @@ static void test_fills_envelope_and_keeps_given_id(void)
     int64_t when = 0;
 
     CU_ASSERT_EQUAL_FATAL(prime_producer_prepare(p, ev, &m, NULL), PRIME_OK);
-    prime_event_get_string(ev, "event_id", &id, &len, NULL);
-    CU_ASSERT_EQUAL(len, 36);
-    CU_ASSERT_EQUAL(id[14], '7'); /* UUIDv7 */
-    prime_event_get_long(ev, "occurred_at", &when, NULL, NULL);
-    CU_ASSERT(llabs(when - (int64_t)time(NULL) * 1000000) < 60 * 1000000LL);
+    CU_ASSERT_EQUAL(strlen(m.event_id), 36);
+    CU_ASSERT_EQUAL(m.event_id[14], '7'); /* UUIDv7 */
+    CU_ASSERT(llabs(m.occurred_at - (int64_t)time(NULL) * 1000000) < 60 * 1000000LL);
     CU_ASSERT_STRING_EQUAL(m.topic, "prime.projects");
     CU_ASSERT_STRING_EQUAL(m.event_type, "project.opened");
+    {
+        prime_event_t *sent = NULL; /* what is encoded carries them */
+        CU_ASSERT_EQUAL_FATAL(prime_event_decode(prime_producer_registry(p), m.value, m.len, &sent, NULL), PRIME_OK);
+        CU_ASSERT_STRING_EQUAL(prime_event_string(sent, "event_id"), m.event_id);
+        prime_event_get_long(sent, "occurred_at", &when, NULL, NULL);
+        CU_ASSERT_EQUAL(when, m.occurred_at);
+        prime_event_free(sent);
+    }
     free(m.value);
+    /* ... and the caller's event is left as it was given. */
+    prime_event_get_string(ev, "event_id", &id, &len, NULL);
+    CU_ASSERT_EQUAL(len, 0);
+    prime_event_get_long(ev, "occurred_at", &when, NULL, NULL);
+    CU_ASSERT_EQUAL(when, 0);
 
     /* A caller's event_id (a client retry) is kept as it is. */
     prime_event_set_string(ev, "event_id", "8d2f1c3e-5b7a-4c19-9e0d-2a6b4f8c1d7e", 36, NULL);
+    prime_event_set_long(ev, "occurred_at", 1795608000000000, NULL);
     CU_ASSERT_EQUAL_FATAL(prime_producer_prepare(p, ev, &m, NULL), PRIME_OK);
+    CU_ASSERT_STRING_EQUAL(m.event_id, "8d2f1c3e-5b7a-4c19-9e0d-2a6b4f8c1d7e");
+    CU_ASSERT_EQUAL(m.occurred_at, 1795608000000000);
     prime_event_get_string(ev, "event_id", &id, &len, NULL);
     CU_ASSERT_STRING_EQUAL(id, "8d2f1c3e-5b7a-4c19-9e0d-2a6b4f8c1d7e");
     free(m.value);
@@ -258,7 +279,8 @@ static void test_invalid_event_is_not_queued(void)
 
 static void test_delivers_with_key_and_headers(void)
 {
-    deliveries_t d = {0};
+    report_t reports[1];
+    deliveries_t d = {.reports = reports};
     prime_producer_t *p = new_producer(&d, "10000");
     prime_event_t *ev = client_event(p);
     int marker = 42;
@@ -312,7 +334,13 @@ static void test_delivers_with_key_and_headers(void)
     {
         prime_event_t *back = NULL;
         char *a, *b;
+        int64_t when = 0;
         CU_ASSERT_EQUAL_FATAL(prime_event_decode(prime_producer_registry(p), m->payload, m->len, &back, NULL), PRIME_OK);
+        /* The generated envelope is the one the report named; the rest is ev. */
+        CU_ASSERT_STRING_EQUAL(prime_event_string(back, "event_id"), reports[0].event_id);
+        prime_event_set_string(ev, "event_id", reports[0].event_id, 36, NULL);
+        prime_event_get_long(back, "occurred_at", &when, NULL, NULL);
+        prime_event_set_long(ev, "occurred_at", when, NULL);
         a = prime_event_to_json(ev, NULL);
         b = prime_event_to_json(back, NULL);
         CU_ASSERT_STRING_EQUAL(a, b);
@@ -351,6 +379,122 @@ static void test_broker_down_fails_delivery(void)
     rd_kafka_mock_broker_set_up(mock, 1);
     prime_event_free(ev);
     prime_producer_free(p);
+}
+
+/* One event object, published, changed, published again: two events, each
+ * with its own id, both on the broker (issue 16: the second kept the
+ * first's event_id and was dropped downstream as a duplicate). */
+static void test_reused_event_is_a_new_event(void)
+{
+    report_t reports[2];
+    deliveries_t d = {.reports = reports};
+    prime_producer_t *p = new_producer(&d, "10000");
+    prime_event_t *ev = client_event(p);
+
+    CU_ASSERT_EQUAL(prime_producer_publish(p, ev, NULL, NULL), PRIME_OK);
+    CU_ASSERT_STRING_EQUAL(prime_event_string(ev, "event_id"), "");
+    prime_event_set_string(ev, "device_id", "desk-2", 6, NULL);
+    CU_ASSERT_EQUAL(prime_producer_publish(p, ev, NULL, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL(prime_producer_flush(p, 10000, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL_FATAL(d.nreports, 2);
+    CU_ASSERT_EQUAL(d.ok, 2);
+    CU_ASSERT_EQUAL(strlen(reports[0].event_id), 36);
+    CU_ASSERT_STRING_NOT_EQUAL(reports[0].event_id, reports[1].event_id);
+    check_reports_against_broker(prime_producer_registry(p), "prime.projects", &d);
+    prime_event_free(ev);
+    prime_producer_free(p);
+}
+
+/* Every public function, given NULL where it takes a pointer: an error
+ * (or NULL, or -1, as the header says), never a crash. */
+static void test_null_arguments(void)
+{
+    deliveries_t d = {0};
+    prime_producer_t *p = new_producer(&d, "10000");
+    prime_event_t *ev = client_event(p);
+    prime_producer_conf_t *conf = prime_producer_conf_new();
+    prime_message_t m;
+    prime_error_t err;
+
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_producer_conf_set(NULL, "linger.ms", "1", &err), PRIME_ERR_ARG);
+    CU_ASSERT_EQUAL(prime_producer_conf_set(conf, NULL, "1", NULL), PRIME_ERR_ARG);
+    CU_ASSERT_EQUAL(prime_producer_conf_set(conf, "linger.ms", NULL, NULL), PRIME_ERR_ARG);
+    CU_ASSERT_EQUAL(prime_producer_conf_set_delivery_cb(NULL, on_delivery, &d), PRIME_ERR_ARG);
+    CU_ASSERT_EQUAL(prime_producer_conf_set_delivery_cb(conf, NULL, NULL), PRIME_OK);
+    prime_producer_conf_free(NULL);
+    prime_producer_conf_free(conf);
+    prime_error_clear(&err);
+    CU_ASSERT_PTR_NULL(prime_producer_new(NULL, &err));
+    CU_ASSERT_EQUAL(err.code, PRIME_ERR_ARG);
+    prime_producer_free(NULL);
+    CU_ASSERT_PTR_NULL(prime_producer_registry(NULL));
+    prime_error_clear(&err);
+    CU_ASSERT_PTR_NULL(prime_producer_event_new(NULL, "project.opened", &err));
+    CU_ASSERT_EQUAL(err.code, PRIME_ERR_ARG);
+    prime_error_clear(&err);
+    CU_ASSERT_PTR_NULL(prime_producer_event_new(p, NULL, &err));
+    CU_ASSERT_EQUAL(err.code, PRIME_ERR_ARG);
+    CU_ASSERT_EQUAL(prime_producer_publish(NULL, ev, NULL, NULL), PRIME_ERR_ARG);
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_producer_publish(p, NULL, NULL, &err), PRIME_ERR_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "required"));
+    CU_ASSERT_EQUAL(prime_producer_try_publish(NULL, ev, NULL, 0, NULL), PRIME_ERR_ARG);
+    CU_ASSERT_EQUAL(prime_producer_try_publish(p, NULL, NULL, 0, NULL), PRIME_ERR_ARG);
+    CU_ASSERT_EQUAL(prime_producer_prepare(NULL, ev, &m, NULL), PRIME_ERR_ARG);
+    CU_ASSERT_EQUAL(prime_producer_prepare(p, NULL, &m, NULL), PRIME_ERR_ARG);
+    CU_ASSERT_EQUAL(prime_producer_prepare(p, ev, NULL, NULL), PRIME_ERR_ARG);
+    CU_ASSERT_EQUAL(prime_producer_poll(NULL, 0), -1);
+    CU_ASSERT_EQUAL(prime_producer_flush(NULL, 0, NULL), PRIME_ERR_ARG);
+    CU_ASSERT_EQUAL(prime_producer_outstanding(NULL), -1);
+    CU_ASSERT_EQUAL(d.ok + d.failed + d.unknown, 0);
+    prime_event_free(ev);
+    prime_producer_free(p);
+}
+
+/* A full local queue and a broker that is gone: try_publish returns within
+ * its bound with a retriable "queue full", queues nothing, reports nothing
+ * for it; a UI thread never freezes. */
+static void test_try_publish_is_bounded(void)
+{
+    deliveries_t d = {0};
+    prime_producer_conf_t *conf = prime_producer_conf_new();
+    prime_producer_t *p;
+    prime_event_t *ev;
+    prime_error_t err;
+    int64_t t0, took;
+
+    rd_kafka_mock_broker_set_down(mock, 1);
+    prime_producer_conf_set(conf, "bootstrap.servers", bootstraps, NULL);
+    prime_producer_conf_set(conf, "message.timeout.ms", "60000", NULL);
+    prime_producer_conf_set(conf, "prime.close.timeout.ms", "0", NULL);
+    prime_producer_conf_set(conf, "log_level", "0", NULL);
+    CU_ASSERT_EQUAL(prime_producer_conf_set(conf, "queue.buffering.max.messages", "2", NULL), PRIME_OK);
+    prime_producer_conf_set_delivery_cb(conf, on_delivery, &d);
+    p = prime_producer_new(conf, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    ev = client_event(p);
+    CU_ASSERT_EQUAL(prime_producer_try_publish(p, ev, NULL, 0, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL(prime_producer_try_publish(p, ev, NULL, 0, NULL), PRIME_OK);
+
+    t0 = mono_ms();
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_producer_try_publish(p, ev, NULL, 300, &err), PRIME_ERR_KAFKA);
+    took = mono_ms() - t0;
+    CU_ASSERT(err.retriable);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "local queue full"));
+    CU_ASSERT(took >= 290 && took < 1500);
+
+    t0 = mono_ms();
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_producer_try_publish(p, ev, NULL, 0, &err), PRIME_ERR_KAFKA);
+    CU_ASSERT(mono_ms() - t0 < 200);
+    CU_ASSERT(err.retriable);
+    CU_ASSERT_EQUAL(prime_producer_outstanding(p), 2);
+    prime_event_free(ev);
+    prime_producer_free(p);
+    CU_ASSERT_EQUAL(d.failed, 2); /* the two queued; the refused ones are never reported */
+    rd_kafka_mock_broker_set_up(mock, 1);
 }
 
 /* Broker down: nothing was ever sent, so free reports each event as not
@@ -452,6 +596,9 @@ int main(void)
         {"an invalid event is refused and never queued", test_invalid_event_is_not_queued},
         {"delivered with the owner as key and type/fingerprint headers", test_delivers_with_key_and_headers},
         {"a broker that is down ends in failed deliveries, not a hang", test_broker_down_fails_delivery},
+        {"a reused event object is published as a new event", test_reused_event_is_a_new_event},
+        {"NULL arguments are errors, not crashes", test_null_arguments},
+        {"try_publish on a full queue returns within its bound", test_try_publish_is_bounded},
         {"freeing with events never sent reports them as not delivered", test_free_reports_what_was_purged},
         {"freeing right after publishing delivers what is on its way", test_free_delivers_what_is_on_its_way},
         {"events purged in flight are reported unknown, never not delivered", test_free_reports_in_flight_as_unknown},

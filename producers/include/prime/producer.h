@@ -22,9 +22,13 @@
  * delivered, or unknown: prime_delivery_status_t), from inside
  * prime_producer_publish/poll/flush/free on the caller's thread.
  *
- * A producer may be used from one thread at a time. */
+ * A producer may be used from one thread at a time. Every function that
+ * takes a pointer returns PRIME_ERR_ARG (or NULL, or -1, as stated) when it
+ * is NULL, never crashes; an err of NULL is always allowed. */
 
 #include <stdint.h>
+
+#include "prime/uuid.h"
 
 #include "prime/error.h"
 #include "prime/event.h"
@@ -72,7 +76,9 @@ void prime_producer_conf_free(prime_producer_conf_t *conf);
  * enable.idempotence cannot be turned off. */
 prime_errcode_t prime_producer_conf_set(prime_producer_conf_t *conf, const char *key, const char *value,
                                         prime_error_t *err);
-void prime_producer_conf_set_delivery_cb(prime_producer_conf_t *conf, prime_delivery_cb_t cb, void *cb_opaque);
+/* cb may be NULL (no reports). PRIME_ERR_ARG when conf is NULL. */
+prime_errcode_t prime_producer_conf_set_delivery_cb(prime_producer_conf_t *conf, prime_delivery_cb_t cb,
+                                                   void *cb_opaque);
 
 /* Takes ownership of conf, whether it succeeds or not. */
 prime_producer_t *prime_producer_new(prime_producer_conf_t *conf, prime_error_t *err);
@@ -86,17 +92,33 @@ prime_producer_t *prime_producer_new(prime_producer_conf_t *conf, prime_error_t 
  * Accepts NULL. */
 void prime_producer_free(prime_producer_t *p);
 
-/* The registry the producer validates and encodes with. */
+/* The registry the producer validates and encodes with; NULL for NULL. */
 const prime_registry_t *prime_producer_registry(const prime_producer_t *p);
 
 /* Shorthand for prime_event_new() on the producer's registry. */
 prime_event_t *prime_producer_event_new(prime_producer_t *p, const char *type, prime_error_t *err);
 
-/* Publishes ev: fills event_id (a UUIDv7) and occurred_at (now) when they
- * are unset, validates, encodes and queues it. On error nothing is queued
- * and the callback is not called for it; on success the callback is called
- * once, later. Waits while the local queue is full. The caller keeps ev. */
+/* Publishes ev: generates event_id (a UUIDv7) and occurred_at (now) when
+ * they are unset, validates, encodes and queues it. On error nothing is
+ * queued and the callback is not called for it; on success the callback is
+ * called once, later, and gives the event_id and occurred_at it was sent
+ * with. ev is left as it was given: generated values are never written
+ * into it, so the same object may be changed and published again as a new
+ * event (with its own id). The caller keeps ev.
+ *
+ * While the local queue (queue.buffering.max.messages/kbytes) is full,
+ * waits for deliveries to make room, serving callbacks meanwhile: up to
+ * message.timeout.ms when the broker is gone. A thread that must not wait
+ * (a UI thread) calls prime_producer_try_publish() instead. */
 prime_errcode_t prime_producer_publish(prime_producer_t *p, prime_event_t *ev, void *opaque, prime_error_t *err);
+
+/* prime_producer_publish() that waits at most timeout_ms for room in a
+ * full local queue (0: not at all; -1: as long as it takes). When the queue
+ * is still full then, nothing is queued and it returns PRIME_ERR_KAFKA
+ * with err->retriable set ("local queue full ... publish it again"): call
+ * prime_producer_poll() and try again later. */
+prime_errcode_t prime_producer_try_publish(prime_producer_t *p, prime_event_t *ev, void *opaque, int timeout_ms,
+                                           prime_error_t *err);
 
 /* What prime_producer_publish() would queue for an event. */
 typedef struct prime_message {
@@ -106,16 +128,19 @@ typedef struct prime_message {
     size_t key_len;
     void *value;             /* single-object encoding; malloc'ed, the caller frees it */
     size_t len;
+    char event_id[PRIME_UUID_TEXT]; /* as encoded: the event's own, or the one generated */
+    int64_t occurred_at;     /* as encoded, microseconds since the epoch */
 } prime_message_t;
 
-/* Everything publish does short of sending: fills event_id and occurred_at
- * when unset, validates, encodes. For dry runs and for callers that send
- * through a transport of their own. */
+/* Everything publish does short of sending: generates event_id and
+ * occurred_at when unset (into out, not into ev, which is left as it was
+ * given), validates, encodes. For dry runs and for callers that send
+ * through a transport of their own. On error out holds nothing to free. */
 prime_errcode_t prime_producer_prepare(prime_producer_t *p, prime_event_t *ev, prime_message_t *out,
                                        prime_error_t *err);
 
 /* Serves delivery callbacks; waits up to timeout_ms for one. Returns the
- * number served. */
+ * number served, -1 when p is NULL. */
 int prime_producer_poll(prime_producer_t *p, int timeout_ms);
 
 /* Waits until every queued event is delivered or has failed (each reported
@@ -123,7 +148,7 @@ int prime_producer_poll(prime_producer_t *p, int timeout_ms);
  * some are still outstanding then. */
 prime_errcode_t prime_producer_flush(prime_producer_t *p, int timeout_ms, prime_error_t *err);
 
-/* Events queued and not yet reported. */
+/* Events queued and not yet reported; -1 when p is NULL. */
 int prime_producer_outstanding(const prime_producer_t *p);
 
 #endif
