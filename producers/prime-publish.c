@@ -14,6 +14,7 @@
  * sent and delivered, 1 when any was rejected, undelivered or of unknown
  * delivery, 2 on bad usage. */
 #include "prime/producer.h"
+#include "prime/time.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -60,7 +61,8 @@ static void usage(FILE *out)
           "  -b BROKERS       bootstrap servers (default: $PRIME_BROKERS)\n"
           "  -X key=value     a librdkafka property, or prime.max.json.bytes / prime.max.message.bytes\n"
           "                   (the size limits; defaults 524288 and 1000000)\n"
-          "  --dry-run        validate and show what would be sent; send nothing\n"
+          "  --dry-run        validate and show what would be sent (with the event_id and occurred_at it\n"
+          "                   generates for a line without them); send nothing\n"
           "  --strict         stop at the first bad line (default: report it, skip it, go on)\n"
           "  --rejects FILE   append each bad or undelivered line to FILE with its error (JSON lines)\n"
           "  --quiet          no per-line errors on stderr (the summary stays)\n"
@@ -146,9 +148,18 @@ static int handle_line(run_t *r, const char *source, unsigned long long line, co
     rc = prime_event_from_json(reg, text, len, &ev, &err);
     if (!rc && r->opt->dry_run) {
         prime_message_t m;
+        /* What the line leaves out, the library generates; a real run
+         * generates them again, so they are marked as such. */
+        int gen_id = !*prime_event_string(ev, "event_id"), gen_time = 0;
+        int64_t when = 0;
+        prime_event_get_long(ev, "occurred_at", &when, NULL, NULL);
+        gen_time = when == 0;
         if (!(rc = prime_producer_prepare(r->producer, ev, &m, &err))) {
-            printf("%s:%llu: %s -> %s key=%.*s %zu bytes\n", source, line, m.event_type, m.topic, (int)m.key_len,
-                   m.key, m.len);
+            char at[PRIME_TIME_TEXT];
+            prime_time_format_rfc3339(m.occurred_at, at);
+            printf("%s:%llu: %s -> %s key=%.*s event_id=%s%s occurred_at=%s%s %zu bytes\n", source, line,
+                   m.event_type, m.topic, (int)m.key_len, m.key, m.event_id, gen_id ? " (generated)" : "", at,
+                   gen_time ? " (generated)" : "", m.len);
             free(m.value);
             r->sent++;
         }

@@ -286,6 +286,8 @@ prime_errcode_t prime_event_from_json(const prime_registry_t *reg, const char *t
                 continue;          /* prime_event_new() made it null */
             if (i == 1)
                 continue;          /* event_type: filled from "type" */
+            if (i == 0 || i == 2)
+                continue;          /* event_id, occurred_at: left unset, the producer generates them */
             if (f->kind == KIND_STRING_ARRAY && (!jv || (f->default_value && json_is_array(f->default_value))))
                 continue;          /* an omitted list is empty */
             rc = prime_error_set(err, PRIME_ERR_INVALID, f->name, "required field is %s", jv ? "null" : "missing");

@@ -79,6 +79,42 @@ after=$(count prime.projects)
 "$publish" -b "$brokers" --dry-run <<<"$good" >/dev/null 2>&1
 [ "$(count prime.projects)" = "$after" ] && ok "--dry-run sends nothing" || bad "--dry-run sent"
 
+# Lines without event_id and occurred_at (issue 13): the library generates
+# them, as for any client; --dry-run shows them, marked as generated.
+preset=$("$codec" example preset.created | sed 's/"event_id":"[^"]*",//; s/"occurred_at":"[^"]*",//')
+printf '%s\n%s\n' "$preset" "$preset" >"$tmp/noid.jsonl"
+grep -qE 'event_id|occurred_at' "$tmp/noid.jsonl" && bad "the fixture still has event_id or occurred_at"
+"$publish" --dry-run "$tmp/noid.jsonl" >"$tmp/dry" 2>"$tmp/e"
+[ $? = 0 ] && [ "$(grep -cE 'event_id=[0-9a-f-]{36} \(generated\) occurred_at=20[0-9-]{8}T[0-9:.]{15}Z \(generated\)' "$tmp/dry")" = 2 ] \
+  && ok "--dry-run shows the event_id and occurred_at it generates" || bad "--dry-run without ids: $(cat "$tmp/dry" "$tmp/e")"
+"$publish" -b "$brokers" "$tmp/noid.jsonl" 2>"$tmp/e"
+[ $? = 0 ] && grep -q "2 lines: 2 sent and delivered, 0 rejected" "$tmp/e" \
+  && ok "lines without event_id and occurred_at are published" || bad "without ids: $(cat "$tmp/e")"
+/usr/bin/python3 - "$brokers" "$codec" <<'PY' && ok "each got its own UUIDv7 and the time it was sent" || bad "generated envelope"
+import datetime, json, subprocess, sys, time
+from confluent_kafka import Consumer, TopicPartition, KafkaError
+brokers, codec = sys.argv[1:]
+c = Consumer({"bootstrap.servers": brokers, "group.id": "t", "enable.partition.eof": True})
+parts = c.list_topics("prime.presets", timeout=10).topics["prime.presets"].partitions
+c.assign([TopicPartition("prime.presets", p, 0) for p in parts])
+events, eofs, deadline = [], 0, time.time() + 20
+while eofs < len(parts) and time.time() < deadline:
+    m = c.poll(0.5)
+    if m is None:
+        continue
+    if m.error():
+        eofs += m.error().code() == KafkaError._PARTITION_EOF
+        continue
+    events.append(json.loads(subprocess.run([codec, "decode"], input=m.value(), capture_output=True, check=True).stdout))
+c.close()
+assert len(events) == 2, events
+ids = [e["event_id"] for e in events]
+assert ids[0] != ids[1] and all(len(i) == 36 and i[14] == "7" for i in ids), ids
+for e in events:
+    at = datetime.datetime.strptime(e["occurred_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    assert abs(at.timestamp() - time.time()) < 300, e["occurred_at"]
+PY
+
 # A broker that goes away: non-zero exit and a clear message, in bounded time.
 kill -TERM "$PRIME_TEST_BROKER_PID"; sleep 0.5
 start=$(date +%s)
