@@ -187,6 +187,16 @@ prime_producer_t *prime_producer_new(prime_producer_conf_t *conf, prime_error_t 
         free(p);
         return NULL;
     }
+    {
+        /* An event over librdkafka's message.max.bytes could never be sent:
+         * refuse it at validation, with the limit named, like any other. */
+        char v[32];
+        size_t n = sizeof(v);
+        unsigned long long kafka_max;
+        if (rd_kafka_conf_get(conf->rk_conf, "message.max.bytes", v, &n) == RD_KAFKA_CONF_OK &&
+            (kafka_max = strtoull(v, NULL, 10)) > 0 && kafka_max < conf->limits.max_message_bytes)
+            conf->limits.max_message_bytes = (size_t)kafka_max;
+    }
     prime_registry_set_limits(p->reg, &conf->limits);
     p->cb = conf->cb;
     p->cb_opaque = conf->cb_opaque;
@@ -396,6 +406,11 @@ prime_errcode_t prime_producer_flush(prime_producer_t *p, int timeout_ms, prime_
     if (err)
         err->retriable = true;
     return rc;
+}
+
+size_t prime_producer_max_message_bytes(const prime_producer_t *p)
+{
+    return p ? prime_registry_limits(p->reg)->max_message_bytes : 0;
 }
 
 int prime_producer_outstanding(const prime_producer_t *p)

@@ -69,7 +69,8 @@ void prime_producer_conf_free(prime_producer_conf_t *conf);
 
 /* Sets a librdkafka property ("bootstrap.servers", "linger.ms",
  * "compression.type", "message.timeout.ms", ...) or one of ours:
- *   prime.max.message.bytes   largest encoded event (default 1000000)
+ *   prime.max.message.bytes   largest encoded event (default 1000000; never
+ *                             more than message.max.bytes)
  *   prime.max.json.bytes      largest JSON document field (default 524288)
  *   prime.close.timeout.ms    how long prime_producer_free() waits for what
  *                             is still queued before purging it (default 10000)
@@ -147,6 +148,10 @@ int prime_producer_poll(prime_producer_t *p, int timeout_ms);
  * through the callback), up to timeout_ms. PRIME_ERR_KAFKA (retriable) if
  * some are still outstanding then. */
 prime_errcode_t prime_producer_flush(prime_producer_t *p, int timeout_ms, prime_error_t *err);
+
+/* The largest encoded event p sends: prime.max.message.bytes, or
+ * librdkafka's message.max.bytes when that is smaller. 0 when p is NULL. */
+size_t prime_producer_max_message_bytes(const prime_producer_t *p);
 
 /* Events queued and not yet reported; -1 when p is NULL. */
 int prime_producer_outstanding(const prime_producer_t *p);
