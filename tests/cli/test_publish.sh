@@ -182,5 +182,6 @@ expect_line "broker down: the line is named" "^stdin:1: not delivered to prime.p
 expect_line "broker down: summary" "0 sent and delivered, 0 rejected, 1 failed delivery" "$tmp/e"
 [ "$took" -lt 20 ] && ok "broker down: no hang (${took}s)" || bad "broker down took ${took}s"
 grep -q '"input"' "$tmp/undelivered.jsonl" && ok "broker down: the undelivered line is kept in --rejects" || bad "undelivered not kept"
+grep -qE '"event_id":"[0-9a-f-]{36}"' "$tmp/undelivered.jsonl" && ok "broker down: with the event_id it was sent with" || bad "undelivered without event_id"
 
 finish

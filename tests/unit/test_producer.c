@@ -259,6 +259,36 @@ static void test_fills_envelope_and_keeps_given_id(void)
     prime_producer_free(p);
 }
 
+/* message.max.bytes below prime.max.message.bytes: an event librdkafka
+ * could never send is refused at validation, with the limit named. */
+static void test_message_limit_follows_kafka(void)
+{
+    deliveries_t d = {0};
+    prime_producer_conf_t *conf = prime_producer_conf_new();
+    prime_producer_t *p;
+    prime_event_t *ev;
+    prime_error_t err;
+    char big[3000];
+
+    prime_producer_conf_set(conf, "bootstrap.servers", bootstraps, NULL);
+    CU_ASSERT_EQUAL(prime_producer_conf_set(conf, "message.max.bytes", "2000", NULL), PRIME_OK);
+    prime_producer_conf_set_delivery_cb(conf, on_delivery, &d);
+    p = prime_producer_new(conf, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_EQUAL(prime_producer_max_message_bytes(p), 2000);
+    ev = prime_event_example(prime_producer_registry(p), "project.saved", 0, NULL);
+    memset(big, ' ', sizeof(big));
+    big[0] = '{';
+    big[sizeof(big) - 1] = '}';
+    prime_event_set_string(ev, "project_data", big, sizeof(big), NULL);
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_producer_publish(p, ev, NULL, &err), PRIME_ERR_TOO_LARGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "2000"));
+    CU_ASSERT_EQUAL(prime_producer_outstanding(p), 0);
+    prime_event_free(ev);
+    prime_producer_free(p);
+}
+
 static void test_invalid_event_is_not_queued(void)
 {
     deliveries_t d = {0};
@@ -594,6 +624,7 @@ int main(void)
         {"configuration errors name the setting", test_conf_errors},
         {"event_id and occurred_at are filled; a given event_id is kept", test_fills_envelope_and_keeps_given_id},
         {"an invalid event is refused and never queued", test_invalid_event_is_not_queued},
+        {"the message limit follows message.max.bytes", test_message_limit_follows_kafka},
         {"delivered with the owner as key and type/fingerprint headers", test_delivers_with_key_and_headers},
         {"a broker that is down ends in failed deliveries, not a hang", test_broker_down_fails_delivery},
         {"a reused event object is published as a new event", test_reused_event_is_a_new_event},
