@@ -13,10 +13,9 @@
  * with its error, so nothing is lost. Exit status: 0 when every line was
  * sent and delivered, 1 when any was rejected, undelivered or of unknown
  * delivery, 2 on bad usage. */
+#include "prime/buf.h"
 #include "prime/producer.h"
 #include "prime/time.h"
-
-#include "prime/buf.h"
 
 #include <errno.h>
 #include <fcntl.h>
