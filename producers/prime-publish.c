@@ -11,12 +11,17 @@
  * file, line number, field and what was expected, and skipped (or, with
  * --strict, ends the run); --rejects keeps every bad or undelivered line
  * with its error, so nothing is lost. Exit status: 0 when every line was
- * sent and delivered, 1 when any was rejected or undelivered, 2 on bad
- * usage. */
+ * sent and delivered, 1 when any was rejected, undelivered or of unknown
+ * delivery, 2 on bad usage. */
+#include "prime/buf.h"
 #include "prime/producer.h"
+#include "prime/time.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +44,9 @@ typedef struct run {
     const options_t *opt;
     prime_producer_t *producer;
     FILE *rejects;
-    unsigned long long lines, sent, delivered, rejected, failed;
+    int rejects_failed;  /* a write to it failed: the run cannot say nothing was lost */
+    size_t max_line;
+    unsigned long long lines, sent, delivered, rejected, failed, unknown;
     int progress;
     struct timespec last_progress;
 } run_t;
@@ -49,6 +56,7 @@ typedef struct origin {
     const char *source;
     unsigned long long line;
     char *text; /* kept only with --rejects, to save an undelivered line */
+    size_t len;
 } origin_t;
 
 static void usage(FILE *out)
@@ -60,7 +68,8 @@ static void usage(FILE *out)
           "  -b BROKERS       bootstrap servers (default: $PRIME_BROKERS)\n"
           "  -X key=value     a librdkafka property, or prime.max.json.bytes / prime.max.message.bytes\n"
           "                   (the size limits; defaults 524288 and 1000000)\n"
-          "  --dry-run        validate and show what would be sent; send nothing\n"
+          "  --dry-run        validate and show what would be sent (with the event_id and occurred_at it\n"
+          "                   generates for a line without them); send nothing\n"
           "  --strict         stop at the first bad line (default: report it, skip it, go on)\n"
           "  --rejects FILE   append each bad or undelivered line to FILE with its error (JSON lines)\n"
           "  --quiet          no per-line errors on stderr (the summary stays)\n"
@@ -68,35 +77,140 @@ static void usage(FILE *out)
           out);
 }
 
-static void write_reject(run_t *r, const char *source, unsigned long long line, const char *text, size_t len,
-                         const prime_error_t *err)
+/* Length of the UTF-8 character at p that is safe to show as it is, or 0
+ * for a byte to escape: not UTF-8 (a cut character, a stray byte), or a C1
+ * control character, which terminals obey like ESC. */
+static size_t shown_char_len(const unsigned char *p, size_t left)
 {
-    json_t *o;
+    unsigned c = p[0], need;
+    uint32_t cp;
+
+    if (c < 0x80)
+        return c >= 0x20 && c != 0x7F; /* C0 controls and DEL are escaped */
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 1, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        need = 2, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        need = 3, cp = c & 0x07;
+    else
+        return 0;
+    if (left <= need)
+        return 0;
+    for (unsigned i = 1; i <= need; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((need == 1 && cp <= 0x9F) || (need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return need + 1;
+}
+
+/* s as text safe to echo to a terminal or to put in a JSON string: error
+ * messages quote what the client sent (member names, excerpts of a line),
+ * which may hold escape sequences or bytes that are not UTF-8. Those bytes
+ * become \xNN; the rest is kept. Returns a NUL-terminated string in b. */
+static const char *shown(prime_buf_t *b, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    prime_buf_reset(b);
+    for (size_t i = 0; i < len;) {
+        size_t n = shown_char_len(p + i, len - i);
+        if (n) {
+            prime_buf_append(b, p + i, n);
+            i += n;
+        } else {
+            prime_buf_printf(b, "\\x%02X", p[i++]);
+        }
+    }
+    return b->failed ? "(out of memory)" : b->data ? b->data : "";
+}
+
+static const char *shown_str(prime_buf_t *b, const char *s)
+{
+    return shown(b, s, strlen(s));
+}
+
+/* The start of a rejects record, everything but the input: source, line
+ * and the error, each made valid UTF-8 (shown()). NULL when out of memory. */
+static json_t *reject_record(const char *source, unsigned long long line, const prime_error_t *err)
+{
+    prime_buf_t b;
+    json_t *o = json_object(), *e = json_object();
+
+    prime_buf_init(&b, 0);
+    if (o && e) {
+        json_object_set_new(o, "source", json_string(shown_str(&b, source)));
+        json_object_set_new(o, "line", json_integer((json_int_t)line));
+        json_object_set_new(e, "code", json_string(prime_errcode_name(err->code)));
+        json_object_set_new(e, "field", json_string(shown_str(&b, err->field)));
+        json_object_set_new(e, "message", json_string(shown_str(&b, err->message)));
+        json_object_set_new(o, "error", e);
+        e = NULL;
+    }
+    prime_buf_free(&b);
+    json_decref(e);
+    return o;
+}
+
+static void write_json_line(run_t *r, json_t *o)
+{
+    if (json_dumpf(o, r->rejects, JSON_COMPACT) || fputc('\n', r->rejects) == EOF)
+        r->rejects_failed = 1;
+}
+
+/* Appends a rejected line to --rejects, byte for byte: as "input" when it
+ * is UTF-8 (JSON holds any such text exactly, NUL included), else as
+ * "input_base64". */
+static void write_reject(run_t *r, const char *source, unsigned long long line, const char *text, size_t len,
+                         const prime_error_t *err, const prime_delivery_t *d)
+{
+    json_t *o, *input;
 
     if (!r->rejects)
         return;
-    o = json_pack("{s:s, s:I, s:{s:s, s:s, s:s}, s:s%}", "source", source, "line", (json_int_t)line, "error",
-                  "code", prime_errcode_name(err->code), "field", err->field, "message", err->message, "input",
-                  text, len);
-    if (!o) /* the line is not UTF-8: keep it as bytes-with-escapes */
-        o = json_pack("{s:s, s:I, s:{s:s, s:s, s:s}, s:s}", "source", source, "line", (json_int_t)line, "error",
-                      "code", prime_errcode_name(err->code), "field", err->field, "message", err->message,
-                      "input", "(not valid UTF-8; see the source line)");
-    if (o) {
-        json_dumpf(o, r->rejects, JSON_COMPACT);
-        fputc('\n', r->rejects);
-        json_decref(o);
+    if (!(o = reject_record(source, line, err))) {
+        r->rejects_failed = 1;
+        return;
     }
+    if (d) /* undelivered: the id it was sent with, to publish it again with */
+        json_object_set_new(o, "event_id", json_string(d->event_id));
+    if ((input = json_stringn(text, len))) {
+        json_object_set_new(o, "input", input);
+    } else {
+        size_t cap = 4 * ((len + 2) / 3) + 1;
+        unsigned char *b64 = malloc(cap);
+        if (b64) {
+            EVP_EncodeBlock(b64, (const unsigned char *)text, (int)len);
+            json_object_set_new(o, "input_base64", json_string((const char *)b64));
+            free(b64);
+        } else {
+            r->rejects_failed = 1;
+        }
+    }
+    write_json_line(r, o);
+    json_decref(o);
 }
 
 static void report(run_t *r, const char *source, unsigned long long line, const prime_error_t *err)
 {
-    char msg[800];
-    if (!r->opt->quiet) {
-        if (r->progress)
-            fputs("\r\033[K", stderr);
-        fprintf(stderr, "%s:%llu: %s\n", source, line, prime_error_str(err, msg, sizeof(msg)));
-    }
+    prime_buf_t a, b, c;
+
+    if (r->opt->quiet)
+        return;
+    if (r->progress)
+        fputs("\r\033[K", stderr);
+    prime_buf_init(&a, 0);
+    prime_buf_init(&b, 0);
+    prime_buf_init(&c, 0);
+    fprintf(stderr, "%s:%llu: %s%s%s\n", shown_str(&a, source), line, shown_str(&b, err->field),
+            err->field[0] ? ": " : "", shown_str(&c, err->message));
+    prime_buf_free(&a);
+    prime_buf_free(&b);
+    prime_buf_free(&c);
 }
 
 static void on_delivery(const prime_delivery_t *d, void *opaque)
@@ -107,10 +221,13 @@ static void on_delivery(const prime_delivery_t *d, void *opaque)
     if (!d->error) {
         r->delivered++;
     } else {
-        r->failed++;
+        if (d->status == PRIME_DELIVERY_UNKNOWN)
+            r->unknown++; /* the message names the event_id to publish it again with */
+        else
+            r->failed++;
         report(r, o->source, o->line, d->error);
         if (o->text)
-            write_reject(r, o->source, o->line, o->text, strlen(o->text), d->error);
+            write_reject(r, o->source, o->line, o->text, o->len, d->error, d);
     }
     free(o->text);
     free(o);
@@ -143,16 +260,30 @@ static int handle_line(run_t *r, const char *source, unsigned long long line, co
     rc = prime_event_from_json(reg, text, len, &ev, &err);
     if (!rc && r->opt->dry_run) {
         prime_message_t m;
+        /* What the line leaves out, the library generates; a real run
+         * generates them again, so they are marked as such. */
+        int gen_id = !*prime_event_string(ev, "event_id"), gen_time = 0;
+        int64_t when = 0;
+        prime_event_get_long(ev, "occurred_at", &when, NULL, NULL);
+        gen_time = when == 0;
         if (!(rc = prime_producer_prepare(r->producer, ev, &m, &err))) {
-            printf("%s:%llu: %s -> %s key=%.*s %zu bytes\n", source, line, m.event_type, m.topic, (int)m.key_len,
-                   m.key, m.len);
+            char at[PRIME_TIME_TEXT];
+            prime_buf_t name;
+            prime_buf_init(&name, 0);
+            prime_time_format_rfc3339(m.occurred_at, at);
+            printf("%s:%llu: %s -> %s key=%.*s event_id=%s%s occurred_at=%s%s %zu bytes\n", shown_str(&name, source), line,
+                   m.event_type, m.topic, (int)m.key_len, m.key, m.event_id, gen_id ? " (generated)" : "", at,
+                   gen_time ? " (generated)" : "", m.len);
+            prime_buf_free(&name);
             free(m.value);
             r->sent++;
         }
     } else if (!rc) {
-        if (!(o = calloc(1, sizeof(*o))) || (r->rejects && !(o->text = strndup(text, len)))) {
+        if (!(o = calloc(1, sizeof(*o))) || (r->rejects && !(o->text = malloc(len ? len : 1)))) {
             rc = prime_error_set(&err, PRIME_ERR_NOMEM, NULL, "out of memory");
         } else {
+            if (o->text)
+                memcpy(o->text, text, o->len = len); /* bytes, NUL included */
             o->source = source;
             o->line = line;
             rc = prime_producer_publish(r->producer, ev, o, &err);
@@ -169,49 +300,207 @@ static int handle_line(run_t *r, const char *source, unsigned long long line, co
     if (rc) {
         r->rejected++;
         report(r, source, line, &err);
-        write_reject(r, source, line, text, len, &err);
+        write_reject(r, source, line, text, len, &err, NULL);
         return r->opt->strict;
     }
     return 0;
 }
 
-static int publish_stream(run_t *r, FILE *in, const char *source)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    unsigned long long lineno = 0;
-    size_t max_line = 4 * PRIME_DEFAULT_MAX_MESSAGE_BYTES + 65536;
-    int stop = 0;
+/* Lines from a file descriptor, never holding more than one line under
+ * the limit: a longer one comes in pieces and is refused without being
+ * read whole (a 100 MB line cost 200 MB of memory when it was). */
+typedef struct reader {
+    int fd;
+    size_t pos, end;
+    char chunk[65536];
+} reader_t;
 
-    while (!stop && (n = getline(&line, &cap, in)) >= 0) {
-        size_t len = (size_t)n;
-        lineno++;
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+/* The next piece of the current line (without its '\n'): 1 with *last set
+ * when the piece ends the line, 0 at the end of the input, -1 on a read
+ * error (errno). */
+static int next_piece(reader_t *rd, const char **data, size_t *len, int *last)
+{
+    const char *start, *nl;
+
+    if (rd->pos == rd->end) {
+        ssize_t n;
+        do
+            n = read(rd->fd, rd->chunk, sizeof(rd->chunk));
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+            return n < 0 ? -1 : 0;
+        rd->pos = 0;
+        rd->end = (size_t)n;
+    }
+    start = rd->chunk + rd->pos;
+    nl = memchr(start, '\n', rd->end - rd->pos);
+    *data = start;
+    *last = nl != NULL;
+    *len = nl ? (size_t)(nl - start) : rd->end - rd->pos;
+    rd->pos += *len + (nl != NULL);
+    return 1;
+}
+
+/* Base64 of a line too long to hold, streamed into its rejects record. */
+typedef struct spill {
+    FILE *out;
+    unsigned char carry[3];
+    size_t ncarry;
+} spill_t;
+
+static void spill_bytes(spill_t *sp, const char *data, size_t len)
+{
+    unsigned char b64[4 * 1024 + 1];
+
+    while (len > 0) {
+        size_t n = 0;
+        while (sp->ncarry < 3 && len > 0) {
+            sp->carry[sp->ncarry++] = (unsigned char)*data++;
             len--;
-        if (strspn(line, " \t") == len)
-            continue; /* blank lines separate nothing and carry nothing */
-        r->lines++;
-        if (len > max_line) {
-            prime_error_t err;
-            prime_error_clear(&err);
-            prime_error_set(&err, PRIME_ERR_TOO_LARGE, NULL, "line is %zu bytes, over the %zu-byte limit", len,
-                            max_line);
+        }
+        if (sp->ncarry < 3)
+            return;
+        /* Whole groups of three straight from data, the carry first. */
+        EVP_EncodeBlock(b64, sp->carry, 3);
+        fwrite(b64, 1, 4, sp->out);
+        sp->ncarry = 0;
+        n = len / 3 * 3;
+        if (n > 3 * 1024)
+            n = 3 * 1024;
+        if (n) {
+            int out = EVP_EncodeBlock(b64, (const unsigned char *)data, (int)n);
+            fwrite(b64, 1, (size_t)out, sp->out);
+            data += n;
+            len -= n;
+        }
+    }
+}
+
+/* A line over the limit: reported by its length, kept in --rejects (as
+ * base64, streamed) without ever being held whole. begin is what was read
+ * of it before it passed the limit. Returns 1 to stop (--strict). */
+static int refuse_long_line(run_t *r, reader_t *rd, const char *source, unsigned long long lineno, const char *begin,
+                            size_t begin_len, const char *piece, size_t piece_len, int last, int *read_error)
+{
+    prime_error_t err;
+    spill_t sp = {.out = r->rejects};
+    size_t total = begin_len + piece_len;
+    int rc = 1;
+
+    prime_error_clear(&err);
+    prime_error_set(&err, PRIME_ERR_TOO_LARGE, NULL,
+                    "line is over the %zu-byte limit (4 times the %zu-byte largest message: "
+                    "-X message.max.bytes or prime.max.message.bytes)",
+                    r->max_line, r->max_line / 4);
+    if (r->rejects) {
+        json_t *o = reject_record(source, lineno, &err);
+        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        if (text) { /* the record, its closing brace left open for the input */
+            fwrite(text, 1, strlen(text) - 1, r->rejects);
+            fputs(",\"input_base64\":\"", r->rejects);
+        } else {
+            r->rejects_failed = 1;
+            sp.out = NULL;
+        }
+        free(text);
+        json_decref(o);
+    }
+    if (sp.out) {
+        spill_bytes(&sp, begin, begin_len);
+        spill_bytes(&sp, piece, piece_len);
+    }
+    while (!last && (rc = next_piece(rd, &piece, &piece_len, &last)) == 1) {
+        total += piece_len;
+        if (sp.out)
+            spill_bytes(&sp, piece, piece_len);
+    }
+    *read_error = rc < 0;
+    if (sp.out) {
+        unsigned char b64[5];
+        if (sp.ncarry) {
+            EVP_EncodeBlock(b64, sp.carry, (int)sp.ncarry);
+            fwrite(b64, 1, 4, sp.out);
+        }
+        if (fprintf(sp.out, "\",\"input_bytes\":%zu}\n", total) < 0)
+            r->rejects_failed = 1;
+    }
+    r->rejected++;
+    prime_error_clear(&err);
+    prime_error_set(&err, PRIME_ERR_TOO_LARGE, NULL, "line is %zu bytes, over the %zu-byte limit (4 times the "
+                    "%zu-byte largest message: -X message.max.bytes or prime.max.message.bytes)",
+                    total, r->max_line, r->max_line / 4);
+    report(r, source, lineno, &err);
+    return r->opt->strict;
+}
+
+static int publish_stream(run_t *r, int fd, const char *source)
+{
+    reader_t *rd = malloc(sizeof(*rd));
+    prime_buf_t line;
+    unsigned long long lineno = 0;
+    int stop = 0, rc = 0, read_error = 0;
+    prime_buf_t name;
+
+    if (!rd) {
+        fprintf(stderr, "prime-publish: out of memory\n");
+        r->rejected++;
+        return 1;
+    }
+    rd->fd = fd;
+    rd->pos = rd->end = 0;
+    prime_buf_init(&line, 0);
+    while (!stop && !read_error) {
+        const char *piece;
+        size_t piece_len, len;
+        int last = 0, any = 0;
+
+        prime_buf_reset(&line);
+        while ((rc = next_piece(rd, &piece, &piece_len, &last)) == 1) {
+            any = 1;
+            if (line.len + piece_len > r->max_line)
+                break;
+            if (prime_buf_append(&line, piece, piece_len))
+                break;
+            if (last)
+                break;
+        }
+        if (rc < 0) {
+            read_error = 1;
+            break;
+        }
+        if (!any)
+            break; /* end of input */
+        lineno++;
+        if (line.failed) {
+            fprintf(stderr, "prime-publish: out of memory\n");
             r->rejected++;
-            report(r, source, lineno, &err);
-            write_reject(r, source, lineno, line, len, &err);
-            stop = r->opt->strict;
+            stop = 1;
+            break;
+        }
+        if (rc == 1 && line.len + piece_len > r->max_line) {
+            r->lines++;
+            stop = refuse_long_line(r, rd, source, lineno, line.data ? line.data : "", line.len, piece, piece_len,
+                                    last, &read_error);
             continue;
         }
-        stop = handle_line(r, source, lineno, line, len);
+        len = line.len;
+        while (len && line.data[len - 1] == '\r')
+            len--;
+        if (strspn(line.data ? line.data : "", " \t") >= len)
+            continue; /* blank lines separate nothing and carry nothing */
+        r->lines++;
+        stop = handle_line(r, source, lineno, line.data, len);
         show_progress(r, 0);
     }
-    if (ferror(in)) {
-        fprintf(stderr, "prime-publish: reading %s: %s\n", source, strerror(errno));
+    if (read_error) {
+        prime_buf_init(&name, 0);
+        fprintf(stderr, "prime-publish: reading %s: %s\n", shown_str(&name, source), strerror(errno));
+        prime_buf_free(&name);
         stop = 1;
         r->rejected++;
     }
-    free(line);
+    prime_buf_free(&line);
+    free(rd);
     return stop;
 }
 
@@ -263,6 +552,16 @@ static int parse_args(int argc, char **argv, options_t *o)
     return 0;
 }
 
+static int reads_stdin(const options_t *o)
+{
+    if (o->ninputs == 0)
+        return 1;
+    for (int i = 0; i < o->ninputs; i++)
+        if (!strcmp(o->inputs[i], "-"))
+            return 1;
+    return 0;
+}
+
 /* --list-types and --example need the schemas only. */
 static int info_command(int argc, char **argv)
 {
@@ -306,13 +605,20 @@ int main(int argc, char **argv)
     run_t run = {0};
     prime_producer_conf_t *conf;
     prime_error_t err;
-    char msg[800];
+    char msg[800], unknown_note[96];
     int stop = 0, rc, have_timeout = 0;
 
     if ((rc = info_command(argc, argv)) >= 0)
         return rc;
     if ((rc = parse_args(argc, argv, &opt)))
         return rc;
+    /* Before anything opens a file: with standard input closed, the first
+     * descriptor opened (a librdkafka socket) would become "stdin". */
+    if (reads_stdin(&opt) && fcntl(STDIN_FILENO, F_GETFD) < 0 && errno == EBADF) {
+        fprintf(stderr, "prime-publish: standard input is closed: give the events as FILE arguments, or "
+                        "redirect them into it\n");
+        return 2;
+    }
     if (!opt.dry_run && (!opt.brokers || !*opt.brokers)) {
         fprintf(stderr, "prime-publish: no brokers: give -b BROKERS or set PRIME_BROKERS\n");
         return 2;
@@ -345,19 +651,25 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* A JSON line is longer than its encoding (escapes, whitespace), so
+     * the line limit is a multiple of the message limit, and follows it. */
+    run.max_line = 4 * prime_producer_max_message_bytes(run.producer);
     if (opt.ninputs == 0)
-        stop = publish_stream(&run, stdin, "stdin");
+        stop = publish_stream(&run, STDIN_FILENO, "stdin");
     for (int i = 0; i < opt.ninputs && !stop; i++) {
-        FILE *in = strcmp(opt.inputs[i], "-") ? fopen(opt.inputs[i], "r") : stdin;
-        if (!in) {
-            fprintf(stderr, "prime-publish: %s: %s\n", opt.inputs[i], strerror(errno));
+        int fd = strcmp(opt.inputs[i], "-") ? open(opt.inputs[i], O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+        if (fd < 0) {
+            prime_buf_t name;
+            prime_buf_init(&name, 0);
+            fprintf(stderr, "prime-publish: %s: %s\n", shown_str(&name, opt.inputs[i]), strerror(errno));
+            prime_buf_free(&name);
             run.rejected++;
             stop = opt.strict;
             continue;
         }
-        stop = publish_stream(&run, in, opt.inputs[i]);
-        if (in != stdin)
-            fclose(in);
+        stop = publish_stream(&run, fd, opt.inputs[i]);
+        if (fd != STDIN_FILENO)
+            close(fd);
     }
 
     /* Every queued event ends delivered or failed: message.timeout.ms bounds
@@ -368,17 +680,21 @@ int main(int argc, char **argv)
     }
     show_progress(&run, 1);
     prime_producer_free(run.producer);
-    if (run.rejects && fclose(run.rejects) != 0)
-        fprintf(stderr, "prime-publish: %s: %s\n", opt.rejects_path, strerror(errno));
+    if (run.rejects && (fclose(run.rejects) != 0 || run.rejects_failed)) {
+        fprintf(stderr, "prime-publish: %s: could not write every rejected line: %s\n", opt.rejects_path,
+                strerror(errno));
+        run.rejected++;
+    }
 
+    snprintf(unknown_note, sizeof(unknown_note), ", %llu delivery unknown (the broker may have them)", run.unknown);
     if (opt.dry_run)
         fprintf(stderr, "prime-publish: %llu line%s: %llu valid (dry run, nothing sent), %llu rejected%s\n", run.lines, run.lines == 1 ? "" : "s",
                 run.sent, run.rejected, stop && opt.strict ? " (stopped at the first bad line)" : "");
     else
-        fprintf(stderr, "prime-publish: %llu line%s: %llu sent and delivered, %llu rejected, %llu failed delivery%s\n",
+        fprintf(stderr, "prime-publish: %llu line%s: %llu sent and delivered, %llu rejected, %llu failed delivery%s%s\n",
                 run.lines, run.lines == 1 ? "" : "s", run.delivered, run.rejected, run.failed,
-                stop && opt.strict ? " (stopped at the first bad line)" : "");
-    return run.rejected || run.failed ? 1 : 0;
+                run.unknown ? unknown_note : "", stop && opt.strict ? " (stopped at the first bad line)" : "");
+    return run.rejected || run.failed || run.unknown ? 1 : 0;
 
 conf_error:
     fprintf(stderr, "prime-publish: %s\n", prime_error_str(&err, msg, sizeof(msg)));

@@ -61,6 +61,30 @@ cJSON *json_parse_exact(const char *text, size_t len, size_t *error_at)
     return NULL;
 }
 
+bool json_too_deep(const char *text, size_t len)
+{
+    size_t depth = 0;
+    bool in_string = false;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > CJSON_NESTING_LIMIT)
+                return true;
+        } else if (c == ']' || c == '}') {
+            depth -= depth > 0;
+        }
+    }
+    return false;
+}
+
 static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -246,6 +270,10 @@ prime_errcode_t prime_event_from_json(const prime_registry_t *reg, const char *t
 
     *out = NULL;
     if (!(obj = json_parse_exact(text, len, &column))) {
+        if (json_too_deep(text, column < len ? column : len))
+            return prime_error_set(err, PRIME_ERR_JSON, NULL,
+                                   "invalid JSON: nested deeper than %d levels of arrays and objects at column %zu",
+                                   CJSON_NESTING_LIMIT, column);
         if (column > len)
             return prime_error_set(err, PRIME_ERR_JSON, NULL, "invalid JSON: unexpected end of input at column %zu",
                                    column);
@@ -286,6 +314,8 @@ prime_errcode_t prime_event_from_json(const prime_registry_t *reg, const char *t
                 continue;          /* prime_event_new() made it null */
             if (i == 1)
                 continue;          /* event_type: filled from "type" */
+            if (i == 0 || i == 2)
+                continue;          /* event_id, occurred_at: left unset, the producer generates them */
             if (f->kind == KIND_STRING_ARRAY && (!jv || (f->default_value && json_is_array(f->default_value))))
                 continue;          /* an omitted list is empty */
             rc = prime_error_set(err, PRIME_ERR_INVALID, f->name, "required field is %s", jv ? "null" : "missing");

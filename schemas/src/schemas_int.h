@@ -142,9 +142,12 @@ prime_errcode_t check_string(const prime_event_t *ev, const field_desc_t *f, con
                              const char *s, size_t len, prime_error_t *err);
 
 /* JSON helpers (json.c, on cJSON): one value and nothing else after it;
- * the first member name repeated in any object of a document. */
+ * the first member name repeated in any object of a document; whether
+ * text nests deeper than cJSON parses (CJSON_NESTING_LIMIT), to say so
+ * when a parse fails. */
 struct cJSON;
 struct cJSON *json_parse_exact(const char *text, size_t len, size_t *error_at);
+bool json_too_deep(const char *text, size_t len);
 const char *json_find_duplicate(const struct cJSON *v);
 
 #include "prime/time.h"

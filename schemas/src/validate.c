@@ -243,8 +243,13 @@ static prime_errcode_t check_json(const prime_event_t *ev, const field_desc_t *f
         return prime_error_set(err, PRIME_ERR_TOO_LARGE, path,
                                "JSON document of %zu bytes is over the %zu-byte limit (max_json_bytes)", len,
                                limit);
-    if (!(doc = json_parse_exact(s, len, &column)))
+    if (!(doc = json_parse_exact(s, len, &column))) {
+        if (json_too_deep(s, column < len ? column : len))
+            return prime_error_set(err, PRIME_ERR_INVALID, path,
+                                   "expected JSON text, nested deeper than %d levels of arrays and objects at column %zu",
+                                   CJSON_NESTING_LIMIT, column);
         return prime_error_set(err, PRIME_ERR_INVALID, path, "expected JSON text, parse error at column %zu", column);
+    }
     if ((dup = json_find_duplicate(doc)))
         rc = prime_error_set(err, PRIME_ERR_INVALID, path, "JSON object has a duplicate member '%s'", dup);
     else if (f->check == CHECK_JSON_OBJECT && !cJSON_IsObject(doc))

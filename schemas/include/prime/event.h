@@ -65,7 +65,9 @@ prime_errcode_t prime_event_validate(const prime_event_t *ev, prime_error_t *err
 /* Builds an event from one JSON object: "type" names the event type, the
  * other members are fields by name. Timestamps are RFC 3339 strings or
  * integer microseconds; JSON-valued fields may be given as JSON or as a
- * string holding JSON; omitted nullable fields are null. Unknown members
+ * string holding JSON; omitted nullable fields are null; an omitted
+ * event_id or occurred_at is left unset (empty, 0), for the producer to
+ * generate (prime_producer_publish) or validation to refuse. Unknown members
  * are errors, and a plaintext secret (password, token, ...) gets its own
  * message. Does not validate values: call prime_event_validate(). */
 prime_errcode_t prime_event_from_json(const prime_registry_t *reg, const char *text, size_t len,
