@@ -28,8 +28,8 @@ ev() { # TYPE OWNER MINUTE JSON-FIELDS
   printf '{"type":"%s","event_id":"00000000-0000-4000-8000-%012d","occurred_at":"2026-11-25T10:%02d:00Z","actor_user_id":"%s","owner_user_id":"%s","device_id":"mac",%s}\n' \
     "$1" "$n" "$3" "$2" "$2" "$4"
 }
-upload() { # OWNER MINUTE FILE_ID PROJECT PATH STEM-FIELDS
-  ev "audio.${6:+stem}${6:-file}_uploaded" "$1" "$2" "\"file_id\":\"$3\",\"project_id\":\"$4\",\"filename\":\"${5##*/}\",\"file_path\":\"$5\",\"file_size_bytes\":1000,\"mime_type\":\"audio/wav\",\"duration_seconds\":2.0,\"sample_rate\":44100,\"bit_depth\":16,\"channels\":2,\"format\":\"wav\",\"tags\":[]${6:+,$6}"
+upload() { # OWNER MINUTE FILE_ID PROJECT PATH
+  ev audio.file_uploaded "$1" "$2" "\"file_id\":\"$3\",\"project_id\":\"$4\",\"filename\":\"${5##*/}\",\"file_path\":\"$5\",\"file_size_bytes\":1000,\"mime_type\":\"audio/wav\",\"duration_seconds\":2.0,\"sample_rate\":44100,\"bit_depth\":16,\"channels\":2,\"format\":\"wav\",\"tags\":[],\"is_mix\":false"
 }
 {
   ev user.registered "$u1" 0 '"email":"nova@example.com","username":"nova","display_name":"Nova","email_verified":false'
@@ -41,7 +41,6 @@ upload() { # OWNER MINUTE FILE_ID PROJECT PATH STEM-FIELDS
   upload "$u2" 4 "$(f 4)" "$p2" u2/gone.wav
 } >"$tmp/events.jsonl"
 "$PRIME_PUBLISH" "$tmp/events.jsonl" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
-"$PRIME_PUBLISH" --example audio.stem_uploaded >/dev/null 2>&1 # the CLI knows the type
 ev audio.stem_uploaded "$u1" 5 "\"file_id\":\"$(f 2)\",\"project_id\":\"$p1\",\"parent_file_id\":\"$(f 1)\",\"stem_type\":\"vocals\",\"filename\":\"vocals.wav\",\"file_path\":\"u1/vocals.wav\",\"file_size_bytes\":1000,\"mime_type\":\"audio/wav\",\"duration_seconds\":2.0,\"sample_rate\":44100,\"bit_depth\":16,\"channels\":1,\"format\":\"wav\",\"tags\":[]" >"$tmp/stem.jsonl"
 "$PRIME_PUBLISH" "$tmp/stem.jsonl" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
 

@@ -50,7 +50,8 @@ static const char usage[] =
     "    --project ID              the files of one project\n"
     "    --stems-only              stems only\n"
     "    --older-than-version V    files never analysed, or analysed by a version older than V\n"
-    "    --failed                  files whose analysis failed and that have none stored\n"
+    "    --failed                  files with no analysis whose analysis failed, and files whose request\n"
+    "                              of this run (--run) failed; retry them under a new --run label\n"
     "  --rate N       requests a second (default 100)\n"
     "  --run LABEL    names this reprocessing; the same label resumes it (default: the analyzer version)\n"
     "  --timeout S    stop following the answers after S seconds (default: wait for all)\n"
@@ -184,8 +185,8 @@ static const char select_sql[] =
     "FROM audio_files a "
     "WHERE ($1 = '' OR a.user_id = $1::uuid) AND ($2 = '' OR a.project_id = $2::uuid) "
     "  AND ($3 = 'f' OR a.is_stem) "
-    "  AND ($4 = 'f' OR (a.audio_analysis IS NULL AND EXISTS (SELECT 1 FROM prime_pipeline.analysis_requests r "
-    "                    WHERE r.file_id = a.id AND r.outcome <> 'analyzed'))) "
+    "  AND ($4 = 'f' OR EXISTS (SELECT 1 FROM prime_pipeline.analysis_requests r "
+    "                           WHERE r.file_id = a.id AND r.outcome <> 'analyzed')) "
     "ORDER BY a.id";
 
 /* The files the options select, with their request ids. Returns the count,
@@ -283,6 +284,27 @@ static long read_answers(PGconn *conn, file_t *files, long n)
             }
     PQclear(res);
     return fresh;
+}
+
+/* --failed, once this run's answers are known: a file failed when it has
+ * no analysis at all, or when this run's request for it failed (a file
+ * analysed before and failing now keeps its old analysis). */
+static long keep_failed(file_t *files, long n)
+{
+    long kept = 0;
+    for (long i = 0; i < n; i++) {
+        bool failed_now = files[i].outcome && strcmp(files[i].outcome, "analyzed");
+        if (!*files[i].version || failed_now) {
+            files[kept++] = files[i];
+        } else {
+            free(files[i].id);
+            free(files[i].owner);
+            free(files[i].path);
+            free(files[i].version);
+            free(files[i].outcome);
+        }
+    }
+    return kept;
 }
 
 typedef struct tally {
@@ -459,6 +481,10 @@ int main(int argc, char **argv)
     if ((n = select_files(&o, conn, &files)) < 0 || (answered_before = read_answers(conn, files, n)) < 0) {
         rc = 1;
         goto out;
+    }
+    if (o.failed) {
+        n = keep_failed(files, n);
+        answered_before = n - count(files, n).pending;
     }
     if (o.dry_run) {
         for (long i = 0; i < n; i++)
