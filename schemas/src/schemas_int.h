@@ -147,6 +147,29 @@ struct cJSON;
 struct cJSON *json_parse_exact(const char *text, size_t len, size_t *error_at);
 const char *json_find_duplicate(const struct cJSON *v);
 
+/* Where a value lies in JSON text: text + start, len bytes. */
+typedef struct json_span {
+    size_t start, len;
+} json_span_t;
+
+typedef struct json_scan_opts {
+    const char *path;     /* names the document in errors ("project_data"); "" for an event line */
+    bool bom;             /* a UTF-8 byte order mark may open the text, as cJSON allows */
+    json_span_t *members; /* for an object: its first nmembers members' values, in order */
+    size_t nmembers;
+    void (*number)(void *ctx, const char *text, size_t len); /* each number, in order */
+    void *ctx;
+} json_scan_opts_t;
+
+/* Checks text that json_parse_exact() accepted against what PostgreSQL's
+ * jsonb accepts (jsontext.c): no \u0000, no raw control characters, numbers
+ * written as JSON writes them and within numeric's range. The error names
+ * the path of the value at fault (opts->path, then ".member" and "[i]"). */
+prime_errcode_t json_scan(const char *text, size_t len, const json_scan_opts_t *opts, prime_error_t *err);
+
+/* UTF-8 that PostgreSQL text takes: well formed, no NUL (validate.c). */
+bool utf8_valid(const char *s, size_t len);
+
 #include "prime/time.h"
 
 #endif

@@ -14,7 +14,7 @@
 #define TIME_MIN 946684800000000LL
 #define TIME_MAX 4102444800000000LL
 
-static bool utf8_valid(const char *s, size_t len)
+bool utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
 
@@ -245,7 +245,9 @@ static prime_errcode_t check_json(const prime_event_t *ev, const field_desc_t *f
                                limit);
     if (!(doc = json_parse_exact(s, len, &column)))
         return prime_error_set(err, PRIME_ERR_INVALID, path, "expected JSON text, parse error at column %zu", column);
-    if ((dup = json_find_duplicate(doc)))
+    if ((rc = json_scan(s, len, &(json_scan_opts_t){.path = path}, err)))
+        ; /* what jsonb would refuse, named by its path in the document */
+    else if ((dup = json_find_duplicate(doc)))
         rc = prime_error_set(err, PRIME_ERR_INVALID, path, "JSON object has a duplicate member '%s'", dup);
     else if (f->check == CHECK_JSON_OBJECT && !cJSON_IsObject(doc))
         rc = prime_error_set(err, PRIME_ERR_INVALID, path, "expected a JSON object");
