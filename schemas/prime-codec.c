@@ -114,7 +114,9 @@ static void rule_words(json_t *field, char *out, size_t size)
     if (max && n < size)
         n += (size_t)snprintf(out + n, size - n, "%s&le; %lld bytes", n ? "; " : "", (long long)json_integer_value(max));
     if (items && n < size)
-        snprintf(out + n, size - n, "%s&le; %lld items", n ? "; " : "", (long long)json_integer_value(items));
+        n += (size_t)snprintf(out + n, size - n, "%s&le; %lld items", n ? "; " : "", (long long)json_integer_value(items));
+    if ((v = json_object_get(field, "prime.max")) && n < size)
+        snprintf(out + n, size - n, "%s&le; %.15g (its column)", n ? "; " : "", json_number_value(v));
 }
 
 static void print_fields(json_t *fields, size_t from, size_t to)

@@ -59,6 +59,9 @@ typedef struct field_desc {
     json_t *default_value; /* borrowed "default", or NULL */
     size_t max_length;     /* bytes, for strings and array items */
     size_t max_items;      /* for arrays */
+    bool has_max;          /* prime.max: the largest number its column holds */
+    double max;
+    const char *column;    /* prime.column: "table.column" it is stored in, or NULL */
 } field_desc_t;
 
 struct prime_event_type_s {
