@@ -138,9 +138,10 @@ static prime_errcode_t integral(const field_desc_t *f, const cJSON *jv, double l
     return PRIME_OK;
 }
 
-/* Member jv for field i; raw is its text in the line. */
+/* Member jv for field i; raw is its text in the line, and expansion what
+ * PostgreSQL adds printing its numbers. */
 static prime_errcode_t set_from_json(prime_event_t *ev, size_t i, const cJSON *jv, const char *raw, size_t raw_len,
-                                     prime_error_t *err)
+                                     size_t expansion, prime_error_t *err)
 {
     const field_desc_t *f = &ev->type->fields[i];
     avro_value_t v;
@@ -155,6 +156,9 @@ static prime_errcode_t set_from_json(prime_event_t *ev, size_t i, const cJSON *j
              * as jsonb would, cJSON its structure. */
             bool checked = !json_find_duplicate(jv) && (f->check != CHECK_JSON_OBJECT || cJSON_IsObject(jv)) &&
                            (f->check != CHECK_JSON_ARRAY || cJSON_IsArray(jv));
+            size_t limit = ev->type->reg->limits.max_json_bytes;
+            if (expansion && raw_len + expansion > limit) /* validation sees the text only */
+                return json_too_large(f->name, raw_len, expansion, limit, err);
             rc = put_text(ev, i, raw, raw_len, err);
             if (!rc && checked) /* validation need not parse it again */
                 ev->json_checked |= 1ULL << i;
@@ -332,7 +336,8 @@ prime_errcode_t prime_event_from_json(const prime_registry_t *reg, const char *t
             rc = prime_error_set(err, PRIME_ERR_INVALID, f->name, "required field is %s", jv ? "null" : "missing");
             goto out;
         }
-        if ((rc = set_from_json(ev, i, jv, text + members[i].span.start, members[i].span.len, err)))
+        if ((rc = set_from_json(ev, i, jv, text + members[i].span.start, members[i].span.len,
+                                members[i].span.expansion, err)))
             goto out;
     }
 out:

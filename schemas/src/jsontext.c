@@ -47,6 +47,7 @@ typedef struct scan {
     level_t level[PATH_LEVELS + 1]; /* level[d]: the container at depth d (1-based) */
     size_t member_start;         /* of the top-level member value being read */
     size_t nmembers;
+    size_t member_expansion, expansion; /* see json_span_t */
     prime_error_t *err;
 } scan_t;
 
@@ -118,8 +119,10 @@ static prime_errcode_t refuse(const scan_t *s, const char *fmt, ...)
 /* A value of the container at the current depth begins or ends at pos. */
 static void value_begins(scan_t *s, size_t pos)
 {
-    if (s->depth == 1 && s->opts->members)
+    if (s->depth == 1 && s->opts->members) {
         s->member_start = pos;
+        s->member_expansion = 0;
+    }
 }
 
 static void value_ends(scan_t *s, size_t end)
@@ -127,6 +130,7 @@ static void value_ends(scan_t *s, size_t end)
     if (s->depth == 1 && s->opts->members && s->nmembers < s->opts->nmembers) {
         s->opts->members[s->nmembers].start = s->member_start;
         s->opts->members[s->nmembers].len = end - s->member_start;
+        s->opts->members[s->nmembers].expansion = s->member_expansion;
         s->nmembers++;
     }
 }
@@ -182,6 +186,21 @@ static prime_errcode_t scan_string(scan_t *s)
     }
     s->pos = i + 1;
     return PRIME_OK;
+}
+
+/* Counts what PostgreSQL adds when it prints a number of n characters
+ * whose first significant digit stands for 10^p (p < 0: none before the
+ * point) with scale digits after it: numeric_out writes every digit, so
+ * "1e131071" (8 bytes) prints as 131,072. A small document could
+ * otherwise become gigabytes on every read (past PostgreSQL's 1 GB limit
+ * for a value: an unreadable row, a failing pg_dump). */
+static void printed_length(scan_t *s, bool negative, long p, long scale, size_t n)
+{
+    size_t printed = (negative ? 1u : 0u) + (size_t)(p >= 0 ? p + 1 : 1) + (size_t)(scale > 0 ? scale + 1 : 0);
+    if (printed > n) {
+        s->member_expansion += printed - n;
+        s->expansion += printed - n;
+    }
 }
 
 /* At most 24 bytes of a token, for "%.*s%s". */
@@ -250,6 +269,9 @@ static prime_errcode_t scan_number(scan_t *s)
                       "number '%.*s%s' is out of PostgreSQL's numeric range (up to 131072 digits before the "
                       "decimal point and 16383 after it)",
                       EXCERPT(t + start, n));
+    printed_length(s, t[start] == '-', nonzero_int ? int_digits - 1 + exponent
+                                                   : first_nonzero_frac ? exponent - first_nonzero_frac : -1,
+                   frac_digits - exponent, n);
     if (s->opts->number)
         s->opts->number(s->opts->ctx, t + start, n);
     return PRIME_OK;
@@ -339,7 +361,17 @@ prime_errcode_t json_scan(const char *text, size_t len, const json_scan_opts_t *
     }
     if (s.depth)
         return refuse(&s, "unexpected end of JSON");
+    if (opts->expansion)
+        *opts->expansion = s.expansion;
     return PRIME_OK;
+}
+
+prime_errcode_t json_too_large(const char *path, size_t len, size_t expansion, size_t limit, prime_error_t *err)
+{
+    return prime_error_set(err, PRIME_ERR_TOO_LARGE, path,
+                           "JSON document of %zu bytes is %zu bytes as PostgreSQL prints it (every digit of its "
+                           "numbers), over the %zu-byte limit (max_json_bytes)",
+                           len, len + expansion, limit);
 }
 
 /* The numbers of a document, in the order they appear. */
@@ -363,7 +395,7 @@ static void add_number(void *ctx, const char *s, size_t len)
         nums->spans = grown;
         nums->cap = cap;
     }
-    nums->spans[nums->n++] = (json_span_t){(size_t)(s - nums->text), len};
+    nums->spans[nums->n++] = (json_span_t){.start = (size_t)(s - nums->text), .len = len};
 }
 
 /* Makes each number of v a raw item holding its text. cJSON keeps members

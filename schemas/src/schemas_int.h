@@ -153,6 +153,7 @@ const char *json_find_duplicate(const struct cJSON *v);
 /* Where a value lies in JSON text: text + start, len bytes. */
 typedef struct json_span {
     size_t start, len;
+    size_t expansion; /* bytes PostgreSQL adds printing its numbers (1e400: 396) */
 } json_span_t;
 
 typedef struct json_scan_opts {
@@ -162,6 +163,7 @@ typedef struct json_scan_opts {
     size_t nmembers;
     void (*number)(void *ctx, const char *text, size_t len); /* each number, in order */
     void *ctx;
+    size_t *expansion;    /* when given: bytes PostgreSQL adds printing the text's numbers */
 } json_scan_opts_t;
 
 /* Checks text that json_parse_exact() accepted against what PostgreSQL's
@@ -169,6 +171,10 @@ typedef struct json_scan_opts {
  * written as JSON writes them and within numeric's range. The error names
  * the path of the value at fault (opts->path, then ".member" and "[i]"). */
 prime_errcode_t json_scan(const char *text, size_t len, const json_scan_opts_t *opts, prime_error_t *err);
+
+/* The error for a document that PostgreSQL would print as len + expansion
+ * bytes, over limit (max_json_bytes). */
+prime_errcode_t json_too_large(const char *path, size_t len, size_t expansion, size_t limit, prime_error_t *err);
 
 /* UTF-8 that PostgreSQL text takes: well formed, no NUL (validate.c). */
 bool utf8_valid(const char *s, size_t len);

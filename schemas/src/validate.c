@@ -234,7 +234,7 @@ static const char *kind_noun(const field_desc_t *f)
 static prime_errcode_t check_json(const prime_event_t *ev, const field_desc_t *f, const char *path,
                                   const char *s, size_t len, prime_error_t *err)
 {
-    size_t limit = ev->type->reg->limits.max_json_bytes, column;
+    size_t limit = ev->type->reg->limits.max_json_bytes, column, expansion = 0;
     const char *dup;
     cJSON *doc;
     prime_errcode_t rc = PRIME_OK;
@@ -245,8 +245,10 @@ static prime_errcode_t check_json(const prime_event_t *ev, const field_desc_t *f
                                limit);
     if (!(doc = json_parse_exact(s, len, &column)))
         return prime_error_set(err, PRIME_ERR_INVALID, path, "expected JSON text, parse error at column %zu", column);
-    if ((rc = json_scan(s, len, &(json_scan_opts_t){.path = path}, err)))
+    if ((rc = json_scan(s, len, &(json_scan_opts_t){.path = path, .expansion = &expansion}, err)))
         ; /* what jsonb would refuse, named by its path in the document */
+    else if (len + expansion > limit)
+        rc = json_too_large(path, len, expansion, limit, err);
     else if ((dup = json_find_duplicate(doc)))
         rc = prime_error_set(err, PRIME_ERR_INVALID, path, "JSON object has a duplicate member '%s'", dup);
     else if (f->check == CHECK_JSON_OBJECT && !cJSON_IsObject(doc))

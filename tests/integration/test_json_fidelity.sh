@@ -86,6 +86,8 @@ done
 kill -TERM "$pid"; wait "$pid"
 
 q() { printf "%s" "$1" | sed "s/'/''/g"; } # as an SQL literal's body
+check "PostgreSQL prints [1e997] and [-1e-995] as 1000 bytes (test_validate's limit cases)" "1000|1000" \
+  "SELECT length('[1e997]'::jsonb::text), length('[-1e-995]'::jsonb::text)"
 check "project_data is the jsonb of the client's text" "t|t" \
   "SELECT project_data = '$(q "$doc")'::jsonb, project_data::text = ('$(q "$doc")'::jsonb)::text FROM studio_projects WHERE id = '$p1'"
 check "2^53 + 1 and 19 digits survive; 1e400 is 1 and 400 zeros" "9007199254740993|1234567890123456789|401" \

@@ -439,6 +439,51 @@ static void test_json_parse_keeps_numbers(void)
     CU_ASSERT_PTR_NULL(prime_json_parse(NULL));
 }
 
+/* A document is held to max_json_bytes as PostgreSQL prints it, every
+ * digit written out: "1e131071" is 8 bytes in the event and 131,072 in
+ * every read (the sizes below are checked against PostgreSQL in
+ * test_json_fidelity). */
+static void test_json_printed_size_limited(void)
+{
+    static const struct {
+        const char *raw;
+        prime_errcode_t want;
+    } cases[] = {
+        {"[1e997]", PRIME_OK},                  /* prints as 1000 bytes */
+        {"[1e998]", PRIME_ERR_TOO_LARGE},       /* 1001 */
+        {"[-1e-995]", PRIME_OK},                /* -0.000...1: 1000 */
+        {"[-1e-996]", PRIME_ERR_TOO_LARGE},
+        {"\"[1e998]\"", PRIME_ERR_TOO_LARGE},   /* as a string holding JSON: at validation */
+        {"[1.5e2,2.50,0.0]", PRIME_OK},
+    };
+    prime_limits_t saved = *prime_registry_limits(reg), small = saved;
+
+    small.max_json_bytes = 1000;
+    prime_registry_set_limits(reg, &small);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len;
+        char *line = line_with("project.collaborators_changed", "collaborators", cases[i].raw, strlen(cases[i].raw), &len);
+        prime_event_t *ev = NULL;
+        prime_error_t err;
+        prime_errcode_t rc;
+
+        prime_error_clear(&err);
+        rc = prime_event_from_json(reg, line, len, &ev, &err);
+        if (!rc)
+            rc = prime_event_validate(ev, &err);
+        CU_ASSERT_EQUAL(rc, cases[i].want);
+        if (rc != cases[i].want)
+            fprintf(stderr, "case %s: got %s '%s: %s'\n", cases[i].raw, prime_errcode_name(rc), err.field, err.message);
+        if (cases[i].want) {
+            CU_ASSERT_STRING_EQUAL(err.field, "collaborators");
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "as PostgreSQL prints it"));
+        }
+        prime_event_free(ev);
+        free(line);
+    }
+    prime_registry_set_limits(reg, &saved);
+}
+
 static void test_setters_check_names_and_kinds(void)
 {
     prime_event_t *ev = prime_event_new(reg, "project.saved", NULL);
@@ -534,6 +579,7 @@ int main(void)
         {"what jsonb refuses is refused, with its path", test_json_refused_as_jsonb_refuses},
         {"raw NUL and control bytes are refused", test_raw_control_bytes_refused},
         {"prime_json_parse keeps numbers as written", test_json_parse_keeps_numbers},
+        {"a document's size counts its numbers as printed", test_json_printed_size_limited},
         {"every generated example is valid", test_every_example_is_valid},
         {NULL, NULL},
     };
