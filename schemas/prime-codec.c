@@ -114,7 +114,9 @@ static void rule_words(json_t *field, char *out, size_t size)
     if (max && n < size)
         n += (size_t)snprintf(out + n, size - n, "%s&le; %lld bytes", n ? "; " : "", (long long)json_integer_value(max));
     if (items && n < size)
-        snprintf(out + n, size - n, "%s&le; %lld items", n ? "; " : "", (long long)json_integer_value(items));
+        n += (size_t)snprintf(out + n, size - n, "%s&le; %lld items", n ? "; " : "", (long long)json_integer_value(items));
+    if ((v = json_object_get(field, "prime.max")) && n < size)
+        snprintf(out + n, size - n, "%s&le; %.15g (its column)", n ? "; " : "", json_number_value(v));
 }
 
 static void print_fields(json_t *fields, size_t from, size_t to)
@@ -151,7 +153,8 @@ static void print_doc(const prime_registry_t *reg)
          "the binary body). The Kafka message key is `owner_user_id`, so one user's history is in one partition, in "
          "order. Rules are checked by `prime_event_validate()`; a JSON line for `prime-codec encode` (and later "
          "`prime-publish`) names the type in `\"type\"` and the fields by name, timestamps as RFC 3339 or integer "
-         "microseconds, JSON-valued fields as JSON.\n\n"
+         "microseconds, JSON-valued fields as JSON, which is kept as written (what PostgreSQL's `jsonb` refuses, "
+         "such as `\\u0000` or a number past `numeric`'s range, is refused).\n\n"
          "Events are facts about the past: they carry ids chosen by the client (or derived with UUIDv5) and the time "
          "the change happened, and every column the pipeline writes comes from them.\n\n"
          "## The envelope (first seven fields of every event)\n");

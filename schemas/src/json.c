@@ -7,7 +7,10 @@
  * 176,000 lines/s of our sample events; jansson remains for the schemas,
  * which avro-c reads with it anyway). cJSON keeps numbers as doubles and
  * accepts duplicate members, so both are checked here: integers must be
- * integral and exact (|n| <= 2^53), and a member may appear once. */
+ * integral and exact (|n| <= 2^53), and a member may appear once. A JSON
+ * document (project_data, ...) is never re-printed from cJSON's tree, which
+ * would round its numbers: the event keeps the client's text, found and
+ * checked against what jsonb accepts by json_scan() (jsontext.c). */
 #include "schemas_int.h"
 
 #include <cjson/cJSON.h>
@@ -131,6 +134,23 @@ static prime_errcode_t put_string(prime_event_t *ev, size_t i, const char *text,
     return PRIME_OK;
 }
 
+/* A member's value as the client wrote it, which is not NUL-terminated in
+ * the line: copied with its terminator. */
+static prime_errcode_t put_text(prime_event_t *ev, size_t i, const char *text, size_t len, prime_error_t *err)
+{
+    char small[1024], *copy = len < sizeof(small) ? small : malloc(len + 1);
+    prime_errcode_t rc;
+
+    if (!copy)
+        return prime_error_set(err, PRIME_ERR_NOMEM, ev->type->fields[i].name, "out of memory");
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    rc = put_string(ev, i, copy, len, err);
+    if (copy != small)
+        free(copy);
+    return rc;
+}
+
 static prime_errcode_t integral(const field_desc_t *f, const cJSON *jv, double lo, double hi, prime_error_t *err)
 {
     double d = jv->valuedouble;
@@ -142,7 +162,10 @@ static prime_errcode_t integral(const field_desc_t *f, const cJSON *jv, double l
     return PRIME_OK;
 }
 
-static prime_errcode_t set_from_json(prime_event_t *ev, size_t i, const cJSON *jv, prime_error_t *err)
+/* Member jv for field i; raw is its text in the line, and expansion what
+ * PostgreSQL adds printing its numbers. */
+static prime_errcode_t set_from_json(prime_event_t *ev, size_t i, const cJSON *jv, const char *raw, size_t raw_len,
+                                     size_t expansion, prime_error_t *err)
 {
     const field_desc_t *f = &ev->type->fields[i];
     avro_value_t v;
@@ -153,14 +176,14 @@ static prime_errcode_t set_from_json(prime_event_t *ev, size_t i, const cJSON *j
         if (cJSON_IsString(jv))
             return put_string(ev, i, jv->valuestring, strlen(jv->valuestring), err);
         if (is_json_field(f) && (cJSON_IsObject(jv) || cJSON_IsArray(jv))) {
-            /* Compact, in the client's member order: JSONB will normalise. */
+            /* The client's text, byte for byte: json_scan() has checked it
+             * as jsonb would, cJSON its structure. */
             bool checked = !json_find_duplicate(jv) && (f->check != CHECK_JSON_OBJECT || cJSON_IsObject(jv)) &&
                            (f->check != CHECK_JSON_ARRAY || cJSON_IsArray(jv));
-            char *text = cJSON_PrintUnformatted(jv);
-            if (!text)
-                return prime_error_set(err, PRIME_ERR_NOMEM, f->name, "out of memory");
-            rc = put_string(ev, i, text, strlen(text), err);
-            cJSON_free(text);
+            size_t limit = ev->type->reg->limits.max_json_bytes;
+            if (expansion && raw_len + expansion > limit) /* validation sees the text only */
+                return json_too_large(f->name, raw_len, expansion, limit, err);
+            rc = put_text(ev, i, raw, raw_len, err);
             if (!rc && checked) /* validation need not parse it again */
                 ev->json_checked |= 1ULL << i;
             return rc;
@@ -226,14 +249,21 @@ static prime_errcode_t set_from_json(prime_event_t *ev, size_t i, const cJSON *j
     return PRIME_ERR_SCHEMA;
 }
 
+/* A member of the event's object and where its value lies in the line. */
+typedef struct member {
+    const cJSON *value;
+    json_span_t span;
+} member_t;
+
 /* Maps each member to its field (members[i] for field i), refusing
- * unknown, secret and repeated members. */
-static prime_errcode_t map_members(const prime_event_type_t *t, const cJSON *obj, const cJSON **members,
-                                   prime_error_t *err)
+ * unknown, secret and repeated members. spans[k] is the k-th member's. */
+static prime_errcode_t map_members(const prime_event_type_t *t, const cJSON *obj, const json_span_t *spans,
+                                   member_t *members, prime_error_t *err)
 {
     const cJSON *m, *type_seen = NULL;
+    size_t k = 0;
 
-    for (m = obj->child; m; m = m->next) {
+    for (m = obj->child; m; m = m->next, k++) {
         int i;
         if (!strcmp(m->string, "type")) {
             if (type_seen)
@@ -242,13 +272,14 @@ static prime_errcode_t map_members(const prime_event_type_t *t, const cJSON *obj
             continue;
         }
         if ((i = prime_event_type_field_index(t, m->string)) >= 0) {
-            if (members[i])
+            if (members[i].value)
                 return prime_error_set(err, PRIME_ERR_JSON, NULL, "duplicate member '%s'", m->string);
-            members[i] = m;
+            members[i].value = m;
+            members[i].span = spans[k];
             continue;
         }
-        for (int k = 0; plaintext_secrets[k]; k++)
-            if (!strcmp(m->string, plaintext_secrets[k]))
+        for (int s = 0; plaintext_secrets[s]; s++)
+            if (!strcmp(m->string, plaintext_secrets[s]))
                 return prime_error_set(err, PRIME_ERR_INVALID, m->string,
                                        "plaintext secrets are refused: send the hash (for example %s_hash, "
                                        "argon2 or bcrypt), never the secret itself",
@@ -262,11 +293,13 @@ prime_errcode_t prime_event_from_json(const prime_registry_t *reg, const char *t
                                       prime_event_t **out, prime_error_t *err)
 {
     cJSON *obj;
-    const cJSON *jtype;
-    const cJSON *members_small[64], **members = members_small;
+    const cJSON *jtype, *m;
+    member_t members_small[64], *members = members_small;
+    json_span_t spans_small[64], *spans = spans_small;
+    json_scan_opts_t scan = {.path = "", .bom = true};
     prime_event_t *ev = NULL;
     prime_errcode_t rc = PRIME_OK;
-    size_t column;
+    size_t column, nmembers = 0;
 
     *out = NULL;
     if (!(obj = json_parse_exact(text, len, &column))) {
@@ -286,6 +319,18 @@ prime_errcode_t prime_event_from_json(const prime_registry_t *reg, const char *t
         rc = prime_error_set(err, PRIME_ERR_JSON, NULL, "expected a JSON object, got %s", json_type_name(obj));
         goto out;
     }
+    /* What cJSON accepts but jsonb (or JSON) does not, anywhere in the
+     * line, and where each member's value lies. */
+    for (m = obj->child; m; m = m->next)
+        nmembers++;
+    if (nmembers > sizeof(spans_small) / sizeof(spans_small[0]) && !(spans = malloc(nmembers * sizeof(*spans)))) {
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
+    scan.members = spans;
+    scan.nmembers = nmembers;
+    if ((rc = json_scan(text, len, &scan, err)))
+        goto out;
     jtype = cJSON_GetObjectItemCaseSensitive(obj, "type");
     if (!jtype)
         jtype = cJSON_GetObjectItemCaseSensitive(obj, "event_type");
@@ -303,11 +348,11 @@ prime_errcode_t prime_event_from_json(const prime_registry_t *reg, const char *t
         goto out;
     }
     memset(members, 0, ev->type->nfields * sizeof(*members));
-    if ((rc = map_members(ev->type, obj, members, err)))
+    if ((rc = map_members(ev->type, obj, spans, members, err)))
         goto out;
     for (size_t i = 0; i < ev->type->nfields; i++) {
         const field_desc_t *f = &ev->type->fields[i];
-        const cJSON *jv = members[i];
+        const cJSON *jv = members[i].value;
 
         if (!jv || cJSON_IsNull(jv)) {
             if (f->nullable)
@@ -321,12 +366,15 @@ prime_errcode_t prime_event_from_json(const prime_registry_t *reg, const char *t
             rc = prime_error_set(err, PRIME_ERR_INVALID, f->name, "required field is %s", jv ? "null" : "missing");
             goto out;
         }
-        if ((rc = set_from_json(ev, i, jv, err)))
+        if ((rc = set_from_json(ev, i, jv, text + members[i].span.start, members[i].span.len,
+                                members[i].span.expansion, err)))
             goto out;
     }
 out:
     if (members != members_small)
         free(members);
+    if (spans != spans_small)
+        free(spans);
     cJSON_Delete(obj);
     if (rc) {
         prime_event_free(ev);
@@ -353,11 +401,16 @@ static cJSON *field_to_json(const field_desc_t *f, avro_value_t *v)
     case KIND_STRING:
         avro_value_get_string(v, &s, &size);
         size = size ? size - 1 : 0;
-        if (is_json_field(f)) {
+        /* A document jsonb would take is embedded as it was written (its
+         * numbers exact); on one line, else as the string it is, which
+         * reads back the same. */
+        if (is_json_field(f) && !memchr(s, '\n', size) && !memchr(s, '\r', size)) {
             size_t column;
             cJSON *doc = json_parse_exact(s, size, &column);
-            if (doc)
-                return doc;
+            bool strict = doc && !json_scan(s, size, &(json_scan_opts_t){.path = ""}, NULL);
+            cJSON_Delete(doc);
+            if (strict)
+                return cJSON_CreateRaw(s);
         }
         return cJSON_CreateString(s); /* avro-c strings are NUL-terminated */
     case KIND_STRING_ARRAY: {

@@ -228,6 +228,17 @@ prime_errcode_t parse_field(const char *file, json_t *jf, field_desc_t *f, prime
             return prime_error_set(err, PRIME_ERR_SCHEMA, f->name, "%s: bad prime.max_items", file);
         f->max_items = (size_t)json_integer_value(v);
     }
+    if ((v = json_object_get(jf, "prime.max"))) {
+        if (!json_is_number(v) || (f->kind != KIND_INT && f->kind != KIND_LONG && f->kind != KIND_DOUBLE))
+            return prime_error_set(err, PRIME_ERR_SCHEMA, f->name, "%s: prime.max needs a number field", file);
+        f->has_max = true;
+        f->max = json_number_value(v);
+    }
+    if ((v = json_object_get(jf, "prime.column"))) {
+        f->column = json_string_value(v);
+        if (!f->column || !strchr(f->column, '.'))
+            return prime_error_set(err, PRIME_ERR_SCHEMA, f->name, "%s: prime.column must be \"table.column\"", file);
+    }
     f->default_value = json_object_get(jf, "default");
     return PRIME_OK;
 }
@@ -523,6 +534,11 @@ prime_field_kind_t prime_event_type_field_kind(const prime_event_type_t *t, size
 bool prime_event_type_field_is_secret(const prime_event_type_t *t, size_t i)
 {
     return i < t->nfields && t->fields[i].check == CHECK_SECRET_HASH;
+}
+
+const char *prime_event_type_field_column(const prime_event_type_t *t, size_t i)
+{
+    return i < t->nfields ? t->fields[i].column : NULL;
 }
 
 int prime_event_type_field_index(const prime_event_type_t *t, const char *field)

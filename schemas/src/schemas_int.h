@@ -59,6 +59,9 @@ typedef struct field_desc {
     json_t *default_value; /* borrowed "default", or NULL */
     size_t max_length;     /* bytes, for strings and array items */
     size_t max_items;      /* for arrays */
+    bool has_max;          /* prime.max: the largest number its column holds */
+    double max;
+    const char *column;    /* prime.column: "table.column" it is stored in, or NULL */
 } field_desc_t;
 
 struct prime_event_type_s {
@@ -149,6 +152,35 @@ struct cJSON;
 struct cJSON *json_parse_exact(const char *text, size_t len, size_t *error_at);
 bool json_too_deep(const char *text, size_t len);
 const char *json_find_duplicate(const struct cJSON *v);
+
+/* Where a value lies in JSON text: text + start, len bytes. */
+typedef struct json_span {
+    size_t start, len;
+    size_t expansion; /* bytes PostgreSQL adds printing its numbers (1e400: 396) */
+} json_span_t;
+
+typedef struct json_scan_opts {
+    const char *path;     /* names the document in errors ("project_data"); "" for an event line */
+    bool bom;             /* a UTF-8 byte order mark may open the text, as cJSON allows */
+    json_span_t *members; /* for an object: its first nmembers members' values, in order */
+    size_t nmembers;
+    void (*number)(void *ctx, const char *text, size_t len); /* each number, in order */
+    void *ctx;
+    size_t *expansion;    /* when given: bytes PostgreSQL adds printing the text's numbers */
+} json_scan_opts_t;
+
+/* Checks text that json_parse_exact() accepted against what PostgreSQL's
+ * jsonb accepts (jsontext.c): no \u0000, no raw control characters, numbers
+ * written as JSON writes them and within numeric's range. The error names
+ * the path of the value at fault (opts->path, then ".member" and "[i]"). */
+prime_errcode_t json_scan(const char *text, size_t len, const json_scan_opts_t *opts, prime_error_t *err);
+
+/* The error for a document that PostgreSQL would print as len + expansion
+ * bytes, over limit (max_json_bytes). */
+prime_errcode_t json_too_large(const char *path, size_t len, size_t expansion, size_t limit, prime_error_t *err);
+
+/* UTF-8 that PostgreSQL text takes: well formed, no NUL (validate.c). */
+bool utf8_valid(const char *s, size_t len);
 
 #include "prime/time.h"
 

@@ -14,7 +14,7 @@
 #define TIME_MIN 946684800000000LL
 #define TIME_MAX 4102444800000000LL
 
-static bool utf8_valid(const char *s, size_t len)
+bool utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
 
@@ -234,7 +234,7 @@ static const char *kind_noun(const field_desc_t *f)
 static prime_errcode_t check_json(const prime_event_t *ev, const field_desc_t *f, const char *path,
                                   const char *s, size_t len, prime_error_t *err)
 {
-    size_t limit = ev->type->reg->limits.max_json_bytes, column;
+    size_t limit = ev->type->reg->limits.max_json_bytes, column, expansion = 0;
     const char *dup;
     cJSON *doc;
     prime_errcode_t rc = PRIME_OK;
@@ -250,7 +250,11 @@ static prime_errcode_t check_json(const prime_event_t *ev, const field_desc_t *f
                                    CJSON_NESTING_LIMIT, column);
         return prime_error_set(err, PRIME_ERR_INVALID, path, "expected JSON text, parse error at column %zu", column);
     }
-    if ((dup = json_find_duplicate(doc)))
+    if ((rc = json_scan(s, len, &(json_scan_opts_t){.path = path, .expansion = &expansion}, err)))
+        ; /* what jsonb would refuse, named by its path in the document */
+    else if (len + expansion > limit)
+        rc = json_too_large(path, len, expansion, limit, err);
+    else if ((dup = json_find_duplicate(doc)))
         rc = prime_error_set(err, PRIME_ERR_INVALID, path, "JSON object has a duplicate member '%s'", dup);
     else if (f->check == CHECK_JSON_OBJECT && !cJSON_IsObject(doc))
         rc = prime_error_set(err, PRIME_ERR_INVALID, path, "expected a JSON object");
@@ -355,43 +359,108 @@ prime_errcode_t check_string(const prime_event_t *ev, const field_desc_t *f, con
 static const int sample_rates[] = {8000,  11025, 16000,  22050,  24000,  32000,  44100,  48000,
                                    88200, 96000, 176400, 192000, 352800, 384000, 705600, 768000, 0};
 
-static prime_errcode_t check_number(const field_desc_t *f, const char *path, double v, prime_error_t *err)
+/* The range a numeric rule accepts; a rule with a set (sample rates, bit
+ * depths) by the set's ends. Open sides are -/+HUGE_VAL. */
+static void rule_range(field_check_t check, double *lo, double *hi)
 {
-    if (isnan(v) || isinf(v))
-        return prime_error_set(err, PRIME_ERR_INVALID, path, "expected a finite number");
+    *lo = -HUGE_VAL, *hi = HUGE_VAL;
+    switch (check) {
+    case CHECK_BPM: *lo = 20, *hi = 999; break;
+    case CHECK_LUFS: *lo = -70, *hi = 5; break;
+    case CHECK_SAMPLE_RATE: *lo = 8000, *hi = 768000; break;
+    case CHECK_BIT_DEPTH: *lo = 8, *hi = 64; break;
+    case CHECK_CHANNELS: *lo = 1, *hi = 64; break;
+    case CHECK_NONNEG: *lo = 0; break;
+    case CHECK_POSITIVE: *lo = 1; break;
+    case CHECK_CONFIDENCE: *lo = 0, *hi = 1; break;
+    default: break;
+    }
+}
+
+static prime_errcode_t check_rule(const field_desc_t *f, const char *path, double v, prime_error_t *err)
+{
+    double lo, hi;
+
+    rule_range(f->check, &lo, &hi);
     switch (f->check) {
     case CHECK_BPM:
-        return v >= 20 && v <= 999 ? PRIME_OK
-                                   : prime_error_set(err, PRIME_ERR_INVALID, path, "expected a BPM from 20 to 999, got %g", v);
+        return v >= lo && v <= hi ? PRIME_OK
+                                  : prime_error_set(err, PRIME_ERR_INVALID, path, "expected a BPM from %g to %g, got %g", lo, hi, v);
     case CHECK_LUFS:
-        return v >= -70 && v <= 5 ? PRIME_OK
-                                  : prime_error_set(err, PRIME_ERR_INVALID, path, "expected loudness from -70 to +5 LUFS, got %g", v);
+        return v >= lo && v <= hi ? PRIME_OK
+                                  : prime_error_set(err, PRIME_ERR_INVALID, path, "expected loudness from %g to +%g LUFS, got %g", lo, hi, v);
     case CHECK_SAMPLE_RATE:
         for (int i = 0; sample_rates[i]; i++)
             if (v == sample_rates[i])
                 return PRIME_OK;
         return prime_error_set(err, PRIME_ERR_INVALID, path,
-                               "expected a sample rate of 8000 to 768000 Hz in the standard families "
-                               "(44100, 48000, 96000, ...), got %g", v);
+                               "expected a sample rate of %g to %g Hz in the standard families "
+                               "(44100, 48000, 96000, ...), got %g", lo, hi, v);
     case CHECK_BIT_DEPTH:
         return v == 8 || v == 16 || v == 24 || v == 32 || v == 64
                    ? PRIME_OK
                    : prime_error_set(err, PRIME_ERR_INVALID, path, "expected a bit depth of 8, 16, 24, 32 or 64, got %g", v);
     case CHECK_CHANNELS:
-        return v >= 1 && v <= 64 ? PRIME_OK
-                                 : prime_error_set(err, PRIME_ERR_INVALID, path, "expected 1 to 64 channels, got %g", v);
+        return v >= lo && v <= hi ? PRIME_OK
+                                  : prime_error_set(err, PRIME_ERR_INVALID, path, "expected %g to %g channels, got %g", lo, hi, v);
     case CHECK_NONNEG:
-        return v >= 0 ? PRIME_OK : prime_error_set(err, PRIME_ERR_INVALID, path, "expected a value >= 0, got %g", v);
+        return v >= lo ? PRIME_OK : prime_error_set(err, PRIME_ERR_INVALID, path, "expected a value >= %g, got %g", lo, v);
     case CHECK_POSITIVE:
-        return v >= 1 ? PRIME_OK : prime_error_set(err, PRIME_ERR_INVALID, path, "expected a value >= 1, got %g", v);
+        return v >= lo ? PRIME_OK : prime_error_set(err, PRIME_ERR_INVALID, path, "expected a value >= %g, got %g", lo, v);
     case CHECK_CONFIDENCE:
-        return v >= 0 && v <= 1 ? PRIME_OK
-                                : prime_error_set(err, PRIME_ERR_INVALID, path, "expected a confidence from 0 to 1, got %g", v);
+        return v >= lo && v <= hi ? PRIME_OK
+                                  : prime_error_set(err, PRIME_ERR_INVALID, path, "expected a confidence from %g to %g, got %g", lo, hi, v);
     case CHECK_NONE:
         return PRIME_OK;
     default:
         return prime_error_set(err, PRIME_ERR_SCHEMA, path, "rule does not apply to numbers");
     }
+}
+
+static prime_errcode_t check_number(const field_desc_t *f, const char *path, double v, prime_error_t *err)
+{
+    prime_errcode_t rc;
+
+    if (isnan(v) || isinf(v))
+        return prime_error_set(err, PRIME_ERR_INVALID, path, "expected a finite number");
+    if ((rc = check_rule(f, path, v, err)))
+        return rc;
+    /* The column's bound (prime.max): past it PostgreSQL would refuse the
+     * value (or round it over its precision) long after it was accepted. */
+    if (f->has_max && v > f->max)
+        return prime_error_set(err, PRIME_ERR_INVALID, path, "expected at most %.15g, the most its column %s holds, got %.15g",
+                               f->max, f->column ? f->column : "", v);
+    return PRIME_OK;
+}
+
+bool prime_event_type_field_range(const prime_event_type_t *t, size_t i, double *min, double *max)
+{
+    const field_desc_t *f = i < t->nfields ? &t->fields[i] : NULL;
+    double lo, hi;
+
+    if (!f || f->timestamp || (f->kind != KIND_INT && f->kind != KIND_LONG && f->kind != KIND_DOUBLE))
+        return false;
+    rule_range(f->check, &lo, &hi);
+    if (f->kind == KIND_INT)
+        lo = fmax(lo, INT32_MIN), hi = fmin(hi, INT32_MAX);
+    if (f->kind == KIND_LONG) /* as doubles: -2^63 and 2^63 */
+        lo = fmax(lo, (double)INT64_MIN), hi = fmin(hi, -(double)INT64_MIN);
+    if (f->has_max)
+        hi = fmin(hi, f->max);
+    *min = lo;
+    *max = hi;
+    return true;
+}
+
+size_t prime_event_type_field_max_length(const prime_event_type_t *t, size_t i)
+{
+    const field_desc_t *f = i < t->nfields ? &t->fields[i] : NULL;
+
+    if (!f || (f->kind != KIND_STRING && f->kind != KIND_STRING_ARRAY))
+        return 0;
+    if (f->check == CHECK_JSON || f->check == CHECK_JSON_OBJECT || f->check == CHECK_JSON_ARRAY)
+        return t->reg->limits.max_json_bytes;
+    return f->max_length;
 }
 
 static prime_errcode_t validate_field(const prime_event_t *ev, size_t i, prime_error_t *err)

@@ -1,10 +1,37 @@
 /* Fuzz target: one line of client JSON -> prime_event_from_json, the value
- * rules, and the encode/decode round trip prime-publish relies on. */
+ * rules, and the encode/decode round trip prime-publish relies on; and the
+ * same bytes as a stored document through prime_json_parse(), whose tree
+ * must print to text it reads back to the same print (numbers as written). */
 #include "fuzz.h"
 #include "prime/event.h"
+#include "prime/jsontext.h"
 
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+
+static void document(const uint8_t *data, size_t size)
+{
+    char *text = malloc(size + 1), *p1, *p2;
+    cJSON *tree, *again;
+
+    if (!text)
+        return;
+    memcpy(text, data, size);
+    text[size] = '\0';
+    if ((tree = prime_json_parse(text))) {
+        p1 = cJSON_PrintUnformatted(tree);
+        again = p1 ? prime_json_parse(p1) : NULL;
+        p2 = again ? cJSON_PrintUnformatted(again) : NULL;
+        if (!p1 || !again || !p2 || strcmp(p1, p2))
+            abort();
+        cJSON_free(p1);
+        cJSON_free(p2);
+        cJSON_Delete(again);
+        cJSON_Delete(tree);
+    }
+    free(text);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -15,6 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len;
     char *j1, *j2;
 
+    document(data, size);
     prime_error_clear(&err);
     if (prime_event_from_json(reg, (const char *)data, size, &ev, &err)) {
         if (!err.message[0])

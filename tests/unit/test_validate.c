@@ -1,8 +1,10 @@
 /* Value rules and JSON input: every rule refuses what it should, names the
  * field, and accepts the good neighbours of each bad value. */
 #include "prime/event.h"
+#include "prime/jsontext.h"
 #include "../support/prime_test.h"
 
+#include <cjson/cJSON.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,16 @@ static const struct rule_case {
     {"project.created", "bpm", "19.9", PRIME_ERR_INVALID, "BPM from 20 to 999"},
     {"project.created", "bpm", "1000", PRIME_ERR_INVALID, "BPM from 20 to 999"},
     {"project.created", "bpm", "140.5", PRIME_OK, NULL},
+    /* Bounds of the columns values land in (DECIMAL(10,3), DECIMAL(5,2)). */
+    {"audio.file_uploaded", "duration_seconds", "9999999.999", PRIME_OK, NULL},
+    {"audio.file_uploaded", "duration_seconds", "1e7", PRIME_ERR_INVALID, "most its column audio_files.duration_seconds holds"},
+    {"audio.stem_uploaded", "duration_seconds", "10000000", PRIME_ERR_INVALID, "at most 9999999.999"},
+    {"audio.analyzed", "duration_seconds", "9999999.9996", PRIME_ERR_INVALID, "at most 9999999.999"},
+    {"session.heartbeat", "cursor_position", "9999999.999", PRIME_OK, NULL},
+    {"session.heartbeat", "cursor_position", "1e7", PRIME_ERR_INVALID, "session_states.cursor_position"},
+    {"session.joined", "cursor_position", "12345678", PRIME_ERR_INVALID, "at most 9999999.999"},
+    {"audio.analyzed", "dynamic_range", "999.99", PRIME_OK, NULL},
+    {"audio.analyzed", "dynamic_range", "1000", PRIME_ERR_INVALID, "studio_projects.dynamic_range"},
     {"project.created", "bpm", "20", PRIME_OK, NULL},
     {"project.created", "bpm", "\"fast\"", PRIME_ERR_INVALID, "expected a number, got a string"},
     {"project.created", "target_lufs", "-70.5", PRIME_ERR_INVALID, "-70 to +5 LUFS"},
@@ -263,6 +275,216 @@ static void test_bad_bytes_inside_a_json_member(void)
     prime_event_free(ev);
 }
 
+/* The seed-0 example of type as a JSON line with member field written as
+ * raw (text kept as given, which jansson would re-encode), NUL-terminated
+ * and *line_len bytes long (raw may hold a NUL). Malloc'ed. */
+static char *line_with(const char *type, const char *field, const char *raw, size_t raw_len, size_t *line_len)
+{
+    prime_event_t *ev = prime_event_example(reg, type, 0, NULL);
+    char *text = prime_event_to_json(ev, NULL), *base, *line;
+    json_t *obj = json_loads(text, 0, NULL);
+    size_t n;
+
+    json_object_del(obj, field);
+    base = json_dumps(obj, JSON_COMPACT);
+    n = strlen(base) - 1; /* without the closing brace */
+    line = malloc(n + strlen(field) + raw_len + 8);
+    memcpy(line, base, n);
+    n += (size_t)sprintf(line + n, ",\"%s\":", field);
+    memcpy(line + n, raw, raw_len);
+    memcpy(line + n + raw_len, "}", 2);
+    *line_len = n + raw_len + 1;
+    free(text);
+    free(base);
+    json_decref(obj);
+    prime_event_free(ev);
+    return line;
+}
+
+/* A JSON document is stored as the client wrote it: cJSON's tree would
+ * round 9007199254740993 and 1234567890123456789 to 15 digits and print
+ * 1e400 as null. */
+static void test_json_document_kept_byte_for_byte(void)
+{
+    static const char *const docs[] = {
+        "{\"n\":9007199254740993,\"m\":1234567890123456789,\"big\":1e400}",
+        "{ \"x\" : [ 0.1000000000000000055511151231257827, -0, 1E+2, 1e131071, 1e-16383 ] ,\t\"s\":\"\\u00e9\\ud834\\udd1e\" }",
+        "{\"tiny\":0.000001e-16377,\"zero\":0e99999}",
+    };
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        size_t line_len, len;
+        char *line = line_with("project.created", "project_data", docs[i], strlen(docs[i]), &line_len), *out;
+        prime_event_t *ev = NULL, *back = NULL;
+        prime_error_t err;
+        void *bytes;
+
+        prime_error_clear(&err);
+        CU_ASSERT_EQUAL_FATAL(prime_event_from_json(reg, line, line_len, &ev, &err), PRIME_OK);
+        CU_ASSERT_EQUAL(prime_event_validate(ev, &err), PRIME_OK);
+        if (err.code)
+            fprintf(stderr, "doc %zu: %s: %s\n", i, err.field, err.message);
+        CU_ASSERT_STRING_EQUAL(prime_event_string(ev, "project_data"), docs[i]);
+        /* Through the codec and the JSON form, still the same text. */
+        CU_ASSERT_EQUAL_FATAL(prime_event_encode(ev, &bytes, &len, NULL), PRIME_OK);
+        CU_ASSERT_EQUAL_FATAL(prime_event_decode(reg, bytes, len, &back, NULL), PRIME_OK);
+        CU_ASSERT_STRING_EQUAL(prime_event_string(back, "project_data"), docs[i]);
+        out = prime_event_to_json(back, NULL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, docs[i]));
+        free(out);
+        free(bytes);
+        free(line);
+        prime_event_free(ev);
+        prime_event_free(back);
+    }
+}
+
+/* What jsonb refuses is refused at publish, naming the value's path; a
+ * string is never cut at \u0000, be it a value, an item or a member name. */
+static void test_json_refused_as_jsonb_refuses(void)
+{
+    static const struct {
+        const char *type, *field, *raw, *want_field, *message_part;
+    } cases[] = {
+        {"project.created", "project_data", "{\"active_tool\":\"pen\\u0000 x\"}", "project_data.active_tool", "\\u0000"},
+        {"project.created", "project_data", "{\"tracks\":[\"a\",\"b\\u0000\"]}", "project_data.tracks[1]", "\\u0000"},
+        {"project.created", "project_data", "{\"active_tool\\u0000 x\":\"pen\"}", "project_data", "\\u0000"},
+        {"project.created", "project_data", "{\"a\":{\"b\":[1,{\"c\":\"\\u0000\"}]}}", "project_data.a.b[1].c", "NUL"},
+        {"project.created", "project_data", "{\"gain\":01}", "project_data.gain", "leading zero"},
+        {"project.created", "project_data", "{\"gain\":-00.5}", "project_data.gain", "leading zero"},
+        {"project.created", "project_data", "{\"gain\":1.}", "project_data.gain", "digit after the '.'"},
+        {"project.created", "project_data", "{\"gain\":-.5}", "project_data.gain", "needs a digit"},
+        {"project.created", "project_data", "{\"big\":1e131072}", "project_data.big", "out of PostgreSQL's numeric range"},
+        {"project.created", "project_data", "{\"big\":0.5e131073}", "project_data.big", "numeric range"},
+        {"project.created", "project_data", "{\"small\":1e-16384}", "project_data.small", "numeric range"},
+        {"project.created", "project_data", "{\"small\":1.5e-16383}", "project_data.small", "numeric range"},
+        {"project.created", "project_data", "{\"zero\":0e-1073741823}", "project_data.zero", "numeric range"},
+        {"project.created", "project_data", "{\"e\":1e99999999999999999999}", "project_data.e", "numeric range"},
+        {"project.created", "project_data", "{\"s\":\"tab\there\"}", "project_data.s", "control character"},
+        {"project.created", "project_data", "{\"s\":\"\\uZZZZ\"}", "project_data.s", "four hex digits"},
+        {"project.created", "project_data", "{\"s\":\f1}", "project_data.s", "control character 0x0c"},
+        {"project.created", "name", "\"Song\\u0000 (draft)\"", "name", "\\u0000"},
+        {"project.created", "tags", "[\"ok\",\"cut\\u0000here\"]", "tags[1]", "\\u0000"},
+        {"project.created", "bpm", "0120", "bpm", "leading zero"},
+        /* A document given as a string holding JSON: checked by validation. */
+        {"project.created", "project_data", "\"{\\\"active_tool\\\":\\\"\\\\u0000\\\"}\"", "project_data.active_tool", "NUL"},
+        {"project.created", "project_data", "\"{\\\"n\\\":012}\"", "project_data.n", "leading zero"},
+        {"recall.set", "data", "\"{\\\"n\\\":1e131072}\"", "data.n", "numeric range"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len;
+        char *line = line_with(cases[i].type, cases[i].field, cases[i].raw, strlen(cases[i].raw), &len);
+        prime_event_t *ev = NULL;
+        prime_error_t err;
+        prime_errcode_t rc;
+
+        prime_error_clear(&err);
+        rc = prime_event_from_json(reg, line, len, &ev, &err);
+        if (!rc)
+            rc = prime_event_validate(ev, &err);
+        CU_ASSERT_EQUAL(rc, PRIME_ERR_INVALID);
+        if (rc != PRIME_ERR_INVALID || strcmp(err.field, cases[i].want_field) ||
+            !strstr(err.message, cases[i].message_part))
+            fprintf(stderr, "case %zu (%s): got %s '%s: %s'\n", i, cases[i].raw, prime_errcode_name(rc), err.field,
+                    err.message);
+        CU_ASSERT_STRING_EQUAL(err.field, cases[i].want_field);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.message, cases[i].message_part));
+        prime_event_free(ev);
+        free(line);
+    }
+}
+
+/* Raw bytes cJSON takes and JSON does not: a NUL inside a string (cJSON
+ * would cut the value there) and control bytes between tokens. */
+static void test_raw_control_bytes_refused(void)
+{
+    static const struct {
+        const char *raw;
+        size_t len;
+        const char *field, *want_field;
+    } cases[] = {
+        {"\"Song\0 (draft)\"", 15, "name", "name"},
+        {"{\"tool\":\"pen\0x\"}", 16, "project_data", "project_data.tool"},
+        {"{\"tool\":\0\"pen\"}", 15, "project_data", "project_data.tool"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len;
+        char *line = line_with("project.created", cases[i].field, cases[i].raw, cases[i].len, &len);
+        prime_event_t *ev = NULL;
+        prime_error_t err;
+
+        prime_error_clear(&err);
+        CU_ASSERT_EQUAL(prime_event_from_json(reg, line, len, &ev, &err), PRIME_ERR_INVALID);
+        CU_ASSERT_STRING_EQUAL(err.field, cases[i].want_field);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "control character"));
+        prime_event_free(ev);
+        free(line);
+    }
+}
+
+/* The materializer edits stored documents through prime_json_parse():
+ * printed again, every number is as it was written. */
+static void test_json_parse_keeps_numbers(void)
+{
+    static const char doc[] = "{\"n\":9007199254740993,\"a\":[1e400,{\"m\":-1234567890123456789.5e-3}],\"s\":\"x\",\"t\":true}";
+    cJSON *tree = prime_json_parse(doc);
+    char *printed;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tree);
+    printed = cJSON_PrintUnformatted(tree);
+    CU_ASSERT_STRING_EQUAL(printed, doc);
+    cJSON_free(printed);
+    cJSON_Delete(tree);
+    CU_ASSERT_PTR_NULL(prime_json_parse("{\"a\\u0000b\":1}"));
+    CU_ASSERT_PTR_NULL(prime_json_parse("[01]"));
+    CU_ASSERT_PTR_NULL(prime_json_parse("[1] x"));
+    CU_ASSERT_PTR_NULL(prime_json_parse(NULL));
+}
+
+/* A document is held to max_json_bytes as PostgreSQL prints it, every
+ * digit written out: "1e131071" is 8 bytes in the event and 131,072 in
+ * every read (the sizes below are checked against PostgreSQL in
+ * test_json_fidelity). */
+static void test_json_printed_size_limited(void)
+{
+    static const struct {
+        const char *raw;
+        prime_errcode_t want;
+    } cases[] = {
+        {"[1e997]", PRIME_OK},                  /* prints as 1000 bytes */
+        {"[1e998]", PRIME_ERR_TOO_LARGE},       /* 1001 */
+        {"[-1e-995]", PRIME_OK},                /* -0.000...1: 1000 */
+        {"[-1e-996]", PRIME_ERR_TOO_LARGE},
+        {"\"[1e998]\"", PRIME_ERR_TOO_LARGE},   /* as a string holding JSON: at validation */
+        {"[1.5e2,2.50,0.0]", PRIME_OK},
+    };
+    prime_limits_t saved = *prime_registry_limits(reg), small = saved;
+
+    small.max_json_bytes = 1000;
+    prime_registry_set_limits(reg, &small);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len;
+        char *line = line_with("project.collaborators_changed", "collaborators", cases[i].raw, strlen(cases[i].raw), &len);
+        prime_event_t *ev = NULL;
+        prime_error_t err;
+        prime_errcode_t rc;
+
+        prime_error_clear(&err);
+        rc = prime_event_from_json(reg, line, len, &ev, &err);
+        if (!rc)
+            rc = prime_event_validate(ev, &err);
+        CU_ASSERT_EQUAL(rc, cases[i].want);
+        if (rc != cases[i].want)
+            fprintf(stderr, "case %s: got %s '%s: %s'\n", cases[i].raw, prime_errcode_name(rc), err.field, err.message);
+        if (cases[i].want) {
+            CU_ASSERT_STRING_EQUAL(err.field, "collaborators");
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "as PostgreSQL prints it"));
+        }
+        prime_event_free(ev);
+        free(line);
+    }
+    prime_registry_set_limits(reg, &saved);
+}
+
 static void test_setters_check_names_and_kinds(void)
 {
     prime_event_t *ev = prime_event_new(reg, "project.saved", NULL);
@@ -354,6 +576,11 @@ int main(void)
         {"setters check field names and kinds", test_setters_check_names_and_kinds},
         {"a JSON member's bytes and members are checked once", test_bad_bytes_inside_a_json_member},
         {"RFC 3339 timestamps parse and print", test_timestamps},
+        {"a JSON document is kept byte for byte", test_json_document_kept_byte_for_byte},
+        {"what jsonb refuses is refused, with its path", test_json_refused_as_jsonb_refuses},
+        {"raw NUL and control bytes are refused", test_raw_control_bytes_refused},
+        {"prime_json_parse keeps numbers as written", test_json_parse_keeps_numbers},
+        {"a document's size counts its numbers as printed", test_json_printed_size_limited},
         {"every generated example is valid", test_every_example_is_valid},
         {NULL, NULL},
     };

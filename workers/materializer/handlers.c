@@ -3,6 +3,7 @@
  * APPLY to change them in memory. */
 #include "fold.h"
 #include "prime/buf.h"
+#include "prime/jsontext.h"
 #include "prime/log.h"
 #include "prime/pg.h"
 #include "prime/time.h"
@@ -250,7 +251,7 @@ static int user_device_registered(fold_t *f, const prime_event_t *ev, phase_t ph
         return FOLD_OK;
     if (!r->present)
         return missing(f, "prime_users", r->id);
-    list = cJSON_Parse(r->values[devices_col] ? r->values[devices_col] : "[]");
+    list = prime_json_parse(r->values[devices_col] ? r->values[devices_col] : "[]");
     if (!cJSON_IsArray(list)) {
         cJSON_Delete(list);
         list = cJSON_CreateArray();
@@ -707,7 +708,7 @@ static row_t *recall_row(fold_t *f, const prime_event_t *ev)
 static void merge_data(fold_t *f, row_t *r, const char *update)
 {
     size_t c = column_index(T_MIXX_RECALL, "data");
-    cJSON *base = cJSON_Parse(r->values[c] ? r->values[c] : "{}"), *add = cJSON_Parse(update), *m;
+    cJSON *base = prime_json_parse(r->values[c] ? r->values[c] : "{}"), *add = prime_json_parse(update), *m;
     char *printed;
 
     if (!cJSON_IsObject(base)) {
@@ -900,7 +901,7 @@ static int audio_analyzed(fold_t *f, const prime_event_t *ev, phase_t phase)
 
     if (rc || phase == COLLECT)
         return rc;
-    if (r->values[analysis_col] && (stored = cJSON_Parse(r->values[analysis_col]))) {
+    if (r->values[analysis_col] && (stored = prime_json_parse(r->values[analysis_col]))) {
         stored_version = cJSON_GetObjectItemCaseSensitive(stored, "analyzer_version");
         if (cJSON_IsString(stored_version) && version_cmp(stored_version->valuestring, version) > 0) {
             prime_log(PRIME_LOG_INFO, "older analysis not stored", "file=%s stored_version=%s event_version=%s", r->id,
@@ -917,7 +918,7 @@ static int audio_analyzed(fold_t *f, const prime_event_t *ev, phase_t phase)
         if (!project->loaded)
             return FOLD_NEED_ROWS;
     }
-    analysis = cJSON_Parse(prime_event_string(ev, "audio_analysis"));
+    analysis = prime_json_parse(prime_event_string(ev, "audio_analysis"));
     if (!cJSON_IsObject(analysis)) {
         cJSON_Delete(analysis);
         return refuse(f, "audio_analysis", "is not a JSON object");
@@ -1048,7 +1049,7 @@ static int preset_deleted(fold_t *f, const prime_event_t *ev, phase_t phase)
 /* One participant entry; permissions as given (JSON) or null. */
 static cJSON *participant(const char *user_id, const char *role, const char *joined_at, const char *permissions)
 {
-    cJSON *p = cJSON_CreateObject(), *perm = permissions ? cJSON_Parse(permissions) : NULL;
+    cJSON *p = cJSON_CreateObject(), *perm = prime_json_parse(permissions);
     cJSON_AddStringToObject(p, "user_id", user_id);
     cJSON_AddStringToObject(p, "role", role);
     cJSON_AddStringToObject(p, "joined_at", joined_at);
@@ -1060,7 +1061,7 @@ static cJSON *participant(const char *user_id, const char *role, const char *joi
 static void edit_participants(fold_t *f, row_t *r, const char *user_id, cJSON *entry)
 {
     size_t c = column_index(T_COLLABORATION_SESSIONS, "participants");
-    cJSON *list = cJSON_Parse(r->values[c] ? r->values[c] : "[]"), *item;
+    cJSON *list = prime_json_parse(r->values[c] ? r->values[c] : "[]"), *item;
     char *printed;
 
     if (!cJSON_IsArray(list)) {

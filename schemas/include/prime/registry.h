@@ -1,8 +1,8 @@
 #ifndef PRIME_REGISTRY_H
 #define PRIME_REGISTRY_H
 
-#include <stddef.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "prime/error.h"
@@ -12,8 +12,9 @@
  * namespace studio.prime.events whose first seven fields are the envelope
  * (event_id, event_type, occurred_at, actor_user_id, owner_user_id,
  * device_id, trace_id). Custom attributes in the schemas (prime.topic,
- * prime.check, prime.one_of, prime.max_length, prime.max_items,
- * prime.requires) carry the rules that prime_event_validate() enforces.
+ * prime.check, prime.one_of, prime.max_length, prime.max_items, prime.max,
+ * prime.requires) carry the rules that prime_event_validate() enforces;
+ * prime.column names the column a field is stored in.
  *
  * A registry is immutable after prime_registry_add_writer_schema() calls
  * made before it is shared, and may then be used from any thread. */
@@ -83,5 +84,17 @@ prime_field_kind_t prime_event_type_field_kind(const prime_event_type_t *t, size
 /* Whether a field holds a secret (a password or token hash, "prime.check":
  * "secret_hash"): a value for its column, never for a log or a terminal. */
 bool prime_event_type_field_is_secret(const prime_event_type_t *t, size_t i);
+
+/* Where a field is stored, from its prime.column attribute: "table.column"
+ * ("prime_pipeline.table.column" outside public), or NULL when undeclared. */
+const char *prime_event_type_field_column(const prime_event_type_t *t, size_t i);
+/* The numbers validation accepts for field i: every value it accepts is in
+ * [*min, *max] (an open side is -/+HUGE_VAL; a rule with a set, such as
+ * sample rates, gives the set's ends). false when the field is not a
+ * number. Tests hold these against the columns. */
+bool prime_event_type_field_range(const prime_event_type_t *t, size_t i, double *min, double *max);
+/* The longest text (bytes) validation accepts in field i, or in each item
+ * of an array; 0 for fields that are not text. */
+size_t prime_event_type_field_max_length(const prime_event_type_t *t, size_t i);
 
 #endif
