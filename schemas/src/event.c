@@ -376,13 +376,14 @@ prime_errcode_t prime_event_decode(const prime_registry_t *reg, const void *data
                                    prime_event_t **out, prime_error_t *err)
 {
     const writer_schema_t *w;
+    const char *body = (const char *)data + SOE_HEADER;
     prime_event_t *ev;
     avro_reader_t r;
     avro_value_t written;
     uint64_t fp = 0;
     prime_errcode_t code = PRIME_OK;
     char extra;
-    bool written_ok = true;
+    bool have_written = false;
     int rc;
 
     *out = NULL;
@@ -396,35 +397,45 @@ prime_errcode_t prime_event_decode(const prime_registry_t *reg, const void *data
         return prime_error_set(err, PRIME_ERR_UNKNOWN_TYPE, NULL,
                                "unknown writer schema fingerprint %016llx (%zu schemas known)",
                                (unsigned long long)fp, reg->nwriters);
+    /* Structure first: avro-c allocates from the lengths and counts it
+     * reads before it knows the bytes are there (scan.c says why). */
+    if ((code = w->iface ? body_scan(w->type->name, w->fields, w->nfields, body, len - SOE_HEADER, err)
+                         : body_scan(w->type->name, w->type->fields, w->type->nfields, body, len - SOE_HEADER,
+                                     err)))
+        return code;
     if (!(ev = prime_event_new(reg, w->type->name, err)))
         return err ? err->code : PRIME_ERR_NOMEM;
 
-    r = avro_reader_memory((const char *)data + SOE_HEADER, (int64_t)(len - SOE_HEADER));
+    r = avro_reader_memory(body, (int64_t)(len - SOE_HEADER));
     decode_track_begin(len);
     if (!w->iface) {
         rc = avro_value_read(r, &ev->value);
     } else if ((rc = avro_generic_value_new(w->iface, &written)) == 0) {
+        have_written = true;
         rc = avro_value_read(r, &written);
-        if (rc)
-            avro_value_decref(&written);
-    } else {
-        written_ok = false;
     }
     if (rc) {
         code = prime_error_set(err, PRIME_ERR_DECODE, NULL, "malformed or truncated %s body: %s",
-                               w->type->name, written_ok ? avro_strerror() : "out of memory");
+                               w->type->name, w->iface && !have_written ? "out of memory" : avro_strerror());
     } else if (avro_read(r, &extra, 1) == 0) {
         /* avro_reader_is_eof() only works for file readers: probe instead. */
         code = prime_error_set(err, PRIME_ERR_DECODE, NULL,
                                "%s body is followed by trailing bytes", w->type->name);
-        if (w->iface)
-            avro_value_decref(&written);
     }
     avro_reader_free(r);
     if (code) {
-        /* Free the partial value first, so that what the tracker still holds
-         * is only what avro-c orphaned. */
-        prime_event_free(ev);
+        if (decode_track_torn()) {
+            /* An array's storage is NULL with its items still counted:
+             * walking the values would crash. What the decode allocated
+             * is freed below; the event's empty skeleton is abandoned. */
+            free(ev);
+        } else {
+            /* Free the partial values first, so that what the tracker still
+             * holds is only what avro-c orphaned. */
+            if (have_written)
+                avro_value_decref(&written);
+            prime_event_free(ev);
+        }
         decode_track_end(true);
         return code;
     }

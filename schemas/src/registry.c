@@ -45,11 +45,17 @@ static const struct {
 /* avro-c sizes its allocations from lengths read off the wire, and when a
  * string or bytes read then runs out of input it returns the error without
  * freeing the buffer it allocated (read_string/read_bytes in avro-c 1.11).
- * A consumer fed forged messages would grow without bound. So every avro-c
- * allocation goes through this hook, which:
- *   - refuses any single allocation past a fixed bound, and during a decode
- *     past a bound derived from the message size (no legitimate value of a
+ * A consumer fed forged messages would grow without bound. body_scan()
+ * (scan.c) now checks every length and count before avro-c reads, and every
+ * avro-c allocation still goes through this hook, as a second line:
+ *   - a new allocation past a fixed bound, or during a decode past a bound
+ *     derived from the message size, is refused (no legitimate value of a
  *     message needs more);
+ *   - the growth of a block avro-c already has is never refused: when
+ *     avro_raw_array_ensure_size() is refused it sets the array's storage to
+ *     NULL and keeps its count, and freeing the value then walks NULL
+ *     (issue 16). Only a real out-of-memory can fail it; a decode notes it
+ *     ("torn") so that the value is not walked;
  *   - during a decode on this thread, keeps the set of live allocations, so
  *     that after a failed decode (and after the partial value is freed)
  *     what is left can only be avro-c's orphans, and is freed. */
@@ -58,6 +64,7 @@ static const struct {
 typedef struct alloc_track {
     bool on;
     bool lost;     /* the live set could not grow: leftovers are not freed */
+    bool torn;     /* a block's growth failed: avro-c's value is inconsistent */
     size_t limit;
     void **live;
     size_t n, cap;
@@ -101,13 +108,15 @@ static void *bounded_avro_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         free(ptr);
         return NULL;
     }
-    if (nsize > AVRO_MAX_ALLOCATION || (track.on && nsize > track.limit))
+    if (!ptr && (nsize > AVRO_MAX_ALLOCATION || (track.on && nsize > track.limit)))
         return NULL;
     if (track.on && ptr)
         track_remove(ptr);
     out = realloc(ptr, nsize);
     if (track.on && (out || ptr))
         track_add(out ? out : ptr); /* on failure ptr is still live */
+    if (track.on && ptr && !out)
+        track.torn = true;
     return out;
 }
 
@@ -118,7 +127,13 @@ void decode_track_begin(size_t message_len)
     track.limit = message_len * 64 + 65536;
     track.n = 0;
     track.lost = false;
+    track.torn = false;
     track.on = true;
+}
+
+bool decode_track_torn(void)
+{
+    return track.torn;
 }
 
 void decode_track_end(bool failed)
@@ -387,6 +402,7 @@ static void writer_release(writer_schema_t *w)
         avro_schema_decref(w->schema);
     free(w->fields);
     free(w->source);
+    free(w->text);
     json_decref(w->json);
 }
 
@@ -435,7 +451,8 @@ prime_errcode_t prime_registry_add_writer_schema(prime_registry_t *reg, const ch
         return PRIME_OK; /* already readable */
     }
     fields = json_object_get(w.json, "fields");
-    if (!(w.fields = calloc(json_array_size(fields) + 1, sizeof(*w.fields)))) {
+    w.nfields = json_array_size(fields);
+    if (!(w.fields = calloc(w.nfields + 1, sizeof(*w.fields)))) {
         rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
         goto fail;
     }
@@ -449,7 +466,7 @@ prime_errcode_t prime_registry_add_writer_schema(prime_registry_t *reg, const ch
         rc = prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "writer schema: %s", avro_strerror());
         goto fail;
     }
-    if (!(grown = realloc(reg->writers, (reg->nwriters + 1) * sizeof(*grown)))) {
+    if (!(w.text = strndup(json, len)) || !(grown = realloc(reg->writers, (reg->nwriters + 1) * sizeof(*grown)))) {
         rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
         goto fail;
     }
@@ -466,6 +483,18 @@ const writer_schema_t *registry_find_writer(const prime_registry_t *reg, uint64_
 {
     writer_schema_t key = {.fingerprint = fingerprint};
     return bsearch(&key, reg->writers, reg->nwriters, sizeof(key), cmp_writer);
+}
+
+size_t prime_registry_writer_count(const prime_registry_t *reg)
+{
+    return reg->nwriters;
+}
+
+const char *prime_registry_writer_schema_json(const prime_registry_t *reg, size_t i)
+{
+    if (i >= reg->nwriters)
+        return NULL;
+    return reg->writers[i].text ? reg->writers[i].text : reg->writers[i].type->schema_json;
 }
 
 void prime_registry_set_limits(prime_registry_t *reg, const prime_limits_t *limits)

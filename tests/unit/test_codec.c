@@ -333,6 +333,115 @@ static void test_oversized(void)
     prime_event_free(ev);
 }
 
+/* Issue 16: a 5.5 KB message whose array holds ~5,150 empty strings (one
+ * byte each on the wire, about a hundred in avro-c's array once it has
+ * doubled) made the decode allocator refuse the array's growth; avro-c then
+ * left the array's storage NULL with its old count, and freeing the partial
+ * event crashed. The fingerprint picks the schema, so any topic carries it.
+ * It must be a clean decode error naming the field. */
+static void test_huge_array_of_empty_strings(void)
+{
+    prime_event_t *ev = prime_event_example(reg, "audio.file_uploaded", 0, NULL);
+    void *bytes = NULL;
+    size_t len = 0;
+    prime_error_t err;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    for (int i = 0; i < 5150; i++)
+        CU_ASSERT_EQUAL_FATAL(prime_event_append_string(ev, "tags", "", 0, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL_FATAL(prime_event_encode(ev, &bytes, &len, NULL), PRIME_OK);
+    CU_ASSERT(len > 5150 && len < 6000);
+    CU_ASSERT_EQUAL(decode(bytes, len, &err), PRIME_ERR_DECODE);
+    CU_ASSERT_STRING_EQUAL(err.field, "tags");
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "items"));
+    free(bytes);
+    prime_event_free(ev);
+}
+
+/* An audio.file_uploaded message whose tags are ["x"]: its body ends with
+ * the block count 1 (02), the item (02 'x'), the end block (00) and is_mix. */
+static void encode_one_tag(unsigned char **bytes, size_t *len)
+{
+    prime_event_t *ev = prime_event_example(reg, "audio.file_uploaded", 0, NULL), *one = NULL;
+    char *text = prime_event_to_json(ev, NULL), *edited;
+    json_t *j = json_loads(text, 0, NULL);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    json_object_set_new(j, "tags", json_pack("[s]", "x"));
+    json_object_set_new(j, "is_mix", json_false());
+    edited = json_dumps(j, JSON_COMPACT);
+    CU_ASSERT_EQUAL_FATAL(prime_event_from_json(reg, edited, strlen(edited), &one, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL_FATAL(prime_event_encode(one, (void **)bytes, len, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL_FATAL(memcmp(*bytes + *len - 5, "\x02\x02x\x00\x00", 5), 0);
+    free(edited);
+    free(text);
+    json_decref(j);
+    prime_event_free(ev);
+    prime_event_free(one);
+}
+
+/* The tail of that message replaced by forged bytes must give a decode
+ * error naming tags (or is_mix) and what was wrong. */
+static void expect_forged_tail(const unsigned char *tail, size_t tail_len, const char *field, const char *what)
+{
+    unsigned char *bytes, *forged;
+    size_t len;
+    prime_error_t err;
+
+    encode_one_tag(&bytes, &len);
+    forged = malloc(len - 5 + tail_len);
+    memcpy(forged, bytes, len - 5);
+    memcpy(forged + len - 5, tail, tail_len);
+    CU_ASSERT_EQUAL(decode(forged, len - 5 + tail_len, &err), PRIME_ERR_DECODE);
+    CU_ASSERT_STRING_EQUAL(err.field, field);
+    if (!strstr(err.message, what))
+        fprintf(stderr, "expected '%s' in: %s\n", what, err.message);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, what));
+    free(forged);
+    free(bytes);
+}
+
+static void test_forged_counts_and_lengths(void)
+{
+    static const unsigned char huge_count[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0x00, 0x00};
+    static const unsigned char min_count[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00};
+    static const unsigned char wrong_size[] = {0x01, 0x06, 0x02, 'x', 0x00, 0x00};
+    static const unsigned char long_string[] = {0x02, 0xfe, 0xff, 0x03, 'x', 0x00, 0x00};
+    static const unsigned char bad_bool[] = {0x02, 0x02, 'x', 0x00, 0x02};
+    static const unsigned char block_size_ok[] = {0x01, 0x04, 0x02, 'x', 0x00, 0x01};
+    unsigned char many[1 + 2 + 101 + 2];
+    unsigned char *bytes, *ok;
+    size_t len;
+    prime_event_t *ev = NULL;
+    const char *tag = NULL;
+    bool is_mix = false;
+
+    expect_forged_tail(huge_count, sizeof(huge_count), "tags", "a block of 2199023255552 items, 2 bytes left");
+    expect_forged_tail(min_count, sizeof(min_count), "tags", "out of range");
+    expect_forged_tail(wrong_size, sizeof(wrong_size), "tags", "block size does not match");
+    expect_forged_tail(long_string, sizeof(long_string), "tags", "string of 32767 bytes");
+    expect_forged_tail(bad_bool, sizeof(bad_bool), "is_mix", "boolean");
+    /* 101 empty items in one block: within the bytes, over max_items. */
+    many[0] = 0xca, many[1] = 0x01; /* zig-zag 101 */
+    memset(many + 2, 0, 101);
+    many[103] = 0x00, many[104] = 0x00;
+    expect_forged_tail(many, 105, "tags", "more than the 100 items its schema allows");
+
+    /* A negative count with its right byte size is valid Avro. */
+    encode_one_tag(&bytes, &len);
+    ok = malloc(len + 1);
+    memcpy(ok, bytes, len - 5);
+    memcpy(ok + len - 5, block_size_ok, sizeof(block_size_ok));
+    CU_ASSERT_EQUAL_FATAL(prime_event_decode(reg, ok, len + 1, &ev, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL(prime_event_get_array_string(ev, "tags", 0, &tag, NULL, NULL), PRIME_OK);
+    CU_ASSERT_STRING_EQUAL(tag, "x");
+    CU_ASSERT_EQUAL(prime_event_get_bool(ev, "is_mix", &is_mix, NULL, NULL), PRIME_OK);
+    CU_ASSERT(is_mix);
+    prime_event_free(ev);
+    free(ok);
+    free(bytes);
+}
+
 /* Sets dst (a field of an avro-c record of the given JSON type) from the
  * field of the same name in src, through the public getters only, so the
  * old-version message is built independently of the resolution under test. */
@@ -513,6 +622,8 @@ int main(void)
         {"garbage after a known fingerprint fails cleanly", test_garbage_body_with_known_fingerprint},
         {"an unknown fingerprint is named", test_wrong_fingerprint},
         {"oversized messages and documents are refused", test_oversized},
+        {"an array of thousands of empty strings is a decode error, not a crash", test_huge_array_of_empty_strings},
+        {"forged counts, lengths and block sizes are decode errors naming the field", test_forged_counts_and_lengths},
         {"an old writer schema is read with the new reader", test_schema_evolution},
         {"UUIDv5 matches the published example; UUIDv7 has its version", test_uuid_v5},
         {NULL, NULL},

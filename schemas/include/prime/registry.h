@@ -44,6 +44,12 @@ void prime_registry_free(prime_registry_t *reg);
 prime_errcode_t prime_registry_add_writer_schema(prime_registry_t *reg, const char *json,
                                                  size_t len, prime_error_t *err);
 
+/* The writer schemas the registry reads (every version of every type, in
+ * fingerprint order): their number, and the JSON text of the i-th (NULL
+ * past the end). For tools and fuzzers that build messages. */
+size_t prime_registry_writer_count(const prime_registry_t *reg);
+const char *prime_registry_writer_schema_json(const prime_registry_t *reg, size_t i);
+
 void prime_registry_set_limits(prime_registry_t *reg, const prime_limits_t *limits);
 const prime_limits_t *prime_registry_limits(const prime_registry_t *reg);
 
