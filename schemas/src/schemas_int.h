@@ -147,6 +147,14 @@ int event_field(const prime_event_t *ev, size_t i, avro_value_t *out, bool *is_n
  * branch. */
 int event_field_for_write(prime_event_t *ev, size_t i, avro_value_t *out);
 
+/* Stores text (NUL-terminated at len) into v, field i's value or one of
+ * its items. Every string that enters an event goes through here: a valid
+ * UUID in a UUID field (prime.check "uuid", logicalType uuid) is stored in
+ * canonical lower-case form, so no layer after the codec sees two
+ * spellings of one id (issue 12). Decode does the same to what avro-c
+ * read. Returns avro-c's status. */
+int event_store_string(const prime_event_t *ev, size_t i, avro_value_t *v, const char *text, size_t len);
+
 /* Sets err from avro-c's last error, naming field; returns the code. */
 prime_errcode_t event_avro_failed(prime_error_t *err, const char *field);
 

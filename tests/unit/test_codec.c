@@ -1,12 +1,14 @@
 /* The event codec: canonical form and fingerprints against the Avro
  * project's published vectors, round trips of every event type, every way a
  * message can be broken, and schema evolution. */
+#define _GNU_SOURCE /* memmem */
 #include "prime/event.h"
 #include "prime/fingerprint.h"
 #include "prime/uuid.h"
 #include "../support/prime_test.h"
 
 #include <avro.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -597,6 +599,89 @@ static void test_schema_evolution(void)
     prime_event_free(back);
 }
 
+/* Issue 12: an id has one spelling. A message written by another client
+ * (avro-c here, bytes patched) with upper-case UUIDs decodes to lower case;
+ * an event built from JSON or the setters with upper-case UUIDs holds and
+ * encodes lower case, and the owner id (the producer's message key) too.
+ * Text that is not a UUID is left as it is, for validation to refuse. */
+static void upper_in_place(unsigned char *bytes, size_t len, const char *id)
+{
+    unsigned char *at;
+    while ((at = memmem(bytes, len, id, 36))) {
+        for (int k = 0; k < 36; k++)
+            at[k] = (unsigned char)toupper(at[k]);
+    }
+}
+
+static void test_uuids_are_canonical(void)
+{
+    static const char *const ids[] = {"event_id", "actor_user_id", "owner_user_id", "project_id"};
+    prime_event_t *ev = prime_event_example(reg, "project.created", 0, NULL), *back = NULL, *parsed = NULL;
+    char want[4][PRIME_UUID_TEXT], upper[PRIME_UUID_TEXT], *json;
+    unsigned char *bytes;
+    size_t len;
+    prime_error_t err;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    for (int i = 0; i < 4; i++) {
+        strcpy(want[i], prime_event_string(ev, ids[i]));
+        CU_ASSERT_PTR_NOT_NULL(strpbrk(want[i], "abcdef")); /* the test needs letters to change */
+    }
+    CU_ASSERT_EQUAL_FATAL(prime_event_encode(ev, (void **)&bytes, &len, NULL), PRIME_OK);
+    for (int i = 0; i < 4; i++)
+        upper_in_place(bytes, len, want[i]);
+    CU_ASSERT_PTR_NULL(memmem(bytes, len, want[0], 36));
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(prime_event_decode(reg, bytes, len, &back, &err), PRIME_OK);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_STRING_EQUAL(prime_event_string(back, ids[i]), want[i]);
+    CU_ASSERT_EQUAL(prime_event_validate(back, &err), PRIME_OK);
+
+    /* From JSON with upper-case ids: held, printed and encoded in lower case. */
+    json = prime_event_to_json(ev, NULL);
+    for (int i = 0; i < 4; i++) {
+        char *at;
+        while ((at = strstr(json, want[i])))
+            for (int k = 0; k < 36; k++)
+                at[k] = (char)toupper((unsigned char)at[k]);
+    }
+    CU_ASSERT_EQUAL_FATAL(prime_event_from_json(reg, json, strlen(json), &parsed, &err), PRIME_OK);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_STRING_EQUAL(prime_event_string(parsed, ids[i]), want[i]);
+    free(json);
+    free(bytes);
+    CU_ASSERT_EQUAL_FATAL(prime_event_encode(parsed, (void **)&bytes, &len, NULL), PRIME_OK);
+    for (int i = 0; i < 4; i++) {
+        prime_uuid_canonical(want[i], upper);
+        for (int k = 0; k < 36; k++)
+            upper[k] = (char)toupper((unsigned char)upper[k]);
+        CU_ASSERT_PTR_NOT_NULL(memmem(bytes, len, want[i], 36));
+        CU_ASSERT_PTR_NULL(memmem(bytes, len, upper, 36));
+    }
+    free(bytes);
+
+    /* The setters, the nullable project_id of an upload included. */
+    CU_ASSERT_EQUAL(prime_event_set_string(parsed, "owner_user_id", "8D2F1C3E-5B7A-4C19-9E0D-2A6B4F8C1D7E", 36, NULL),
+                    PRIME_OK);
+    CU_ASSERT_STRING_EQUAL(prime_event_string(parsed, "owner_user_id"), "8d2f1c3e-5b7a-4c19-9e0d-2a6b4f8c1d7e");
+    prime_event_free(ev);
+    ev = prime_event_example(reg, "audio.file_uploaded", 0, NULL);
+    CU_ASSERT_EQUAL(prime_event_set_string(ev, "project_id", "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA", 36, NULL),
+                    PRIME_OK);
+    CU_ASSERT_STRING_EQUAL(prime_event_string(ev, "project_id"), "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa");
+
+    /* Not a UUID: kept whole (not cut to 36 characters) and refused. */
+    CU_ASSERT_EQUAL(prime_event_set_string(parsed, "owner_user_id", "8D2F1C3E-5B7A-4C19-9E0D-2A6B4F8C1D7E-X", 38, NULL),
+                    PRIME_OK);
+    CU_ASSERT_STRING_EQUAL(prime_event_string(parsed, "owner_user_id"), "8D2F1C3E-5B7A-4C19-9E0D-2A6B4F8C1D7E-X");
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_event_validate(parsed, &err), PRIME_ERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(err.field, "owner_user_id");
+    prime_event_free(ev);
+    prime_event_free(back);
+    prime_event_free(parsed);
+}
+
 /* RFC 9562's namespace for DNS names, and the example Python's uuid
  * documentation gives: uuid5(NAMESPACE_DNS, 'python.org'). */
 static void test_uuid_v5(void)
@@ -626,6 +711,7 @@ int main(void)
         {"forged counts, lengths and block sizes are decode errors naming the field", test_forged_counts_and_lengths},
         {"an old writer schema is read with the new reader", test_schema_evolution},
         {"UUIDv5 matches the published example; UUIDv7 has its version", test_uuid_v5},
+        {"UUIDs are lower case after decode, JSON and setters, and on the wire", test_uuids_are_canonical},
         {NULL, NULL},
     };
     return prime_test_run("codec", suite_init, suite_cleanup, tests);
