@@ -348,37 +348,110 @@ static int cmp_type_name(const void *a, const void *b)
     return strcmp(((const prime_event_type_t *)a)->name, ((const prime_event_type_t *)b)->name);
 }
 
-prime_registry_t *prime_registry_new(prime_error_t *err)
+/* A schema file: "<type>/v<N>.avsc", N from 1. */
+typedef struct version_file {
+    const prime_embedded_file_t *file;
+    size_t type_len; /* the "<type>" prefix of file->name */
+    unsigned long version;
+} version_file_t;
+
+/* By type, then version. */
+static int cmp_version_file(const void *a, const void *b)
+{
+    const version_file_t *x = a, *y = b;
+    int c = strncmp(x->file->name, y->file->name, x->type_len < y->type_len ? x->type_len : y->type_len);
+
+    if (c || x->type_len != y->type_len)
+        return c ? c : (x->type_len < y->type_len ? -1 : 1);
+    return x->version < y->version ? -1 : x->version > y->version;
+}
+
+static bool same_type(const version_file_t *x, const version_file_t *y)
+{
+    return x->type_len == y->type_len && !strncmp(x->file->name, y->file->name, x->type_len);
+}
+
+static prime_errcode_t parse_version_name(const prime_embedded_file_t *file, version_file_t *vf, prime_error_t *err)
+{
+    const char *slash = strchr(file->name, '/'), *digits, *end;
+
+    vf->file = file;
+    if (slash && slash[1] == 'v' && slash[2] >= '1' && slash[2] <= '9') {
+        digits = slash + 2;
+        vf->version = strtoul(digits, (char **)&end, 10);
+        vf->type_len = (size_t)(slash - file->name);
+        if (vf->type_len && !strcmp(end, ".avsc") && !strchr(slash + 1, '/'))
+            return PRIME_OK;
+    }
+    return prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: schema files are named <event type>/v<N>.avsc, N from 1",
+                           file->name);
+}
+
+static prime_errcode_t writer_prepare(const prime_event_type_t *reader, const char *json, size_t len,
+                                      writer_schema_t *w, prime_error_t *err);
+static void writer_release(writer_schema_t *w);
+
+/* A version and the next one (not the newest, which the registry's
+ * add_writer_schema checks): the next must read what the version wrote. */
+static prime_errcode_t check_step(prime_registry_t *reg, const prime_embedded_file_t *older,
+                                  const prime_embedded_file_t *newer, prime_error_t *err)
+{
+    prime_event_type_t next;
+    writer_schema_t w = {0};
+    prime_errcode_t rc;
+
+    if (!(rc = type_load(reg, newer, &next, err)))
+        rc = writer_prepare(&next, (const char *)older->data, older->len, &w, err);
+    writer_release(&w);
+    type_release(&next);
+    return rc;
+}
+
+prime_registry_t *prime_registry_new_from(const prime_embedded_file_t *files, prime_error_t *err)
 {
     prime_registry_t *reg;
-    size_t n = 0;
+    version_file_t *vf = NULL;
+    size_t n = 0, ntypes = 0;
 
     pthread_once(&allocator_once, install_allocator);
-    while (prime_event_schemas[n].name)
+    while (files[n].name)
         n++;
     reg = calloc(1, sizeof(*reg));
-    if (!reg || !(reg->types = calloc(n, sizeof(*reg->types))) ||
-        !(reg->writers = calloc(n, sizeof(*reg->writers)))) {
+    if (!reg || !(vf = calloc(n + 1, sizeof(*vf))) || !(reg->types = calloc(n + 1, sizeof(*reg->types))) ||
+        !(reg->writers = calloc(n + 1, sizeof(*reg->writers)))) {
         prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
-        prime_registry_free(reg);
-        return NULL;
+        goto fail;
     }
     reg->limits.max_message_bytes = PRIME_DEFAULT_MAX_MESSAGE_BYTES;
     reg->limits.max_json_bytes = PRIME_DEFAULT_MAX_JSON_BYTES;
-    for (size_t i = 0; i < n; i++) {
-        reg->ntypes++;
-        if (type_load(reg, &prime_event_schemas[i], &reg->types[i], err)) {
-            prime_registry_free(reg);
-            return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (parse_version_name(&files[i], &vf[i], err))
+            goto fail;
+    qsort(vf, n, sizeof(*vf), cmp_version_file);
+    /* Each type's newest version is its current schema. */
+    for (size_t i = 0, first = 0; i < n; i++) {
+        prime_event_type_t *t;
+        if (!same_type(&vf[i], &vf[first]))
+            first = i;
+        if (vf[i].version != i - first + 1) {
+            prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: versions go v1, v2, ... without gaps (v%zu is missing)",
+                            vf[i].file->name, i - first + 1);
+            goto fail;
+        }
+        if (i + 1 < n && same_type(&vf[i + 1], &vf[i]))
+            continue; /* not the newest */
+        t = &reg->types[ntypes];
+        reg->ntypes = ++ntypes;
+        if (type_load(reg, vf[i].file, t, err))
+            goto fail;
+        if (strlen(t->name) != vf[i].type_len || strncmp(t->name, vf[i].file->name, vf[i].type_len)) {
+            prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: prime.event_type is %s, not the folder's name",
+                            vf[i].file->name, t->name);
+            goto fail;
         }
     }
     qsort(reg->types, reg->ntypes, sizeof(*reg->types), cmp_type_name);
     for (size_t i = 0; i < reg->ntypes; i++) {
-        if (i && !strcmp(reg->types[i].name, reg->types[i - 1].name)) {
-            prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "two schemas for event type %s", reg->types[i].name);
-            prime_registry_free(reg);
-            return NULL;
-        }
         reg->writers[i].fingerprint = reg->types[i].fingerprint;
         reg->writers[i].type = &reg->types[i];
     }
@@ -388,10 +461,38 @@ prime_registry_t *prime_registry_new(prime_error_t *err)
         if (reg->writers[i].fingerprint == reg->writers[i - 1].fingerprint) {
             prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s and %s have the same fingerprint",
                             reg->writers[i].type->name, reg->writers[i - 1].type->name);
-            prime_registry_free(reg);
-            return NULL;
+            goto fail;
         }
+    /* Every released version stays readable: by the next version (so that
+     * each change is compatible on its own) and by the newest (what the
+     * programs read with). */
+    for (size_t i = 0; i + 1 < n; i++) {
+        prime_errcode_t rc;
+        bool next_is_newest = i + 2 >= n || !same_type(&vf[i + 2], &vf[i]);
+        if (!same_type(&vf[i + 1], &vf[i]))
+            continue; /* vf[i] is its type's newest */
+        if ((!next_is_newest && (rc = check_step(reg, vf[i].file, vf[i + 1].file, err))) ||
+            (rc = prime_registry_add_writer_schema(reg, (const char *)vf[i].file->data, vf[i].file->len, err))) {
+            if (err) { /* name the file: the message says what is wrong with it */
+                prime_error_t inner = *err;
+                prime_error_clear(err);
+                prime_error_set(err, rc, inner.field[0] ? inner.field : NULL, "%s: %s", vf[i].file->name,
+                                inner.message);
+            }
+            goto fail;
+        }
+    }
+    free(vf);
     return reg;
+fail:
+    free(vf);
+    prime_registry_free(reg);
+    return NULL;
+}
+
+prime_registry_t *prime_registry_new(prime_error_t *err)
+{
+    return prime_registry_new_from(prime_event_schemas, err);
 }
 
 static void writer_release(writer_schema_t *w)
@@ -419,49 +520,65 @@ void prime_registry_free(prime_registry_t *reg)
     free(reg);
 }
 
-prime_errcode_t prime_registry_add_writer_schema(prime_registry_t *reg, const char *json, size_t len,
-                                                 prime_error_t *err)
+/* Reads a writer schema's text into w and resolves it against the reader
+ * type (w->source); no avro-c schema yet. On failure w holds what is to be
+ * released. */
+static prime_errcode_t writer_prepare(const prime_event_type_t *reader, const char *json, size_t len,
+                                      writer_schema_t *w, prime_error_t *err)
 {
     json_error_t jerr;
     json_t *fields, *jf;
-    const char *name;
-    writer_schema_t w = {0}, *grown;
     char *canonical;
     size_t i;
     prime_errcode_t rc;
 
+    memset(w, 0, sizeof(*w));
+    w->type = reader;
+    if (!(w->json = json_loadb(json, len, 0, &jerr)))
+        return prime_error_set(err, PRIME_ERR_JSON, NULL, "writer schema, line %d: %s", jerr.line, jerr.text);
+    if (!(canonical = prime_avro_canonical_form(json, len, err)))
+        return err ? err->code : PRIME_ERR_SCHEMA;
+    w->fingerprint = prime_avro_crc64(canonical, strlen(canonical));
+    free(canonical);
+    fields = json_object_get(w->json, "fields");
+    w->nfields = json_array_size(fields);
+    if (!(w->fields = calloc(w->nfields + 1, sizeof(*w->fields))))
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    json_array_foreach(fields, i, jf) {
+        if ((rc = parse_field("writer schema", jf, &w->fields[i], err)))
+            return rc;
+    }
+    return resolve_prepare(w, err);
+}
+
+prime_errcode_t prime_registry_add_writer_schema(prime_registry_t *reg, const char *json, size_t len,
+                                                 prime_error_t *err)
+{
+    json_t *parsed;
+    const char *name;
+    const prime_event_type_t *t;
+    writer_schema_t w = {0}, *grown;
+    prime_errcode_t rc;
+
     if (!reg || !json)
         return prime_error_set(err, PRIME_ERR_ARG, NULL, "registry and schema text are required");
-    if (!(w.json = json_loadb(json, len, 0, &jerr)))
-        return prime_error_set(err, PRIME_ERR_JSON, NULL, "writer schema, line %d: %s", jerr.line, jerr.text);
-    name = json_string_value(json_object_get(w.json, "prime.event_type"));
-    if (!(w.type = name ? prime_registry_find(reg, name) : NULL)) {
+    if (!(parsed = json_loadb(json, len, 0, NULL)))
+        return prime_error_set(err, PRIME_ERR_JSON, NULL, "writer schema is not JSON");
+    name = json_string_value(json_object_get(parsed, "prime.event_type"));
+    t = name ? prime_registry_find(reg, name) : NULL;
+    if (!t) {
         rc = prime_error_set(err, PRIME_ERR_UNKNOWN_TYPE, NULL,
                              "writer schema names no known prime.event_type (%s)", name ? name : "none");
-        goto fail;
+        json_decref(parsed);
+        return rc;
     }
-    if (!(canonical = prime_avro_canonical_form(json, len, err))) {
-        rc = err ? err->code : PRIME_ERR_SCHEMA;
+    json_decref(parsed);
+    if ((rc = writer_prepare(t, json, len, &w, err)))
         goto fail;
-    }
-    w.fingerprint = prime_avro_crc64(canonical, strlen(canonical));
-    free(canonical);
     if (registry_find_writer(reg, w.fingerprint)) {
-        json_decref(w.json);
+        writer_release(&w);
         return PRIME_OK; /* already readable */
     }
-    fields = json_object_get(w.json, "fields");
-    w.nfields = json_array_size(fields);
-    if (!(w.fields = calloc(w.nfields + 1, sizeof(*w.fields)))) {
-        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
-        goto fail;
-    }
-    json_array_foreach(fields, i, jf) {
-        if ((rc = parse_field("writer schema", jf, &w.fields[i], err)))
-            goto fail;
-    }
-    if ((rc = resolve_prepare(&w, err)))
-        goto fail;
     if (avro_schema_from_json_length(json, len, &w.schema) || !(w.iface = avro_generic_class_from_schema(w.schema))) {
         rc = prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "writer schema: %s", avro_strerror());
         goto fail;

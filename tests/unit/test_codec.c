@@ -2,6 +2,7 @@
  * project's published vectors, round trips of every event type, every way a
  * message can be broken, and schema evolution. */
 #define _GNU_SOURCE /* memmem */
+#include "prime/embedded.h"
 #include "prime/event.h"
 #include "prime/fingerprint.h"
 #include "prime/uuid.h"
@@ -682,6 +683,129 @@ static void test_uuids_are_canonical(void)
     prime_event_free(parsed);
 }
 
+/* Schema versions (issue 16 item 2): a registry from files named
+ * <type>/v<N>.avsc reads every version with the newest, and refuses a
+ * version the next one or the newest cannot read. The files here are the
+ * shipped project.created with one field added or changed. */
+static char *created_with(const char *field_json, const char *change_field, const char *change_type)
+{
+    json_t *j = json_loads(prime_event_type_schema_json(prime_registry_find(reg, "project.created")), 0, NULL);
+    json_t *fields = json_object_get(j, "fields"), *f;
+    size_t i;
+    char *text;
+
+    if (field_json)
+        json_array_append_new(fields, json_loads(field_json, 0, NULL));
+    json_array_foreach(fields, i, f)
+        if (change_field && !strcmp(json_string_value(json_object_get(f, "name")), change_field))
+            json_object_set_new(f, "type", json_loads(change_type, JSON_DECODE_ANY, NULL));
+    text = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    return text;
+}
+
+/* A registry from up to three files (NULL names end the list); err is set
+ * when it is refused. */
+static prime_registry_t *registry_of(prime_error_t *err, const char *n1, char *t1, const char *n2, char *t2,
+                                     const char *n3, char *t3)
+{
+    prime_embedded_file_t files[4] = {{0}};
+    const char *names[3] = {n1, n2, n3};
+    char *texts[3] = {t1, t2, t3};
+    prime_registry_t *r;
+    size_t k = 0;
+
+    for (int i = 0; i < 3 && names[i]; i++, k++)
+        files[k] = (prime_embedded_file_t){names[i], (const unsigned char *)texts[i], strlen(texts[i])};
+    prime_error_clear(err);
+    r = prime_registry_new_from(files, err);
+    for (int i = 0; i < 3; i++)
+        free(texts[i]);
+    return r;
+}
+
+static void expect_refused(prime_registry_t *r, const prime_error_t *err, const char *file, const char *what)
+{
+    CU_ASSERT_PTR_NULL(r);
+    prime_registry_free(r);
+    CU_ASSERT_EQUAL(err->code, PRIME_ERR_SCHEMA);
+    if (!strstr(err->message, file) || !strstr(err->message, what))
+        fprintf(stderr, "expected '%s' and '%s' in: %s\n", file, what, err->message);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err->message, file));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err->message, what));
+}
+
+#define NOTES "{\"name\":\"studio_notes\",\"type\":[\"null\",\"string\"],\"default\":null}"
+
+static void test_schema_versions(void)
+{
+    prime_registry_t *r;
+    prime_error_t err;
+    prime_event_t *ev = prime_event_example(reg, "project.created", 0, NULL), *back = NULL;
+    void *bytes;
+    size_t len;
+    char *j1, *j2, *want;
+
+    /* v2 adds an optional field: v1 messages read with v2, the field null. */
+    r = registry_of(&err, "project.created/v1.avsc", created_with(NULL, NULL, NULL), "project.created/v2.avsc",
+                    created_with(NOTES, NULL, NULL), NULL, NULL);
+    if (!r)
+        fprintf(stderr, "v1+v2: %s\n", err.message);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(prime_registry_count(r), 1);
+    CU_ASSERT_EQUAL(prime_registry_writer_count(r), 2);
+    CU_ASSERT(prime_event_type_field_index(prime_registry_find(r, "project.created"), "studio_notes") >= 0);
+    CU_ASSERT_EQUAL_FATAL(prime_event_encode(ev, &bytes, &len, NULL), PRIME_OK); /* written with v1 */
+    CU_ASSERT_EQUAL_FATAL(prime_event_decode(r, bytes, len, &back, &err), PRIME_OK);
+    CU_ASSERT_EQUAL(prime_event_validate(back, &err), PRIME_OK);
+    CU_ASSERT_PTR_NULL(prime_event_string(back, "studio_notes"));
+    j1 = prime_event_to_json(ev, NULL);
+    j2 = prime_event_to_json(back, NULL);
+    want = malloc(strlen(j1) + 32);
+    sprintf(want, "%.*s,\"studio_notes\":null}", (int)strlen(j1) - 1, j1);
+    CU_ASSERT_STRING_EQUAL(j2, want);
+    free(want);
+    free(j1);
+    free(j2);
+    free(bytes);
+    prime_event_free(back);
+    prime_event_free(ev);
+    prime_registry_free(r);
+
+    /* What the build refuses. */
+    r = registry_of(&err, "project.created/v1.avsc", created_with(NULL, NULL, NULL), "project.created/v2.avsc",
+                    created_with("{\"name\":\"studio_notes\",\"type\":\"string\"}", NULL, NULL), NULL, NULL);
+    expect_refused(r, &err, "project.created/v1.avsc", "not in the writer and has no usable default");
+    CU_ASSERT_STRING_EQUAL(err.field, "studio_notes");
+    r = registry_of(&err, "project.created/v1.avsc", created_with(NULL, NULL, NULL), "project.created/v2.avsc",
+                    created_with(NULL, "name", "\"int\""), NULL, NULL);
+    expect_refused(r, &err, "project.created/v1.avsc", "written as string, read as int");
+    r = registry_of(&err, "project.created/v1.avsc", created_with(NULL, NULL, NULL), "project.created/v2.avsc",
+                    created_with(NULL, "bpm", "\"double\""), NULL, NULL);
+    expect_refused(r, &err, "project.created/v1.avsc", "the writer allows null, the reader requires a value");
+    r = registry_of(&err, "project.created/v1.avsc",
+                    created_with("{\"name\":\"mode\",\"type\":[\"null\",\"string\"],\"default\":null,"
+                                 "\"prime.one_of\":[\"solo\",\"band\"]}", NULL, NULL),
+                    "project.created/v2.avsc",
+                    created_with("{\"name\":\"mode\",\"type\":[\"null\",\"string\"],\"default\":null,"
+                                 "\"prime.one_of\":[\"solo\"]}", NULL, NULL),
+                    NULL, NULL);
+    expect_refused(r, &err, "project.created/v1.avsc", "'band' is allowed by the writer, not by the reader");
+    /* Each step on its own: v1 -> v3 is fine, v2 -> v3 is not. */
+    r = registry_of(&err, "project.created/v1.avsc", created_with(NULL, NULL, NULL), "project.created/v2.avsc",
+                    created_with("{\"name\":\"x\",\"type\":[\"null\",\"string\"],\"default\":null}", NULL, NULL),
+                    "project.created/v3.avsc",
+                    created_with("{\"name\":\"x\",\"type\":[\"null\",\"int\"],\"default\":null}", NULL, NULL));
+    expect_refused(r, &err, "project.created/v2.avsc", "written as string, read as int");
+    r = registry_of(&err, "project.created/v1.avsc", created_with(NULL, NULL, NULL), "project.created/v3.avsc",
+                    created_with(NOTES, NULL, NULL), NULL, NULL);
+    expect_refused(r, &err, "project.created/v3.avsc", "v2 is missing");
+    r = registry_of(&err, "project.saved/v1.avsc", created_with(NULL, NULL, NULL), NULL, NULL, NULL, NULL);
+    expect_refused(r, &err, "project.saved/v1.avsc", "not the folder's name");
+    r = registry_of(&err, "project.created.avsc", created_with(NULL, NULL, NULL), NULL, NULL, NULL, NULL);
+    expect_refused(r, &err, "project.created.avsc", "named <event type>/v<N>.avsc");
+}
+
 /* RFC 9562's namespace for DNS names, and the example Python's uuid
  * documentation gives: uuid5(NAMESPACE_DNS, 'python.org'). */
 static void test_uuid_v5(void)
@@ -712,6 +836,7 @@ int main(void)
         {"an old writer schema is read with the new reader", test_schema_evolution},
         {"UUIDv5 matches the published example; UUIDv7 has its version", test_uuid_v5},
         {"UUIDs are lower case after decode, JSON and setters, and on the wire", test_uuids_are_canonical},
+        {"every schema version is read with the newest; incompatible versions are refused", test_schema_versions},
         {NULL, NULL},
     };
     return prime_test_run("codec", suite_init, suite_cleanup, tests);
