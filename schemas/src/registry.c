@@ -391,6 +391,21 @@ static prime_errcode_t writer_prepare(const prime_event_type_t *reader, const ch
                                       writer_schema_t *w, prime_error_t *err);
 static void writer_release(writer_schema_t *w);
 
+/* An older version names the event type of its folder (the newest is
+ * checked as it loads). */
+static prime_errcode_t check_folder(const version_file_t *vf, prime_error_t *err)
+{
+    json_t *j = json_loadb((const char *)vf->file->data, vf->file->len, 0, NULL);
+    const char *name = json_string_value(json_object_get(j, "prime.event_type"));
+    prime_errcode_t rc = PRIME_OK;
+
+    if (!name || strlen(name) != vf->type_len || strncmp(name, vf->file->name, vf->type_len))
+        rc = prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "prime.event_type is %s, not the folder's name",
+                             name ? name : "missing");
+    json_decref(j);
+    return rc;
+}
+
 /* A version and the next one (not the newest, which the registry's
  * add_writer_schema checks): the next must read what the version wrote. */
 static prime_errcode_t check_step(prime_registry_t *reg, const prime_embedded_file_t *older,
@@ -471,7 +486,8 @@ prime_registry_t *prime_registry_new_from(const prime_embedded_file_t *files, pr
         bool next_is_newest = i + 2 >= n || !same_type(&vf[i + 2], &vf[i]);
         if (!same_type(&vf[i + 1], &vf[i]))
             continue; /* vf[i] is its type's newest */
-        if ((!next_is_newest && (rc = check_step(reg, vf[i].file, vf[i + 1].file, err))) ||
+        if ((rc = check_folder(&vf[i], err)) ||
+            (!next_is_newest && (rc = check_step(reg, vf[i].file, vf[i + 1].file, err))) ||
             (rc = prime_registry_add_writer_schema(reg, (const char *)vf[i].file->data, vf[i].file->len, err))) {
             if (err) { /* name the file: the message says what is wrong with it */
                 prime_error_t inner = *err;

@@ -802,6 +802,9 @@ static void test_schema_versions(void)
     expect_refused(r, &err, "project.created/v3.avsc", "v2 is missing");
     r = registry_of(&err, "project.saved/v1.avsc", created_with(NULL, NULL, NULL), NULL, NULL, NULL, NULL);
     expect_refused(r, &err, "project.saved/v1.avsc", "not the folder's name");
+    r = registry_of(&err, "project.saved/v1.avsc", created_with(NULL, NULL, NULL), "project.saved/v2.avsc",
+                    strdup(prime_event_type_schema_json(prime_registry_find(reg, "project.saved"))), NULL, NULL);
+    expect_refused(r, &err, "project.saved/v1.avsc", "prime.event_type is project.created, not the folder's name");
     r = registry_of(&err, "project.created.avsc", created_with(NULL, NULL, NULL), NULL, NULL, NULL, NULL);
     expect_refused(r, &err, "project.created.avsc", "named <event type>/v<N>.avsc");
 }
