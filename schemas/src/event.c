@@ -1,4 +1,5 @@
 #include "schemas_int.h"
+#include "prime/uuid.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -114,9 +115,21 @@ prime_errcode_t event_avro_failed(prime_error_t *err, const char *field)
     return prime_error_set(err, PRIME_ERR_NOMEM, field, "avro: %s", avro_strerror());
 }
 
+int event_store_string(const prime_event_t *ev, size_t i, avro_value_t *v, const char *text, size_t len)
+{
+    char canonical[PRIME_UUID_TEXT];
+
+    if (ev->type->fields[i].check == CHECK_UUID && prime_uuid_valid(text, len)) {
+        prime_uuid_canonical(text, canonical);
+        text = canonical;
+    }
+    return avro_value_set_string_len(v, text, len + 1);
+}
+
 /* avro-c strings carry their terminator in the length, and the caller's
- * value need not have one: copy, terminate, set. */
-static prime_errcode_t set_text(avro_value_t *v, const char *value, size_t len, const char *field, prime_error_t *err)
+ * value need not have one: copy, terminate, store. */
+static prime_errcode_t set_text(const prime_event_t *ev, size_t i, avro_value_t *v, const char *value, size_t len,
+                                const char *field, prime_error_t *err)
 {
     char *copy = malloc(len + 1);
     int rc;
@@ -125,9 +138,37 @@ static prime_errcode_t set_text(avro_value_t *v, const char *value, size_t len, 
         return prime_error_set(err, PRIME_ERR_NOMEM, field, "out of memory");
     memcpy(copy, value, len);
     copy[len] = '\0';
-    rc = avro_value_set_string_len(v, copy, len + 1);
+    rc = event_store_string(ev, i, v, copy, len);
     free(copy);
     return rc ? event_avro_failed(err, field) : PRIME_OK;
+}
+
+/* A decoded event straight from avro-c: its UUID fields as written, put
+ * in canonical form. */
+static prime_errcode_t canonicalize_uuids(prime_event_t *ev, prime_error_t *err)
+{
+    for (size_t i = 0; i < ev->type->nfields; i++) {
+        avro_value_t v;
+        const char *s = NULL;
+        size_t size = 0;
+        bool is_null;
+
+        if (ev->type->fields[i].check != CHECK_UUID || ev->type->fields[i].kind != KIND_STRING)
+            continue;
+        if (event_field(ev, i, &v, &is_null) || (!is_null && avro_value_get_string(&v, &s, &size)))
+            return event_avro_failed(err, ev->type->fields[i].name);
+        if (is_null || size != PRIME_UUID_TEXT || !prime_uuid_valid(s, size - 1))
+            continue;
+        for (size_t k = 0; k < size - 1; k++)
+            if (s[k] >= 'A' && s[k] <= 'F') {
+                char copy[PRIME_UUID_TEXT];
+                memcpy(copy, s, sizeof(copy));
+                if (event_store_string(ev, i, &v, copy, size - 1))
+                    return event_avro_failed(err, ev->type->fields[i].name);
+                break;
+            }
+    }
+    return PRIME_OK;
 }
 
 prime_errcode_t prime_event_set_string(prime_event_t *ev, const char *field, const char *value, size_t len,
@@ -140,7 +181,7 @@ prime_errcode_t prime_event_set_string(prime_event_t *ev, const char *field, con
         return PRIME_ERR_ARG;
     if (event_field_for_write(ev, (size_t)i, &v))
         return event_avro_failed(err, field);
-    return set_text(&v, value, len, field, err);
+    return set_text(ev, (size_t)i, &v, value, len, field, err);
 }
 
 prime_errcode_t prime_event_append_string(prime_event_t *ev, const char *field, const char *value, size_t len,
@@ -153,7 +194,7 @@ prime_errcode_t prime_event_append_string(prime_event_t *ev, const char *field, 
         return PRIME_ERR_ARG;
     if (event_field_for_write(ev, (size_t)i, &v) || avro_value_append(&v, &item, NULL))
         return event_avro_failed(err, field);
-    return set_text(&item, value, len, field, err);
+    return set_text(ev, (size_t)i, &item, value, len, field, err);
 }
 
 #define SETTER(fn, ctype, kind, avro_set)                                                      \
@@ -376,13 +417,14 @@ prime_errcode_t prime_event_decode(const prime_registry_t *reg, const void *data
                                    prime_event_t **out, prime_error_t *err)
 {
     const writer_schema_t *w;
+    const char *body = (const char *)data + SOE_HEADER;
     prime_event_t *ev;
     avro_reader_t r;
     avro_value_t written;
     uint64_t fp = 0;
     prime_errcode_t code = PRIME_OK;
     char extra;
-    bool written_ok = true;
+    bool have_written = false;
     int rc;
 
     *out = NULL;
@@ -396,46 +438,59 @@ prime_errcode_t prime_event_decode(const prime_registry_t *reg, const void *data
         return prime_error_set(err, PRIME_ERR_UNKNOWN_TYPE, NULL,
                                "unknown writer schema fingerprint %016llx (%zu schemas known)",
                                (unsigned long long)fp, reg->nwriters);
+    /* Structure first: avro-c allocates from the lengths and counts it
+     * reads before it knows the bytes are there (scan.c says why). */
+    if ((code = w->iface ? body_scan(w->type->name, w->fields, w->nfields, body, len - SOE_HEADER, err)
+                         : body_scan(w->type->name, w->type->fields, w->type->nfields, body, len - SOE_HEADER,
+                                     err)))
+        return code;
     if (!(ev = prime_event_new(reg, w->type->name, err)))
         return err ? err->code : PRIME_ERR_NOMEM;
 
-    r = avro_reader_memory((const char *)data + SOE_HEADER, (int64_t)(len - SOE_HEADER));
+    r = avro_reader_memory(body, (int64_t)(len - SOE_HEADER));
     decode_track_begin(len);
     if (!w->iface) {
         rc = avro_value_read(r, &ev->value);
     } else if ((rc = avro_generic_value_new(w->iface, &written)) == 0) {
+        have_written = true;
         rc = avro_value_read(r, &written);
-        if (rc)
-            avro_value_decref(&written);
-    } else {
-        written_ok = false;
     }
     if (rc) {
         code = prime_error_set(err, PRIME_ERR_DECODE, NULL, "malformed or truncated %s body: %s",
-                               w->type->name, written_ok ? avro_strerror() : "out of memory");
+                               w->type->name, w->iface && !have_written ? "out of memory" : avro_strerror());
     } else if (avro_read(r, &extra, 1) == 0) {
         /* avro_reader_is_eof() only works for file readers: probe instead. */
         code = prime_error_set(err, PRIME_ERR_DECODE, NULL,
                                "%s body is followed by trailing bytes", w->type->name);
-        if (w->iface)
-            avro_value_decref(&written);
     }
     avro_reader_free(r);
     if (code) {
-        /* Free the partial value first, so that what the tracker still holds
-         * is only what avro-c orphaned. */
-        prime_event_free(ev);
+        if (decode_track_torn()) {
+            /* An array's storage is NULL with its items still counted:
+             * walking the values would crash. What the decode allocated
+             * is freed below; the event's empty skeleton is abandoned. */
+            free(ev);
+        } else {
+            /* Free the partial values first, so that what the tracker still
+             * holds is only what avro-c orphaned. */
+            if (have_written)
+                avro_value_decref(&written);
+            prime_event_free(ev);
+        }
         decode_track_end(true);
         return code;
     }
     decode_track_end(false);
     if (w->iface) {
+        /* Through the setters, which store canonical UUIDs. */
         code = resolve_into(w, &written, ev, err);
         avro_value_decref(&written);
-        if (code) {
-            prime_event_free(ev);
-            return code;
-        }
+    } else {
+        code = canonicalize_uuids(ev, err);
+    }
+    if (code) {
+        prime_event_free(ev);
+        return code;
     }
     *out = ev;
     return PRIME_OK;

@@ -129,7 +129,7 @@ static prime_errcode_t wrong_type(const field_desc_t *f, const char *expected, c
 static prime_errcode_t put_string(prime_event_t *ev, size_t i, const char *text, size_t len, prime_error_t *err)
 {
     avro_value_t v;
-    if (event_field_for_write(ev, i, &v) || avro_value_set_string_len(&v, text, len + 1))
+    if (event_field_for_write(ev, i, &v) || event_store_string(ev, i, &v, text, len))
         return event_avro_failed(err, ev->type->fields[i].name);
     return PRIME_OK;
 }
@@ -203,7 +203,7 @@ static prime_errcode_t set_from_json(prime_event_t *ev, size_t i, const cJSON *j
                 return prime_error_set(err, PRIME_ERR_INVALID, f->name, "item %zu: expected a string, got %s", k,
                                        json_type_name(item));
             if (avro_value_append(&v, &element, NULL) ||
-                avro_value_set_string_len(&element, item->valuestring, strlen(item->valuestring) + 1))
+                event_store_string(ev, i, &element, item->valuestring, strlen(item->valuestring)))
                 return event_avro_failed(err, f->name);
         }
         return PRIME_OK;

@@ -45,11 +45,17 @@ static const struct {
 /* avro-c sizes its allocations from lengths read off the wire, and when a
  * string or bytes read then runs out of input it returns the error without
  * freeing the buffer it allocated (read_string/read_bytes in avro-c 1.11).
- * A consumer fed forged messages would grow without bound. So every avro-c
- * allocation goes through this hook, which:
- *   - refuses any single allocation past a fixed bound, and during a decode
- *     past a bound derived from the message size (no legitimate value of a
+ * A consumer fed forged messages would grow without bound. body_scan()
+ * (scan.c) now checks every length and count before avro-c reads, and every
+ * avro-c allocation still goes through this hook, as a second line:
+ *   - a new allocation past a fixed bound, or during a decode past a bound
+ *     derived from the message size, is refused (no legitimate value of a
  *     message needs more);
+ *   - the growth of a block avro-c already has is never refused: when
+ *     avro_raw_array_ensure_size() is refused it sets the array's storage to
+ *     NULL and keeps its count, and freeing the value then walks NULL
+ *     (issue 16). Only a real out-of-memory can fail it; a decode notes it
+ *     ("torn") so that the value is not walked;
  *   - during a decode on this thread, keeps the set of live allocations, so
  *     that after a failed decode (and after the partial value is freed)
  *     what is left can only be avro-c's orphans, and is freed. */
@@ -58,6 +64,7 @@ static const struct {
 typedef struct alloc_track {
     bool on;
     bool lost;     /* the live set could not grow: leftovers are not freed */
+    bool torn;     /* a block's growth failed: avro-c's value is inconsistent */
     size_t limit;
     void **live;
     size_t n, cap;
@@ -101,13 +108,15 @@ static void *bounded_avro_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         free(ptr);
         return NULL;
     }
-    if (nsize > AVRO_MAX_ALLOCATION || (track.on && nsize > track.limit))
+    if (!ptr && (nsize > AVRO_MAX_ALLOCATION || (track.on && nsize > track.limit)))
         return NULL;
     if (track.on && ptr)
         track_remove(ptr);
     out = realloc(ptr, nsize);
     if (track.on && (out || ptr))
         track_add(out ? out : ptr); /* on failure ptr is still live */
+    if (track.on && ptr && !out)
+        track.torn = true;
     return out;
 }
 
@@ -118,7 +127,13 @@ void decode_track_begin(size_t message_len)
     track.limit = message_len * 64 + 65536;
     track.n = 0;
     track.lost = false;
+    track.torn = false;
     track.on = true;
+}
+
+bool decode_track_torn(void)
+{
+    return track.torn;
 }
 
 void decode_track_end(bool failed)
@@ -344,37 +359,125 @@ static int cmp_type_name(const void *a, const void *b)
     return strcmp(((const prime_event_type_t *)a)->name, ((const prime_event_type_t *)b)->name);
 }
 
-prime_registry_t *prime_registry_new(prime_error_t *err)
+/* A schema file: "<type>/v<N>.avsc", N from 1. */
+typedef struct version_file {
+    const prime_embedded_file_t *file;
+    size_t type_len; /* the "<type>" prefix of file->name */
+    unsigned long version;
+} version_file_t;
+
+/* By type, then version. */
+static int cmp_version_file(const void *a, const void *b)
+{
+    const version_file_t *x = a, *y = b;
+    int c = strncmp(x->file->name, y->file->name, x->type_len < y->type_len ? x->type_len : y->type_len);
+
+    if (c || x->type_len != y->type_len)
+        return c ? c : (x->type_len < y->type_len ? -1 : 1);
+    return x->version < y->version ? -1 : x->version > y->version;
+}
+
+static bool same_type(const version_file_t *x, const version_file_t *y)
+{
+    return x->type_len == y->type_len && !strncmp(x->file->name, y->file->name, x->type_len);
+}
+
+static prime_errcode_t parse_version_name(const prime_embedded_file_t *file, version_file_t *vf, prime_error_t *err)
+{
+    const char *slash = strchr(file->name, '/'), *digits, *end;
+
+    vf->file = file;
+    if (slash && slash[1] == 'v' && slash[2] >= '1' && slash[2] <= '9') {
+        digits = slash + 2;
+        vf->version = strtoul(digits, (char **)&end, 10);
+        vf->type_len = (size_t)(slash - file->name);
+        if (vf->type_len && !strcmp(end, ".avsc") && !strchr(slash + 1, '/'))
+            return PRIME_OK;
+    }
+    return prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: schema files are named <event type>/v<N>.avsc, N from 1",
+                           file->name);
+}
+
+static prime_errcode_t writer_prepare(const prime_event_type_t *reader, const char *json, size_t len,
+                                      writer_schema_t *w, prime_error_t *err);
+static void writer_release(writer_schema_t *w);
+
+/* An older version names the event type of its folder (the newest is
+ * checked as it loads). */
+static prime_errcode_t check_folder(const version_file_t *vf, prime_error_t *err)
+{
+    json_t *j = json_loadb((const char *)vf->file->data, vf->file->len, 0, NULL);
+    const char *name = json_string_value(json_object_get(j, "prime.event_type"));
+    prime_errcode_t rc = PRIME_OK;
+
+    if (!name || strlen(name) != vf->type_len || strncmp(name, vf->file->name, vf->type_len))
+        rc = prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "prime.event_type is %s, not the folder's name",
+                             name ? name : "missing");
+    json_decref(j);
+    return rc;
+}
+
+/* A version and the next one (not the newest, which the registry's
+ * add_writer_schema checks): the next must read what the version wrote. */
+static prime_errcode_t check_step(prime_registry_t *reg, const prime_embedded_file_t *older,
+                                  const prime_embedded_file_t *newer, prime_error_t *err)
+{
+    prime_event_type_t next;
+    writer_schema_t w = {0};
+    prime_errcode_t rc;
+
+    if (!(rc = type_load(reg, newer, &next, err)))
+        rc = writer_prepare(&next, (const char *)older->data, older->len, &w, err);
+    writer_release(&w);
+    type_release(&next);
+    return rc;
+}
+
+prime_registry_t *prime_registry_new_from(const prime_embedded_file_t *files, prime_error_t *err)
 {
     prime_registry_t *reg;
-    size_t n = 0;
+    version_file_t *vf = NULL;
+    size_t n = 0, ntypes = 0;
 
     pthread_once(&allocator_once, install_allocator);
-    while (prime_event_schemas[n].name)
+    while (files[n].name)
         n++;
     reg = calloc(1, sizeof(*reg));
-    if (!reg || !(reg->types = calloc(n, sizeof(*reg->types))) ||
-        !(reg->writers = calloc(n, sizeof(*reg->writers)))) {
+    if (!reg || !(vf = calloc(n + 1, sizeof(*vf))) || !(reg->types = calloc(n + 1, sizeof(*reg->types))) ||
+        !(reg->writers = calloc(n + 1, sizeof(*reg->writers)))) {
         prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
-        prime_registry_free(reg);
-        return NULL;
+        goto fail;
     }
     reg->limits.max_message_bytes = PRIME_DEFAULT_MAX_MESSAGE_BYTES;
     reg->limits.max_json_bytes = PRIME_DEFAULT_MAX_JSON_BYTES;
-    for (size_t i = 0; i < n; i++) {
-        reg->ntypes++;
-        if (type_load(reg, &prime_event_schemas[i], &reg->types[i], err)) {
-            prime_registry_free(reg);
-            return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (parse_version_name(&files[i], &vf[i], err))
+            goto fail;
+    qsort(vf, n, sizeof(*vf), cmp_version_file);
+    /* Each type's newest version is its current schema. */
+    for (size_t i = 0, first = 0; i < n; i++) {
+        prime_event_type_t *t;
+        if (!same_type(&vf[i], &vf[first]))
+            first = i;
+        if (vf[i].version != i - first + 1) {
+            prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: versions go v1, v2, ... without gaps (v%zu is missing)",
+                            vf[i].file->name, i - first + 1);
+            goto fail;
+        }
+        if (i + 1 < n && same_type(&vf[i + 1], &vf[i]))
+            continue; /* not the newest */
+        t = &reg->types[ntypes];
+        reg->ntypes = ++ntypes;
+        if (type_load(reg, vf[i].file, t, err))
+            goto fail;
+        if (strlen(t->name) != vf[i].type_len || strncmp(t->name, vf[i].file->name, vf[i].type_len)) {
+            prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s: prime.event_type is %s, not the folder's name",
+                            vf[i].file->name, t->name);
+            goto fail;
         }
     }
     qsort(reg->types, reg->ntypes, sizeof(*reg->types), cmp_type_name);
     for (size_t i = 0; i < reg->ntypes; i++) {
-        if (i && !strcmp(reg->types[i].name, reg->types[i - 1].name)) {
-            prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "two schemas for event type %s", reg->types[i].name);
-            prime_registry_free(reg);
-            return NULL;
-        }
         reg->writers[i].fingerprint = reg->types[i].fingerprint;
         reg->writers[i].type = &reg->types[i];
     }
@@ -384,10 +487,39 @@ prime_registry_t *prime_registry_new(prime_error_t *err)
         if (reg->writers[i].fingerprint == reg->writers[i - 1].fingerprint) {
             prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "%s and %s have the same fingerprint",
                             reg->writers[i].type->name, reg->writers[i - 1].type->name);
-            prime_registry_free(reg);
-            return NULL;
+            goto fail;
         }
+    /* Every released version stays readable: by the next version (so that
+     * each change is compatible on its own) and by the newest (what the
+     * programs read with). */
+    for (size_t i = 0; i + 1 < n; i++) {
+        prime_errcode_t rc;
+        bool next_is_newest = i + 2 >= n || !same_type(&vf[i + 2], &vf[i]);
+        if (!same_type(&vf[i + 1], &vf[i]))
+            continue; /* vf[i] is its type's newest */
+        if ((rc = check_folder(&vf[i], err)) ||
+            (!next_is_newest && (rc = check_step(reg, vf[i].file, vf[i + 1].file, err))) ||
+            (rc = prime_registry_add_writer_schema(reg, (const char *)vf[i].file->data, vf[i].file->len, err))) {
+            if (err) { /* name the file: the message says what is wrong with it */
+                prime_error_t inner = *err;
+                prime_error_clear(err);
+                prime_error_set(err, rc, inner.field[0] ? inner.field : NULL, "%s: %s", vf[i].file->name,
+                                inner.message);
+            }
+            goto fail;
+        }
+    }
+    free(vf);
     return reg;
+fail:
+    free(vf);
+    prime_registry_free(reg);
+    return NULL;
+}
+
+prime_registry_t *prime_registry_new(prime_error_t *err)
+{
+    return prime_registry_new_from(prime_event_schemas, err);
 }
 
 static void writer_release(writer_schema_t *w)
@@ -398,6 +530,7 @@ static void writer_release(writer_schema_t *w)
         avro_schema_decref(w->schema);
     free(w->fields);
     free(w->source);
+    free(w->text);
     json_decref(w->json);
 }
 
@@ -414,53 +547,70 @@ void prime_registry_free(prime_registry_t *reg)
     free(reg);
 }
 
-prime_errcode_t prime_registry_add_writer_schema(prime_registry_t *reg, const char *json, size_t len,
-                                                 prime_error_t *err)
+/* Reads a writer schema's text into w and resolves it against the reader
+ * type (w->source); no avro-c schema yet. On failure w holds what is to be
+ * released. */
+static prime_errcode_t writer_prepare(const prime_event_type_t *reader, const char *json, size_t len,
+                                      writer_schema_t *w, prime_error_t *err)
 {
     json_error_t jerr;
     json_t *fields, *jf;
-    const char *name;
-    writer_schema_t w = {0}, *grown;
     char *canonical;
     size_t i;
     prime_errcode_t rc;
 
+    memset(w, 0, sizeof(*w));
+    w->type = reader;
+    if (!(w->json = json_loadb(json, len, 0, &jerr)))
+        return prime_error_set(err, PRIME_ERR_JSON, NULL, "writer schema, line %d: %s", jerr.line, jerr.text);
+    if (!(canonical = prime_avro_canonical_form(json, len, err)))
+        return err ? err->code : PRIME_ERR_SCHEMA;
+    w->fingerprint = prime_avro_crc64(canonical, strlen(canonical));
+    free(canonical);
+    fields = json_object_get(w->json, "fields");
+    w->nfields = json_array_size(fields);
+    if (!(w->fields = calloc(w->nfields + 1, sizeof(*w->fields))))
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    json_array_foreach(fields, i, jf) {
+        if ((rc = parse_field("writer schema", jf, &w->fields[i], err)))
+            return rc;
+    }
+    return resolve_prepare(w, err);
+}
+
+prime_errcode_t prime_registry_add_writer_schema(prime_registry_t *reg, const char *json, size_t len,
+                                                 prime_error_t *err)
+{
+    json_t *parsed;
+    const char *name;
+    const prime_event_type_t *t;
+    writer_schema_t w = {0}, *grown;
+    prime_errcode_t rc;
+
     if (!reg || !json)
         return prime_error_set(err, PRIME_ERR_ARG, NULL, "registry and schema text are required");
-    if (!(w.json = json_loadb(json, len, 0, &jerr)))
-        return prime_error_set(err, PRIME_ERR_JSON, NULL, "writer schema, line %d: %s", jerr.line, jerr.text);
-    name = json_string_value(json_object_get(w.json, "prime.event_type"));
-    if (!(w.type = name ? prime_registry_find(reg, name) : NULL)) {
+    if (!(parsed = json_loadb(json, len, 0, NULL)))
+        return prime_error_set(err, PRIME_ERR_JSON, NULL, "writer schema is not JSON");
+    name = json_string_value(json_object_get(parsed, "prime.event_type"));
+    t = name ? prime_registry_find(reg, name) : NULL;
+    if (!t) {
         rc = prime_error_set(err, PRIME_ERR_UNKNOWN_TYPE, NULL,
                              "writer schema names no known prime.event_type (%s)", name ? name : "none");
-        goto fail;
+        json_decref(parsed);
+        return rc;
     }
-    if (!(canonical = prime_avro_canonical_form(json, len, err))) {
-        rc = err ? err->code : PRIME_ERR_SCHEMA;
+    json_decref(parsed);
+    if ((rc = writer_prepare(t, json, len, &w, err)))
         goto fail;
-    }
-    w.fingerprint = prime_avro_crc64(canonical, strlen(canonical));
-    free(canonical);
     if (registry_find_writer(reg, w.fingerprint)) {
-        json_decref(w.json);
+        writer_release(&w);
         return PRIME_OK; /* already readable */
     }
-    fields = json_object_get(w.json, "fields");
-    if (!(w.fields = calloc(json_array_size(fields) + 1, sizeof(*w.fields)))) {
-        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
-        goto fail;
-    }
-    json_array_foreach(fields, i, jf) {
-        if ((rc = parse_field("writer schema", jf, &w.fields[i], err)))
-            goto fail;
-    }
-    if ((rc = resolve_prepare(&w, err)))
-        goto fail;
     if (avro_schema_from_json_length(json, len, &w.schema) || !(w.iface = avro_generic_class_from_schema(w.schema))) {
         rc = prime_error_set(err, PRIME_ERR_SCHEMA, NULL, "writer schema: %s", avro_strerror());
         goto fail;
     }
-    if (!(grown = realloc(reg->writers, (reg->nwriters + 1) * sizeof(*grown)))) {
+    if (!(w.text = strndup(json, len)) || !(grown = realloc(reg->writers, (reg->nwriters + 1) * sizeof(*grown)))) {
         rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
         goto fail;
     }
@@ -477,6 +627,18 @@ const writer_schema_t *registry_find_writer(const prime_registry_t *reg, uint64_
 {
     writer_schema_t key = {.fingerprint = fingerprint};
     return bsearch(&key, reg->writers, reg->nwriters, sizeof(key), cmp_writer);
+}
+
+size_t prime_registry_writer_count(const prime_registry_t *reg)
+{
+    return reg->nwriters;
+}
+
+const char *prime_registry_writer_schema_json(const prime_registry_t *reg, size_t i)
+{
+    if (i >= reg->nwriters)
+        return NULL;
+    return reg->writers[i].text ? reg->writers[i].text : reg->writers[i].type->schema_json;
 }
 
 void prime_registry_set_limits(prime_registry_t *reg, const prime_limits_t *limits)

@@ -7,8 +7,9 @@
  *   - fields match by name; writer fields the reader lacks are skipped;
  *   - a reader field the writer lacks takes the reader's default;
  *   - int promotes to long and double, long to double;
- *   - a writer union resolves through its branch; a null branch into a
- *     non-null reader field is an error of that message. */
+ *   - a writer union resolves through its branch; a writer union into a
+ *     reader field that is not one is refused (its null has nowhere to go);
+ *   - prime.one_of, the model's enum, may grow, never lose a value. */
 #include "schemas_int.h"
 
 #include <stdlib.h>
@@ -51,6 +52,27 @@ static bool default_fits(const field_desc_t *f)
     return false;
 }
 
+/* A value the writer field allows and the reader field does not, or NULL:
+ * a reader one_of must hold every writer value; a writer without one_of
+ * allowed "any value". */
+static const char *one_of_missing(const field_desc_t *wf, const field_desc_t *rf)
+{
+    size_t i, k;
+    json_t *wv, *rv;
+
+    if (!rf->one_of)
+        return NULL;
+    if (!wf->one_of)
+        return "any value";
+    json_array_foreach(wf->one_of, i, wv) {
+        bool found = false;
+        json_array_foreach(rf->one_of, k, rv) found = found || json_equal(wv, rv);
+        if (!found)
+            return json_string_value(wv);
+    }
+    return NULL;
+}
+
 prime_errcode_t resolve_prepare(writer_schema_t *w, prime_error_t *err)
 {
     const prime_event_type_t *t = w->type;
@@ -65,7 +87,8 @@ prime_errcode_t resolve_prepare(writer_schema_t *w, prime_error_t *err)
     if (!(w->source = calloc(t->nfields, sizeof(*w->source))))
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     for (size_t i = 0; i < t->nfields; i++) {
-        const field_desc_t *rf = &t->fields[i];
+        const field_desc_t *rf = &t->fields[i], *wf;
+        const char *missing;
         w->source[i] = -1;
         for (size_t j = 0; j < nw; j++)
             if (!strcmp(w->fields[j].name, rf->name))
@@ -78,11 +101,28 @@ prime_errcode_t resolve_prepare(writer_schema_t *w, prime_error_t *err)
                                        t->name);
             continue;
         }
-        if (!promotes(w->fields[w->source[i]].kind, rf->kind))
+        wf = &w->fields[w->source[i]];
+        if (!promotes(wf->kind, rf->kind))
             return prime_error_set(err, PRIME_ERR_SCHEMA, rf->name,
                                    "writer schema cannot be read as the current %s schema: written as %s, "
                                    "read as %s",
-                                   t->name, kind_name(w->fields[w->source[i]].kind), kind_name(rf->kind));
+                                   t->name, kind_name(wf->kind), kind_name(rf->kind));
+        /* A writer union's null branch has nowhere to go in a reader that
+         * is not a union: the specification makes that an error of every
+         * message that holds null, so the change is refused as a whole. */
+        if (wf->nullable && !rf->nullable)
+            return prime_error_set(err, PRIME_ERR_SCHEMA, rf->name,
+                                   "writer schema cannot be read as the current %s schema: the writer allows "
+                                   "null, the reader requires a value",
+                                   t->name);
+        /* prime.one_of is the event model's enum: a value the writer
+         * allowed must still be allowed (the specification's enum rule),
+         * or events already in the topics turn invalid. */
+        if ((missing = one_of_missing(wf, rf)))
+            return prime_error_set(err, PRIME_ERR_SCHEMA, rf->name,
+                                   "writer schema cannot be read as the current %s schema: '%s' is allowed by the "
+                                   "writer, not by the reader",
+                                   t->name, missing);
     }
     return PRIME_OK;
 }

@@ -89,7 +89,9 @@ typedef struct writer_schema {
     avro_schema_t schema;
     avro_value_iface_t *iface;
     json_t *json;          /* parsed writer schema; owns what fields borrow */
+    char *text;            /* its JSON text (an older one's; NULL for a current one) */
     field_desc_t *fields;  /* the writer's fields */
+    size_t nfields;
     int *source;           /* per current field: writer field index, or -1 (default) */
 } writer_schema_t;
 
@@ -120,6 +122,17 @@ const writer_schema_t *registry_find_writer(const prime_registry_t *reg, uint64_
  * after the partial values are freed, frees what avro-c left behind. */
 void decode_track_begin(size_t message_len);
 void decode_track_end(bool failed);
+/* True when, since begin, avro-c was refused the growth of a block it had
+ * (only a real out-of-memory can do that): its value may hold an array
+ * whose storage is NULL with items counted, and must not be walked. */
+bool decode_track_torn(void);
+
+/* Checks a message body's structure against the writer's fields before
+ * avro-c reads it (scan.c): lengths and block counts within the bytes left,
+ * arrays within their max_items, union branches and booleans in range, no
+ * trailing bytes. PRIME_ERR_DECODE naming the field otherwise. */
+prime_errcode_t body_scan(const char *type, const field_desc_t *fields, size_t nfields, const void *body,
+                          size_t len, prime_error_t *err);
 
 /* Parses one field of a schema's JSON into f (registry.c). */
 prime_errcode_t parse_field(const char *file, json_t *jf, field_desc_t *f, prime_error_t *err);
@@ -136,6 +149,14 @@ int event_field(const prime_event_t *ev, size_t i, avro_value_t *out, bool *is_n
 /* Field i made ready to write: a nullable field switched to its value
  * branch. */
 int event_field_for_write(prime_event_t *ev, size_t i, avro_value_t *out);
+
+/* Stores text (NUL-terminated at len) into v, field i's value or one of
+ * its items. Every string that enters an event goes through here: a valid
+ * UUID in a UUID field (prime.check "uuid", logicalType uuid) is stored in
+ * canonical lower-case form, so no layer after the codec sees two
+ * spellings of one id (issue 12). Decode does the same to what avro-c
+ * read. Returns avro-c's status. */
+int event_store_string(const prime_event_t *ev, size_t i, avro_value_t *v, const char *text, size_t len);
 
 /* Sets err from avro-c's last error, naming field; returns the code. */
 prime_errcode_t event_avro_failed(prime_error_t *err, const char *field);

@@ -93,6 +93,21 @@ int prime_uuid_v5(const char *namespace_uuid, const void *name, size_t len, char
     return 0;
 }
 
+bool prime_uuid_valid(const char *s, size_t len)
+{
+    if (!s || len != 36)
+        return false;
+    for (size_t i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+        } else if (hex_value(s[i]) < 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 void prime_uuid_canonical(const char *uuid, char out[PRIME_UUID_TEXT])
 {
     size_t i = 0;

@@ -1,6 +1,7 @@
 /* The value rules of the event schemas. Each rule's message says what was
  * expected, so a client developer can fix the event from the error alone. */
 #include "schemas_int.h"
+#include "prime/uuid.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -56,21 +57,6 @@ bool utf8_valid(const char *s, size_t len)
         if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
             return false;
         p += need + 1;
-    }
-    return true;
-}
-
-static bool is_uuid(const char *s, size_t len)
-{
-    if (len != 36)
-        return false;
-    for (size_t i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return false;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return false;
-        }
     }
     return true;
 }
@@ -292,7 +278,7 @@ prime_errcode_t check_string(const prime_event_t *ev, const field_desc_t *f, con
             return prime_error_set(err, PRIME_ERR_INVALID, path, "%s must not be empty", kind_noun(f));
         return PRIME_OK;
     case CHECK_UUID:
-        return is_uuid(s, len) ? PRIME_OK
+        return prime_uuid_valid(s, len) ? PRIME_OK
                                : prime_error_set(err, PRIME_ERR_INVALID, path,
                                                  "expected a UUID like 8d2f1c3e-5b7a-4c19-9e0d-2a6b4f8c1d7e");
     case CHECK_EVENT_TYPE:

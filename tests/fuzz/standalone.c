@@ -5,7 +5,9 @@
  * it replays those inputs instead (crash reproduction).
  *
  *   fuzz_x_replay [ROUNDS]      mutate the seeds ROUNDS times (default 20000)
- *   fuzz_x_replay FILE...       run each file once */
+ *   fuzz_x_replay FILE...       run each file once
+ *   fuzz_x_replay --write-seeds DIR   write the seeds as files, libFuzzer's
+ *                               starting corpus (scripts/fuzz) */
 #include "fuzz.h"
 
 #include <stdio.h>
@@ -97,10 +99,30 @@ static int replay(const char *path)
     return 0;
 }
 
+static int write_seeds(const char *dir)
+{
+    char path[4096];
+
+    fuzz_seeds(add_seed);
+    for (size_t i = 0; i < nseeds; i++) {
+        FILE *f;
+        snprintf(path, sizeof(path), "%s/seed-%04zu", dir, i);
+        if (!(f = fopen(path, "wb")) || fwrite(seeds[i], 1, seed_len[i], f) != seed_len[i] || fclose(f)) {
+            perror(path);
+            return 1;
+        }
+    }
+    printf("%zu seeds written to %s\n", nseeds, dir);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static uint8_t buf[MAX_INPUT + 8];
     long rounds = 20000;
+
+    if (argc == 3 && !strcmp(argv[1], "--write-seeds"))
+        return write_seeds(argv[2]);
 
     if (argc > 1 && (argv[1][0] < '0' || argv[1][0] > '9')) {
         for (int i = 1; i < argc; i++)

@@ -23,7 +23,6 @@ import avro.schema
 from prime_avro import micros, strip_logical
 
 CODEC = os.environ["PRIME_CODEC"]
-SCHEMAS = os.path.join(os.environ["PRIME_SOURCE_DIR"], "schemas", "avro")
 JSON_FIELDS_CHECKS = {"json", "json_object", "json_array"}
 
 
@@ -48,7 +47,7 @@ def main():
     lines = codec("list").decode().splitlines()
     for line in lines:
         etype, _topic, fingerprint = line.split()
-        schema_json = json.load(open(os.path.join(SCHEMAS, etype + ".avsc")))
+        schema_json = json.loads(codec("schema", etype))  # the newest version
         plain = avro.schema.parse(json.dumps(strip_logical(schema_json)))
         ours_pcf = codec("canonical", etype).decode().strip()
         problems = []

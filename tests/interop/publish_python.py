@@ -19,7 +19,6 @@ from confluent_kafka import Consumer
 
 CODEC, PUBLISH = os.environ["PRIME_CODEC"], os.environ["PRIME_PUBLISH"]
 BROKERS = os.environ["PRIME_TEST_BROKERS"]
-SCHEMAS = os.path.join(os.environ["PRIME_SOURCE_DIR"], "schemas", "avro")
 SEEDS = 4
 
 
@@ -27,7 +26,7 @@ def main():
     by_fingerprint, topics = {}, set()
     for line in subprocess.check_output([CODEC, "list"], text=True).splitlines():
         etype, topic, fingerprint = line.split()
-        raw = json.load(open(os.path.join(SCHEMAS, etype + ".avsc")))
+        raw = json.loads(subprocess.check_output([CODEC, "schema", etype]))  # the newest version
         by_fingerprint[bytes.fromhex(fingerprint)[::-1]] = (etype, raw, avro.schema.parse(json.dumps(strip_logical(raw))))
         topics.add(topic)
 

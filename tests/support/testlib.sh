@@ -12,4 +12,9 @@ check() { # NAME EXPECTED SQL
 }
 # Records on a topic so far, from the beginning, all partitions ($PRIME_BROKERS).
 on_topic() { kcat -b "$PRIME_BROKERS" -C -t "$1" -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l; }
+# Headers of the dead letters on prime.dlq so far, one record a line.
+dead_letters() { kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null; }
+dead_lettered() { # NAME PATTERN: a dead letter's headers match the (extended) pattern
+  if dead_letters | grep -qE "$2"; then ok "$1"; else bad "no dead letter for: $1"; fi
+}
 finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; }

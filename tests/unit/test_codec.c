@@ -1,12 +1,15 @@
 /* The event codec: canonical form and fingerprints against the Avro
  * project's published vectors, round trips of every event type, every way a
  * message can be broken, and schema evolution. */
+#define _GNU_SOURCE /* memmem */
+#include "prime/embedded.h"
 #include "prime/event.h"
 #include "prime/fingerprint.h"
 #include "prime/uuid.h"
 #include "../support/prime_test.h"
 
 #include <avro.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,6 +336,115 @@ static void test_oversized(void)
     prime_event_free(ev);
 }
 
+/* Issue 16: a 5.5 KB message whose array holds ~5,150 empty strings (one
+ * byte each on the wire, about a hundred in avro-c's array once it has
+ * doubled) made the decode allocator refuse the array's growth; avro-c then
+ * left the array's storage NULL with its old count, and freeing the partial
+ * event crashed. The fingerprint picks the schema, so any topic carries it.
+ * It must be a clean decode error naming the field. */
+static void test_huge_array_of_empty_strings(void)
+{
+    prime_event_t *ev = prime_event_example(reg, "audio.file_uploaded", 0, NULL);
+    void *bytes = NULL;
+    size_t len = 0;
+    prime_error_t err;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    for (int i = 0; i < 5150; i++)
+        CU_ASSERT_EQUAL_FATAL(prime_event_append_string(ev, "tags", "", 0, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL_FATAL(prime_event_encode(ev, &bytes, &len, NULL), PRIME_OK);
+    CU_ASSERT(len > 5150 && len < 6000);
+    CU_ASSERT_EQUAL(decode(bytes, len, &err), PRIME_ERR_DECODE);
+    CU_ASSERT_STRING_EQUAL(err.field, "tags");
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "items"));
+    free(bytes);
+    prime_event_free(ev);
+}
+
+/* An audio.file_uploaded message whose tags are ["x"]: its body ends with
+ * the block count 1 (02), the item (02 'x'), the end block (00) and is_mix. */
+static void encode_one_tag(unsigned char **bytes, size_t *len)
+{
+    prime_event_t *ev = prime_event_example(reg, "audio.file_uploaded", 0, NULL), *one = NULL;
+    char *text = prime_event_to_json(ev, NULL), *edited;
+    json_t *j = json_loads(text, 0, NULL);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    json_object_set_new(j, "tags", json_pack("[s]", "x"));
+    json_object_set_new(j, "is_mix", json_false());
+    edited = json_dumps(j, JSON_COMPACT);
+    CU_ASSERT_EQUAL_FATAL(prime_event_from_json(reg, edited, strlen(edited), &one, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL_FATAL(prime_event_encode(one, (void **)bytes, len, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL_FATAL(memcmp(*bytes + *len - 5, "\x02\x02x\x00\x00", 5), 0);
+    free(edited);
+    free(text);
+    json_decref(j);
+    prime_event_free(ev);
+    prime_event_free(one);
+}
+
+/* The tail of that message replaced by forged bytes must give a decode
+ * error naming tags (or is_mix) and what was wrong. */
+static void expect_forged_tail(const unsigned char *tail, size_t tail_len, const char *field, const char *what)
+{
+    unsigned char *bytes, *forged;
+    size_t len;
+    prime_error_t err;
+
+    encode_one_tag(&bytes, &len);
+    forged = malloc(len - 5 + tail_len);
+    memcpy(forged, bytes, len - 5);
+    memcpy(forged + len - 5, tail, tail_len);
+    CU_ASSERT_EQUAL(decode(forged, len - 5 + tail_len, &err), PRIME_ERR_DECODE);
+    CU_ASSERT_STRING_EQUAL(err.field, field);
+    if (!strstr(err.message, what))
+        fprintf(stderr, "expected '%s' in: %s\n", what, err.message);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, what));
+    free(forged);
+    free(bytes);
+}
+
+static void test_forged_counts_and_lengths(void)
+{
+    static const unsigned char huge_count[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0x00, 0x00};
+    static const unsigned char min_count[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00};
+    static const unsigned char wrong_size[] = {0x01, 0x06, 0x02, 'x', 0x00, 0x00};
+    static const unsigned char long_string[] = {0x02, 0xfe, 0xff, 0x03, 'x', 0x00, 0x00};
+    static const unsigned char bad_bool[] = {0x02, 0x02, 'x', 0x00, 0x02};
+    static const unsigned char block_size_ok[] = {0x01, 0x04, 0x02, 'x', 0x00, 0x01};
+    unsigned char many[1 + 2 + 101 + 2];
+    unsigned char *bytes, *ok;
+    size_t len;
+    prime_event_t *ev = NULL;
+    const char *tag = NULL;
+    bool is_mix = false;
+
+    expect_forged_tail(huge_count, sizeof(huge_count), "tags", "a block of 2199023255552 items, 2 bytes left");
+    expect_forged_tail(min_count, sizeof(min_count), "tags", "out of range");
+    expect_forged_tail(wrong_size, sizeof(wrong_size), "tags", "block size does not match");
+    expect_forged_tail(long_string, sizeof(long_string), "tags", "string of 32767 bytes");
+    expect_forged_tail(bad_bool, sizeof(bad_bool), "is_mix", "boolean");
+    /* 101 empty items in one block: within the bytes, over max_items. */
+    many[0] = 0xca, many[1] = 0x01; /* zig-zag 101 */
+    memset(many + 2, 0, 101);
+    many[103] = 0x00, many[104] = 0x00;
+    expect_forged_tail(many, 105, "tags", "more than the 100 items its schema allows");
+
+    /* A negative count with its right byte size is valid Avro. */
+    encode_one_tag(&bytes, &len);
+    ok = malloc(len + 1);
+    memcpy(ok, bytes, len - 5);
+    memcpy(ok + len - 5, block_size_ok, sizeof(block_size_ok));
+    CU_ASSERT_EQUAL_FATAL(prime_event_decode(reg, ok, len + 1, &ev, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL(prime_event_get_array_string(ev, "tags", 0, &tag, NULL, NULL), PRIME_OK);
+    CU_ASSERT_STRING_EQUAL(tag, "x");
+    CU_ASSERT_EQUAL(prime_event_get_bool(ev, "is_mix", &is_mix, NULL, NULL), PRIME_OK);
+    CU_ASSERT(is_mix);
+    prime_event_free(ev);
+    free(ok);
+    free(bytes);
+}
+
 /* Sets dst (a field of an avro-c record of the given JSON type) from the
  * field of the same name in src, through the public getters only, so the
  * old-version message is built independently of the resolution under test. */
@@ -488,6 +600,215 @@ static void test_schema_evolution(void)
     prime_event_free(back);
 }
 
+/* Issue 12: an id has one spelling. A message written by another client
+ * (avro-c here, bytes patched) with upper-case UUIDs decodes to lower case;
+ * an event built from JSON or the setters with upper-case UUIDs holds and
+ * encodes lower case, and the owner id (the producer's message key) too.
+ * Text that is not a UUID is left as it is, for validation to refuse. */
+static void upper_in_place(unsigned char *bytes, size_t len, const char *id)
+{
+    unsigned char *at;
+    while ((at = memmem(bytes, len, id, 36))) {
+        for (int k = 0; k < 36; k++)
+            at[k] = (unsigned char)toupper(at[k]);
+    }
+}
+
+static void test_uuids_are_canonical(void)
+{
+    static const char *const ids[] = {"event_id", "actor_user_id", "owner_user_id", "project_id"};
+    prime_event_t *ev = prime_event_example(reg, "project.created", 0, NULL), *back = NULL, *parsed = NULL;
+    char want[4][PRIME_UUID_TEXT], upper[PRIME_UUID_TEXT], *json;
+    unsigned char *bytes;
+    size_t len;
+    prime_error_t err;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    for (int i = 0; i < 4; i++) {
+        strcpy(want[i], prime_event_string(ev, ids[i]));
+        CU_ASSERT_PTR_NOT_NULL(strpbrk(want[i], "abcdef")); /* the test needs letters to change */
+    }
+    CU_ASSERT_EQUAL_FATAL(prime_event_encode(ev, (void **)&bytes, &len, NULL), PRIME_OK);
+    for (int i = 0; i < 4; i++)
+        upper_in_place(bytes, len, want[i]);
+    CU_ASSERT_PTR_NULL(memmem(bytes, len, want[0], 36));
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(prime_event_decode(reg, bytes, len, &back, &err), PRIME_OK);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_STRING_EQUAL(prime_event_string(back, ids[i]), want[i]);
+    CU_ASSERT_EQUAL(prime_event_validate(back, &err), PRIME_OK);
+
+    /* From JSON with upper-case ids: held, printed and encoded in lower case. */
+    json = prime_event_to_json(ev, NULL);
+    for (int i = 0; i < 4; i++) {
+        char *at;
+        while ((at = strstr(json, want[i])))
+            for (int k = 0; k < 36; k++)
+                at[k] = (char)toupper((unsigned char)at[k]);
+    }
+    CU_ASSERT_EQUAL_FATAL(prime_event_from_json(reg, json, strlen(json), &parsed, &err), PRIME_OK);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_STRING_EQUAL(prime_event_string(parsed, ids[i]), want[i]);
+    free(json);
+    free(bytes);
+    CU_ASSERT_EQUAL_FATAL(prime_event_encode(parsed, (void **)&bytes, &len, NULL), PRIME_OK);
+    for (int i = 0; i < 4; i++) {
+        prime_uuid_canonical(want[i], upper);
+        for (int k = 0; k < 36; k++)
+            upper[k] = (char)toupper((unsigned char)upper[k]);
+        CU_ASSERT_PTR_NOT_NULL(memmem(bytes, len, want[i], 36));
+        CU_ASSERT_PTR_NULL(memmem(bytes, len, upper, 36));
+    }
+    free(bytes);
+
+    /* The setters, the nullable project_id of an upload included. */
+    CU_ASSERT_EQUAL(prime_event_set_string(parsed, "owner_user_id", "8D2F1C3E-5B7A-4C19-9E0D-2A6B4F8C1D7E", 36, NULL),
+                    PRIME_OK);
+    CU_ASSERT_STRING_EQUAL(prime_event_string(parsed, "owner_user_id"), "8d2f1c3e-5b7a-4c19-9e0d-2a6b4f8c1d7e");
+    prime_event_free(ev);
+    ev = prime_event_example(reg, "audio.file_uploaded", 0, NULL);
+    CU_ASSERT_EQUAL(prime_event_set_string(ev, "project_id", "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA", 36, NULL),
+                    PRIME_OK);
+    CU_ASSERT_STRING_EQUAL(prime_event_string(ev, "project_id"), "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa");
+
+    /* Not a UUID: kept whole (not cut to 36 characters) and refused. */
+    CU_ASSERT_EQUAL(prime_event_set_string(parsed, "owner_user_id", "8D2F1C3E-5B7A-4C19-9E0D-2A6B4F8C1D7E-X", 38, NULL),
+                    PRIME_OK);
+    CU_ASSERT_STRING_EQUAL(prime_event_string(parsed, "owner_user_id"), "8D2F1C3E-5B7A-4C19-9E0D-2A6B4F8C1D7E-X");
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_event_validate(parsed, &err), PRIME_ERR_INVALID);
+    CU_ASSERT_STRING_EQUAL(err.field, "owner_user_id");
+    prime_event_free(ev);
+    prime_event_free(back);
+    prime_event_free(parsed);
+}
+
+/* Schema versions (issue 16 item 2): a registry from files named
+ * <type>/v<N>.avsc reads every version with the newest, and refuses a
+ * version the next one or the newest cannot read. The files here are the
+ * shipped project.created with one field added or changed. */
+static char *created_with(const char *field_json, const char *change_field, const char *change_type)
+{
+    json_t *j = json_loads(prime_event_type_schema_json(prime_registry_find(reg, "project.created")), 0, NULL);
+    json_t *fields = json_object_get(j, "fields"), *f;
+    size_t i;
+    char *text;
+
+    if (field_json)
+        json_array_append_new(fields, json_loads(field_json, 0, NULL));
+    json_array_foreach(fields, i, f)
+        if (change_field && !strcmp(json_string_value(json_object_get(f, "name")), change_field))
+            json_object_set_new(f, "type", json_loads(change_type, JSON_DECODE_ANY, NULL));
+    text = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    return text;
+}
+
+/* A registry from up to three files (NULL names end the list); err is set
+ * when it is refused. */
+static prime_registry_t *registry_of(prime_error_t *err, const char *n1, char *t1, const char *n2, char *t2,
+                                     const char *n3, char *t3)
+{
+    prime_embedded_file_t files[4] = {{0}};
+    const char *names[3] = {n1, n2, n3};
+    char *texts[3] = {t1, t2, t3};
+    prime_registry_t *r;
+    size_t k = 0;
+
+    for (int i = 0; i < 3 && names[i]; i++, k++)
+        files[k] = (prime_embedded_file_t){names[i], (const unsigned char *)texts[i], strlen(texts[i])};
+    prime_error_clear(err);
+    r = prime_registry_new_from(files, err);
+    for (int i = 0; i < 3; i++)
+        free(texts[i]);
+    return r;
+}
+
+static void expect_refused(prime_registry_t *r, const prime_error_t *err, const char *file, const char *what)
+{
+    CU_ASSERT_PTR_NULL(r);
+    prime_registry_free(r);
+    CU_ASSERT_EQUAL(err->code, PRIME_ERR_SCHEMA);
+    if (!strstr(err->message, file) || !strstr(err->message, what))
+        fprintf(stderr, "expected '%s' and '%s' in: %s\n", file, what, err->message);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err->message, file));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err->message, what));
+}
+
+#define NOTES "{\"name\":\"studio_notes\",\"type\":[\"null\",\"string\"],\"default\":null}"
+
+static void test_schema_versions(void)
+{
+    prime_registry_t *r;
+    prime_error_t err;
+    prime_event_t *ev = prime_event_example(reg, "project.created", 0, NULL), *back = NULL;
+    void *bytes;
+    size_t len;
+    char *j1, *j2, *want;
+
+    /* v2 adds an optional field: v1 messages read with v2, the field null. */
+    r = registry_of(&err, "project.created/v1.avsc", created_with(NULL, NULL, NULL), "project.created/v2.avsc",
+                    created_with(NOTES, NULL, NULL), NULL, NULL);
+    if (!r)
+        fprintf(stderr, "v1+v2: %s\n", err.message);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(prime_registry_count(r), 1);
+    CU_ASSERT_EQUAL(prime_registry_writer_count(r), 2);
+    CU_ASSERT(prime_event_type_field_index(prime_registry_find(r, "project.created"), "studio_notes") >= 0);
+    CU_ASSERT_EQUAL_FATAL(prime_event_encode(ev, &bytes, &len, NULL), PRIME_OK); /* written with v1 */
+    CU_ASSERT_EQUAL_FATAL(prime_event_decode(r, bytes, len, &back, &err), PRIME_OK);
+    CU_ASSERT_EQUAL(prime_event_validate(back, &err), PRIME_OK);
+    CU_ASSERT_PTR_NULL(prime_event_string(back, "studio_notes"));
+    j1 = prime_event_to_json(ev, NULL);
+    j2 = prime_event_to_json(back, NULL);
+    want = malloc(strlen(j1) + 32);
+    sprintf(want, "%.*s,\"studio_notes\":null}", (int)strlen(j1) - 1, j1);
+    CU_ASSERT_STRING_EQUAL(j2, want);
+    free(want);
+    free(j1);
+    free(j2);
+    free(bytes);
+    prime_event_free(back);
+    prime_event_free(ev);
+    prime_registry_free(r);
+
+    /* What the build refuses. */
+    r = registry_of(&err, "project.created/v1.avsc", created_with(NULL, NULL, NULL), "project.created/v2.avsc",
+                    created_with("{\"name\":\"studio_notes\",\"type\":\"string\"}", NULL, NULL), NULL, NULL);
+    expect_refused(r, &err, "project.created/v1.avsc", "not in the writer and has no usable default");
+    CU_ASSERT_STRING_EQUAL(err.field, "studio_notes");
+    r = registry_of(&err, "project.created/v1.avsc", created_with(NULL, NULL, NULL), "project.created/v2.avsc",
+                    created_with(NULL, "name", "\"int\""), NULL, NULL);
+    expect_refused(r, &err, "project.created/v1.avsc", "written as string, read as int");
+    r = registry_of(&err, "project.created/v1.avsc", created_with(NULL, NULL, NULL), "project.created/v2.avsc",
+                    created_with(NULL, "bpm", "\"double\""), NULL, NULL);
+    expect_refused(r, &err, "project.created/v1.avsc", "the writer allows null, the reader requires a value");
+    r = registry_of(&err, "project.created/v1.avsc",
+                    created_with("{\"name\":\"mode\",\"type\":[\"null\",\"string\"],\"default\":null,"
+                                 "\"prime.one_of\":[\"solo\",\"band\"]}", NULL, NULL),
+                    "project.created/v2.avsc",
+                    created_with("{\"name\":\"mode\",\"type\":[\"null\",\"string\"],\"default\":null,"
+                                 "\"prime.one_of\":[\"solo\"]}", NULL, NULL),
+                    NULL, NULL);
+    expect_refused(r, &err, "project.created/v1.avsc", "'band' is allowed by the writer, not by the reader");
+    /* Each step on its own: v1 -> v3 is fine, v2 -> v3 is not. */
+    r = registry_of(&err, "project.created/v1.avsc", created_with(NULL, NULL, NULL), "project.created/v2.avsc",
+                    created_with("{\"name\":\"x\",\"type\":[\"null\",\"string\"],\"default\":null}", NULL, NULL),
+                    "project.created/v3.avsc",
+                    created_with("{\"name\":\"x\",\"type\":[\"null\",\"int\"],\"default\":null}", NULL, NULL));
+    expect_refused(r, &err, "project.created/v2.avsc", "written as string, read as int");
+    r = registry_of(&err, "project.created/v1.avsc", created_with(NULL, NULL, NULL), "project.created/v3.avsc",
+                    created_with(NOTES, NULL, NULL), NULL, NULL);
+    expect_refused(r, &err, "project.created/v3.avsc", "v2 is missing");
+    r = registry_of(&err, "project.saved/v1.avsc", created_with(NULL, NULL, NULL), NULL, NULL, NULL, NULL);
+    expect_refused(r, &err, "project.saved/v1.avsc", "not the folder's name");
+    r = registry_of(&err, "project.saved/v1.avsc", created_with(NULL, NULL, NULL), "project.saved/v2.avsc",
+                    strdup(prime_event_type_schema_json(prime_registry_find(reg, "project.saved"))), NULL, NULL);
+    expect_refused(r, &err, "project.saved/v1.avsc", "prime.event_type is project.created, not the folder's name");
+    r = registry_of(&err, "project.created.avsc", created_with(NULL, NULL, NULL), NULL, NULL, NULL, NULL);
+    expect_refused(r, &err, "project.created.avsc", "named <event type>/v<N>.avsc");
+}
+
 /* RFC 9562's namespace for DNS names, and the example Python's uuid
  * documentation gives: uuid5(NAMESPACE_DNS, 'python.org'). */
 static void test_uuid_v5(void)
@@ -513,8 +834,12 @@ int main(void)
         {"garbage after a known fingerprint fails cleanly", test_garbage_body_with_known_fingerprint},
         {"an unknown fingerprint is named", test_wrong_fingerprint},
         {"oversized messages and documents are refused", test_oversized},
+        {"an array of thousands of empty strings is a decode error, not a crash", test_huge_array_of_empty_strings},
+        {"forged counts, lengths and block sizes are decode errors naming the field", test_forged_counts_and_lengths},
         {"an old writer schema is read with the new reader", test_schema_evolution},
         {"UUIDv5 matches the published example; UUIDv7 has its version", test_uuid_v5},
+        {"UUIDs are lower case after decode, JSON and setters, and on the wire", test_uuids_are_canonical},
+        {"every schema version is read with the newest; incompatible versions are refused", test_schema_versions},
         {NULL, NULL},
     };
     return prime_test_run("codec", suite_init, suite_cleanup, tests);

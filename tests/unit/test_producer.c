@@ -289,6 +289,25 @@ static void test_message_limit_follows_kafka(void)
     prime_producer_free(p);
 }
 
+/* Issue 12: two spellings of one owner must not land on two partitions:
+ * the key is the owner id in its canonical (lower-case) form. */
+static void test_key_is_the_canonical_owner(void)
+{
+    deliveries_t d = {0};
+    prime_producer_t *p = new_producer(&d, "10000");
+    prime_event_t *ev = client_event(p);
+    prime_message_t m;
+
+    CU_ASSERT_EQUAL(prime_event_set_string(ev, "owner_user_id", "8D2F1C3E-5B7A-4C19-9E0D-2A6B4F8C1D7E", 36, NULL),
+                    PRIME_OK);
+    CU_ASSERT_EQUAL_FATAL(prime_producer_prepare(p, ev, &m, NULL), PRIME_OK);
+    CU_ASSERT_EQUAL(m.key_len, 36);
+    CU_ASSERT_NSTRING_EQUAL(m.key, "8d2f1c3e-5b7a-4c19-9e0d-2a6b4f8c1d7e", 36);
+    free(m.value);
+    prime_event_free(ev);
+    prime_producer_free(p);
+}
+
 static void test_invalid_event_is_not_queued(void)
 {
     deliveries_t d = {0};
@@ -625,6 +644,7 @@ int main(void)
         {"event_id and occurred_at are filled; a given event_id is kept", test_fills_envelope_and_keeps_given_id},
         {"an invalid event is refused and never queued", test_invalid_event_is_not_queued},
         {"the message limit follows message.max.bytes", test_message_limit_follows_kafka},
+        {"the message key is the owner id in canonical form", test_key_is_the_canonical_owner},
         {"delivered with the owner as key and type/fingerprint headers", test_delivers_with_key_and_headers},
         {"a broker that is down ends in failed deliveries, not a hang", test_broker_down_fails_delivery},
         {"a reused event object is published as a new event", test_reused_event_is_a_new_event},

@@ -86,8 +86,9 @@ prime_errcode_t prime_event_encode(const prime_event_t *ev, void **out, size_t *
 /* Decodes a single-object encoded message written with any schema the
  * registry knows (current or added with add_writer_schema), into the
  * current schema of its type. Errors: PRIME_ERR_TOO_LARGE, PRIME_ERR_DECODE
- * (truncated, bad marker, malformed body, trailing bytes) and
- * PRIME_ERR_UNKNOWN_TYPE (fingerprint not known). Does not validate. */
+ * (truncated, bad marker, malformed body, trailing bytes, an array over its
+ * schema's max_items; the error names the field) and PRIME_ERR_UNKNOWN_TYPE
+ * (fingerprint not known). Does not validate otherwise. */
 prime_errcode_t prime_event_decode(const prime_registry_t *reg, const void *data, size_t len,
                                    prime_event_t **out, prime_error_t *err);
 

@@ -8,7 +8,8 @@
 #include "prime/error.h"
 
 /* The event schemas of the pipeline, compiled into every binary from
- * schemas/avro/ (one .avsc file per type). One schema per event type; each is an Avro record in
+ * schemas/avro/<type>/v<N>.avsc (every released version of each type). The
+ * newest version of each event type is its schema; each is an Avro record in
  * namespace studio.prime.events whose first seven fields are the envelope
  * (event_id, event_type, occurred_at, actor_user_id, owner_user_id,
  * device_id, trace_id). Custom attributes in the schemas (prime.topic,
@@ -34,17 +35,34 @@ typedef struct prime_limits {
 #define PRIME_DEFAULT_MAX_MESSAGE_BYTES 1000000u
 #define PRIME_DEFAULT_MAX_JSON_BYTES 524288u
 
-/* Loads every embedded schema. Returns NULL with err set if one is unusable
- * (which is a build defect, and the message names the file). */
+/* Loads every embedded schema: each event type's newest version is its
+ * current schema, and every older version is readable too (a message keeps
+ * the fingerprint of the version it was written with; it is read with the
+ * newest by Avro schema resolution). Returns NULL with err set if a schema is
+ * unusable or a version cannot be read by the next one or by the newest
+ * (a build defect: the build runs `prime-codec check`; the message names
+ * the file). */
 prime_registry_t *prime_registry_new(prime_error_t *err);
+
+/* The same from a table of schema files named "<event type>/v<N>.avsc",
+ * versions from v1 without gaps (as cmake's prime_embed() makes them), for
+ * tools and tests. */
+struct prime_embedded_file;
+prime_registry_t *prime_registry_new_from(const struct prime_embedded_file *files, prime_error_t *err);
 void prime_registry_free(prime_registry_t *reg);
 
 /* Makes an older version of an event schema (JSON text) readable: messages
  * written with it decode into the current schema of the same
  * prime.event_type, by Avro schema resolution. Fails if the two are not
- * compatible. */
+ * compatible. prime_registry_new() does this for every released version. */
 prime_errcode_t prime_registry_add_writer_schema(prime_registry_t *reg, const char *json,
                                                  size_t len, prime_error_t *err);
+
+/* The writer schemas the registry reads (every version of every type, in
+ * fingerprint order): their number, and the JSON text of the i-th (NULL
+ * past the end). For tools and fuzzers that build messages. */
+size_t prime_registry_writer_count(const prime_registry_t *reg);
+const char *prime_registry_writer_schema_json(const prime_registry_t *reg, size_t i);
 
 void prime_registry_set_limits(prime_registry_t *reg, const prime_limits_t *limits);
 const prime_limits_t *prime_registry_limits(const prime_registry_t *reg);

@@ -1,6 +1,7 @@
 #ifndef PRIME_UUID_H
 #define PRIME_UUID_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,9 @@ int prime_uuid_v7(char out[PRIME_UUID_TEXT]);
  * must be the same every time they are derived (replays). namespace is
  * canonical text. Returns 0, or -1 for a namespace that is not a UUID. */
 int prime_uuid_v5(const char *namespace_uuid, const void *name, size_t len, char out[PRIME_UUID_TEXT]);
+
+/* True when s (len bytes) is UUID text: 8-4-4-4-12 hex digits, either case. */
+bool prime_uuid_valid(const char *s, size_t len);
 
 /* The UUID text in canonical form (lower case, as PostgreSQL prints it):
  * events may carry upper-case hex. Copies at most 36 characters; NULL
