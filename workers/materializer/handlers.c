@@ -108,28 +108,29 @@ static bool is_cleared(const prime_event_t *ev, const char *column)
     return false;
 }
 
-/* Column <- field when the field is set; NULL when it is in cleared_fields. */
-static void set_if_given(fold_t *f, table_id_t t, row_t *r, const prime_event_t *ev, const char *field,
-                         const char *column)
+/* Column c of table t <- field when the field is set; NULL when the column
+ * is in cleared_fields. */
+static void set_if_given(fold_t *f, table_id_t t, row_t *r, const prime_event_t *ev, const char *field, size_t c)
 {
     char buf[PRIME_TIME_TEXT + 8], *owned;
     const char *v;
 
-    if (is_cleared(ev, column)) {
-        row_set(&f->sets[t], r, column_index(t, column), NULL);
+    if (is_cleared(ev, tables[t].columns[c].name)) {
+        row_set(&f->sets[t], r, c, NULL);
         return;
     }
     if ((v = field_text(ev, field, buf, &owned)))
-        row_set(&f->sets[t], r, column_index(t, column), v);
+        row_set(&f->sets[t], r, c, v);
     free(owned);
 }
 
-/* set_if_given for fields named as their columns, up to a NULL. */
-static void set_given(fold_t *f, table_id_t t, row_t *r, const prime_event_t *ev, const char *const *fields)
+/* set_if_given for columns whose event fields have their names. */
+static void set_given(fold_t *f, table_id_t t, row_t *r, const prime_event_t *ev, const size_t *columns, size_t n)
 {
-    for (int i = 0; fields[i]; i++)
-        set_if_given(f, t, r, ev, fields[i], fields[i]);
+    for (size_t i = 0; i < n; i++)
+        set_if_given(f, t, r, ev, tables[t].columns[columns[i]].name, columns[i]);
 }
+#define SET_GIVEN(f, t, r, ev, columns) set_given(f, t, r, ev, columns, sizeof(columns) / sizeof(columns[0]))
 
 static int refuse(fold_t *f, const char *field, const char *message)
 {
@@ -157,7 +158,7 @@ static void drop_children(fold_t *f, table_id_t t, const row_t *r)
         if (cascades[k].parent != t)
             continue;
         s = &f->sets[cascades[k].child];
-        c = column_index(cascades[k].child, cascades[k].column);
+        c = cascades[k].column;
         for (size_t i = 0; i < s->n; i++)
             if (s->rows[i]->present && s->rows[i]->values[c] && !strcmp(s->rows[i]->values[c], r->id)) {
                 row_drop(s, s->rows[i]);
@@ -176,8 +177,8 @@ static void delete_cascading(fold_t *f, table_id_t t, row_t *r)
  * changes it: it must exist (else the event waits for it) and belong to the
  * event's owner (else the event is refused: the key, and so the order, is
  * the owner's). */
-static int owned_row(fold_t *f, const prime_event_t *ev, phase_t phase, table_id_t t, const char *id_field,
-                     row_t **out)
+static int owned_row(fold_t *f, const prime_event_t *ev, phase_t phase, table_id_t t, size_t owner_col,
+                     const char *id_field, row_t **out)
 {
     row_t *r = rows_track(&f->sets[t], prime_event_string(ev, id_field));
     const char *owner = prime_event_string(ev, "owner_user_id");
@@ -188,7 +189,7 @@ static int owned_row(fold_t *f, const prime_event_t *ev, phase_t phase, table_id
         return FOLD_OK;
     if (!r->present)
         return missing(f, tables[t].name, r->id);
-    row_owner = r->values[column_index(t, "user_id")];
+    row_owner = r->values[owner_col];
     if (strcmp(row_owner, owner)) {
         char message[200];
         snprintf(message, sizeof(message), "the %s row belongs to %s, the event names %s", tables[t].name, row_owner,
@@ -207,8 +208,11 @@ static row_t *user_row(fold_t *f, const prime_event_t *ev)
 
 static int user_registered(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
-    static const char *const fields[] = {"email", "username", "display_name", "avatar_url", "bio", "preferred_genres",
-                                         "default_bpm", "default_key", "preferred_lufs_target", "email_verified", NULL};
+    static const size_t fields[] = {
+        C_prime_users_email, C_prime_users_username, C_prime_users_display_name, C_prime_users_avatar_url,
+        C_prime_users_bio, C_prime_users_preferred_genres, C_prime_users_default_bpm, C_prime_users_default_key,
+        C_prime_users_preferred_lufs_target, C_prime_users_email_verified,
+    };
     row_t *r = user_row(f, ev);
     char when[40];
 
@@ -217,15 +221,18 @@ static int user_registered(fold_t *f, const prime_event_t *ev, phase_t phase)
     if (r->present) /* the same user registered again: the first registration stands */
         return refuse(f, "owner_user_id", "the user is already registered");
     row_create(&f->sets[T_PRIME_USERS], r, event_time(ev, when));
-    set_given(f, T_PRIME_USERS, r, ev, fields);
-    set_if_given(f, T_PRIME_USERS, r, ev, "device_id", "last_active_device_id");
+    SET_GIVEN(f, T_PRIME_USERS, r, ev, fields);
+    set_if_given(f, T_PRIME_USERS, r, ev, "device_id", C_prime_users_last_active_device_id);
     return FOLD_OK;
 }
 
 static int user_profile_updated(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
-    static const char *const fields[] = {"email", "username", "display_name", "avatar_url", "bio", "preferred_genres",
-                                         "default_bpm", "default_key", "preferred_lufs_target", NULL};
+    static const size_t fields[] = {
+        C_prime_users_email, C_prime_users_username, C_prime_users_display_name, C_prime_users_avatar_url,
+        C_prime_users_bio, C_prime_users_preferred_genres, C_prime_users_default_bpm, C_prime_users_default_key,
+        C_prime_users_preferred_lufs_target,
+    };
     row_t *r = user_row(f, ev);
     char when[40];
 
@@ -233,15 +240,15 @@ static int user_profile_updated(fold_t *f, const prime_event_t *ev, phase_t phas
         return FOLD_OK;
     if (!r->present)
         return missing(f, "prime_users", r->id);
-    set_given(f, T_PRIME_USERS, r, ev, fields);
-    row_set(&f->sets[T_PRIME_USERS], r, column_index(T_PRIME_USERS, "updated_at"), event_time(ev, when));
+    SET_GIVEN(f, T_PRIME_USERS, r, ev, fields);
+    row_set(&f->sets[T_PRIME_USERS], r, C_prime_users_updated_at, event_time(ev, when));
     return FOLD_OK;
 }
 
 static int user_device_registered(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r = user_row(f, ev);
-    size_t devices_col = column_index(T_PRIME_USERS, "devices");
+    size_t devices_col = C_prime_users_devices;
     const char *device = prime_event_string(ev, "registered_device_id");
     cJSON *list, *entry, *item;
     char when[40], *printed;
@@ -275,8 +282,8 @@ static int user_device_registered(fold_t *f, const prime_event_t *ev, phase_t ph
     cJSON_AddItemToArray(list, entry);
     printed = cJSON_PrintUnformatted(list);
     row_set(&f->sets[T_PRIME_USERS], r, devices_col, printed);
-    row_set(&f->sets[T_PRIME_USERS], r, column_index(T_PRIME_USERS, "last_active_device_id"), device);
-    row_set(&f->sets[T_PRIME_USERS], r, column_index(T_PRIME_USERS, "updated_at"), when);
+    row_set(&f->sets[T_PRIME_USERS], r, C_prime_users_last_active_device_id, device);
+    row_set(&f->sets[T_PRIME_USERS], r, C_prime_users_updated_at, when);
     cJSON_free(printed);
     cJSON_Delete(list);
     return FOLD_OK;
@@ -290,17 +297,17 @@ static int user_logged_in(fold_t *f, const prime_event_t *ev, phase_t phase)
 
     /* The credential used, when named: on prime.auth, so it may come later. */
     if (prime_event_string(ev, "credential_id") &&
-        (rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, "credential_id", &credential)))
+        (rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, C_auth_credentials_user_id, "credential_id", &credential)))
         return rc;
     if (phase == COLLECT)
         return FOLD_OK;
     if (!r->present)
         return missing(f, "prime_users", r->id);
     event_time(ev, when);
-    row_set(&f->sets[T_PRIME_USERS], r, column_index(T_PRIME_USERS, "last_login_at"), when);
-    set_if_given(f, T_PRIME_USERS, r, ev, "device_id", "last_active_device_id");
+    row_set(&f->sets[T_PRIME_USERS], r, C_prime_users_last_login_at, when);
+    set_if_given(f, T_PRIME_USERS, r, ev, "device_id", C_prime_users_last_active_device_id);
     if (credential)
-        row_set(&f->sets[T_AUTH_CREDENTIALS], credential, column_index(T_AUTH_CREDENTIALS, "last_login_at"), when);
+        row_set(&f->sets[T_AUTH_CREDENTIALS], credential, C_auth_credentials_last_login_at, when);
     return FOLD_OK;
 }
 
@@ -322,27 +329,30 @@ static int user_deleted(fold_t *f, const prime_event_t *ev, phase_t phase)
  * owner's). */
 static int project_row(fold_t *f, const prime_event_t *ev, phase_t phase, row_t **out)
 {
-    return owned_row(f, ev, phase, T_STUDIO_PROJECTS, "project_id", out);
+    return owned_row(f, ev, phase, T_STUDIO_PROJECTS, C_studio_projects_user_id, "project_id", out);
 }
 
 static void touch(fold_t *f, row_t *r, const prime_event_t *ev)
 {
     char when[40];
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "updated_at"), event_time(ev, when));
+    row_set(&f->sets[T_STUDIO_PROJECTS], r, C_studio_projects_updated_at, event_time(ev, when));
 }
 
 static void set_project_data(fold_t *f, row_t *r, const char *json, const char *when)
 {
     char size[24];
     snprintf(size, sizeof(size), "%zu", strlen(json));
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "project_data"), json);
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "project_size_bytes"), size);
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "last_saved_at"), when);
+    row_set(&f->sets[T_STUDIO_PROJECTS], r, C_studio_projects_project_data, json);
+    row_set(&f->sets[T_STUDIO_PROJECTS], r, C_studio_projects_project_size_bytes, size);
+    row_set(&f->sets[T_STUDIO_PROJECTS], r, C_studio_projects_last_saved_at, when);
 }
 
-static const char *const project_metadata[] = {
-    "name", "description", "bpm", "key", "time_signature", "sample_rate", "bit_depth", "target_lufs", "tags", "genre",
-    "mood", "audio_files_storage_path", "stems_storage_path", "snapshots_storage_path", NULL,
+static const size_t project_metadata[] = {
+    C_studio_projects_name, C_studio_projects_description, C_studio_projects_bpm, C_studio_projects_key,
+    C_studio_projects_time_signature, C_studio_projects_sample_rate, C_studio_projects_bit_depth,
+    C_studio_projects_target_lufs, C_studio_projects_tags, C_studio_projects_genre, C_studio_projects_mood,
+    C_studio_projects_audio_files_storage_path, C_studio_projects_stems_storage_path,
+    C_studio_projects_snapshots_storage_path,
 };
 
 static int project_created(fold_t *f, const prime_event_t *ev, phase_t phase)
@@ -358,8 +368,8 @@ static int project_created(fold_t *f, const prime_event_t *ev, phase_t phase)
     if (r->present)
         return refuse(f, "project_id", "the project exists already");
     row_create(&f->sets[T_STUDIO_PROJECTS], r, event_time(ev, when));
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "user_id"), user->id);
-    set_given(f, T_STUDIO_PROJECTS, r, ev, project_metadata);
+    row_set(&f->sets[T_STUDIO_PROJECTS], r, C_studio_projects_user_id, user->id);
+    SET_GIVEN(f, T_STUDIO_PROJECTS, r, ev, project_metadata);
     /* Creating a project saves its first version. */
     set_project_data(f, r, prime_event_string(ev, "project_data"), when);
     return FOLD_OK;
@@ -412,8 +422,8 @@ prime_errcode_t fold_track_mixes(fold_t *f, PGconn *conn, prime_error_t *err)
 static const row_t *latest_mix(fold_t *f, const char *project_id)
 {
     const rowset_t *s = &f->sets[T_AUDIO_FILES];
-    size_t project = column_index(T_AUDIO_FILES, "project_id"), mix = column_index(T_AUDIO_FILES, "is_mix"),
-           analysis = column_index(T_AUDIO_FILES, "audio_analysis"), uploaded = column_index(T_AUDIO_FILES, "uploaded_at");
+    size_t project = C_audio_files_project_id, mix = C_audio_files_is_mix,
+           analysis = C_audio_files_audio_analysis, uploaded = C_audio_files_uploaded_at;
     const row_t *best = NULL;
     int64_t best_at = 0;
 
@@ -437,18 +447,18 @@ static const row_t *latest_mix(fold_t *f, const char *project_id)
 static void want_snapshot(fold_t *f, const row_t *r, const char *type, const prime_event_t *request)
 {
     snapshot_wanted_t *w = &f->snapshot;
-    const char *data = r->values[column_index(T_STUDIO_PROJECTS, "project_data")];
+    const char *data = r->values[C_studio_projects_project_data];
     const row_t *mix = latest_mix(f, r->id);
-    const char *analysis = mix ? mix->values[column_index(T_AUDIO_FILES, "audio_analysis")] : NULL;
-    const char *context = mix ? mix->values[column_index(T_AUDIO_FILES, "musical_context")] : NULL;
+    const char *analysis = mix ? mix->values[C_audio_files_audio_analysis] : NULL;
+    const char *context = mix ? mix->values[C_audio_files_musical_context] : NULL;
 
     fold_snapshot_clear(w);
     snprintf(w->project_id, sizeof(w->project_id), "%s", r->id);
-    snprintf(w->owner, sizeof(w->owner), "%s", r->values[column_index(T_STUDIO_PROJECTS, "user_id")]);
+    snprintf(w->owner, sizeof(w->owner), "%s", r->values[C_studio_projects_user_id]);
     w->type = type;
     w->name = request ? prime_event_string(request, "snapshot_name") : NULL;
     w->description = request ? prime_event_string(request, "description") : NULL;
-    w->version = atoi(r->values[column_index(T_STUDIO_PROJECTS, "project_version")]);
+    w->version = atoi(r->values[C_studio_projects_project_version]);
     w->project_data = strdup(data ? data : "{}");
     w->audio_analysis = analysis ? strdup(analysis) : NULL;
     w->musical_context = context ? strdup(context) : NULL;
@@ -462,7 +472,7 @@ static void save_version(fold_t *f, row_t *r, const prime_event_t *ev, int base,
     char when[40], next[16];
 
     snprintf(next, sizeof(next), "%d", base + 1);
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "project_version"), next);
+    row_set(&f->sets[T_STUDIO_PROJECTS], r, C_studio_projects_project_version, next);
     set_project_data(f, r, project_data, event_time(ev, when));
     touch(f, r, ev);
     if (f->snapshot_every > 0 && (base + 1) % f->snapshot_every == 0)
@@ -473,7 +483,7 @@ static int project_saved(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
     int rc = project_row(f, ev, phase, &r);
-    size_t version_col = column_index(T_STUDIO_PROJECTS, "project_version");
+    size_t version_col = C_studio_projects_project_version;
     int32_t base = 0;
 
     if (phase == COLLECT && f->snapshot_every > 0)
@@ -503,7 +513,7 @@ static int project_metadata_updated(fold_t *f, const prime_event_t *ev, phase_t 
 
     if (rc || phase == COLLECT)
         return rc;
-    set_given(f, T_STUDIO_PROJECTS, r, ev, project_metadata);
+    SET_GIVEN(f, T_STUDIO_PROJECTS, r, ev, project_metadata);
     touch(f, r, ev);
     return FOLD_OK;
 }
@@ -516,7 +526,7 @@ static int project_opened(fold_t *f, const prime_event_t *ev, phase_t phase)
 
     if (rc || phase == COLLECT)
         return rc;
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "last_opened_at"), event_time(ev, when));
+    row_set(&f->sets[T_STUDIO_PROJECTS], r, C_studio_projects_last_opened_at, event_time(ev, when));
     return FOLD_OK;
 }
 
@@ -529,9 +539,9 @@ static int project_collaborators_changed(fold_t *f, const prime_event_t *ev, pha
     if (rc || phase == COLLECT)
         return rc;
     list = cJSON_Parse(prime_event_string(ev, "collaborators"));
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "collaborators"),
+    row_set(&f->sets[T_STUDIO_PROJECTS], r, C_studio_projects_collaborators,
             prime_event_string(ev, "collaborators"));
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, column_index(T_STUDIO_PROJECTS, "is_collaborative"),
+    row_set(&f->sets[T_STUDIO_PROJECTS], r, C_studio_projects_is_collaborative,
             cJSON_GetArraySize(list) > 0 ? "t" : "f");
     cJSON_Delete(list);
     touch(f, r, ev);
@@ -580,14 +590,14 @@ static int project_restored(fold_t *f, const prime_event_t *ev, phase_t phase)
         return rc;
     if (!snap->present)
         return missing(f, "project_snapshots", snap->id);
-    of = snap->values[column_index(T_PROJECT_SNAPSHOTS, "project_id")];
+    of = snap->values[C_project_snapshots_project_id];
     if (strcasecmp(of, r->id)) {
         char message[160];
         snprintf(message, sizeof(message), "snapshot %s is of project %s, not %s", snap->id, of, r->id);
         return refuse(f, "snapshot_id", message);
     }
-    save_version(f, r, ev, atoi(r->values[column_index(T_STUDIO_PROJECTS, "project_version")]),
-                 snap->values[column_index(T_PROJECT_SNAPSHOTS, "project_data")]);
+    save_version(f, r, ev, atoi(r->values[C_studio_projects_project_version]),
+                 snap->values[C_project_snapshots_project_data]);
     return FOLD_OK;
 }
 
@@ -597,8 +607,11 @@ static int project_restored(fold_t *f, const prime_event_t *ev, phase_t phase)
  * of project, version and type) and changes nothing. */
 static int snapshot_created(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
-    static const char *const given[] = {"project_id", "snapshot_type", "snapshot_name", "description",
-                                        "project_data", "project_version", "audio_analysis", "musical_context", NULL};
+    static const size_t given[] = {
+        C_project_snapshots_project_id, C_project_snapshots_snapshot_type, C_project_snapshots_snapshot_name,
+        C_project_snapshots_description, C_project_snapshots_project_data, C_project_snapshots_project_version,
+        C_project_snapshots_audio_analysis, C_project_snapshots_musical_context,
+    };
     row_t *project;
     int rc = project_row(f, ev, phase, &project);
     row_t *actor = rows_track(&f->sets[T_PRIME_USERS], prime_event_string(ev, "actor_user_id"));
@@ -612,10 +625,10 @@ static int snapshot_created(fold_t *f, const prime_event_t *ev, phase_t phase)
     if (r->present)
         return FOLD_OK;
     row_create(&f->sets[T_PROJECT_SNAPSHOTS], r, event_time(ev, when));
-    row_set(&f->sets[T_PROJECT_SNAPSHOTS], r, column_index(T_PROJECT_SNAPSHOTS, "user_id"),
+    row_set(&f->sets[T_PROJECT_SNAPSHOTS], r, C_project_snapshots_user_id,
             prime_event_string(ev, "owner_user_id"));
-    row_set(&f->sets[T_PROJECT_SNAPSHOTS], r, column_index(T_PROJECT_SNAPSHOTS, "created_by"), actor->id);
-    set_given(f, T_PROJECT_SNAPSHOTS, r, ev, given);
+    row_set(&f->sets[T_PROJECT_SNAPSHOTS], r, C_project_snapshots_created_by, actor->id);
+    SET_GIVEN(f, T_PROJECT_SNAPSHOTS, r, ev, given);
     return FOLD_OK;
 }
 
@@ -623,14 +636,14 @@ static int snapshot_created(fold_t *f, const prime_event_t *ev, phase_t phase)
 
 static int session_row(fold_t *f, const prime_event_t *ev, phase_t phase, row_t **out)
 {
-    return owned_row(f, ev, phase, T_SESSION_STATES, "session_id", out);
+    return owned_row(f, ev, phase, T_SESSION_STATES, C_session_states_user_id, "session_id", out);
 }
 
 static void set_presence(fold_t *f, row_t *r, const prime_event_t *ev)
 {
-    set_if_given(f, T_SESSION_STATES, r, ev, "cursor_position", "cursor_position");
-    set_if_given(f, T_SESSION_STATES, r, ev, "view_state", "view_state");
-    set_if_given(f, T_SESSION_STATES, r, ev, "active_tool", "active_tool");
+    set_if_given(f, T_SESSION_STATES, r, ev, "cursor_position", C_session_states_cursor_position);
+    set_if_given(f, T_SESSION_STATES, r, ev, "view_state", C_session_states_view_state);
+    set_if_given(f, T_SESSION_STATES, r, ev, "active_tool", C_session_states_active_tool);
 }
 
 static int session_joined(fold_t *f, const prime_event_t *ev, phase_t phase)
@@ -650,10 +663,10 @@ static int session_joined(fold_t *f, const prime_event_t *ev, phase_t phase)
     if (r->present)
         return refuse(f, "session_id", "the session exists already");
     row_create(s, r, event_time(ev, when));
-    row_set(s, r, column_index(T_SESSION_STATES, "project_id"), project->id);
-    row_set(s, r, column_index(T_SESSION_STATES, "user_id"), user->id);
-    row_set(s, r, column_index(T_SESSION_STATES, "device_id"), prime_event_string(ev, "device_id"));
-    row_set(s, r, column_index(T_SESSION_STATES, "session_token"), prime_event_string(ev, "session_token_hash"));
+    row_set(s, r, C_session_states_project_id, project->id);
+    row_set(s, r, C_session_states_user_id, user->id);
+    row_set(s, r, C_session_states_device_id, prime_event_string(ev, "device_id"));
+    row_set(s, r, C_session_states_session_token, prime_event_string(ev, "session_token_hash"));
     set_presence(f, r, ev);
     return FOLD_OK;
 }
@@ -667,8 +680,8 @@ static int session_heartbeat(fold_t *f, const prime_event_t *ev, phase_t phase)
     if (rc || phase == COLLECT)
         return rc;
     event_time(ev, when);
-    row_set(&f->sets[T_SESSION_STATES], r, column_index(T_SESSION_STATES, "last_heartbeat"), when);
-    row_set(&f->sets[T_SESSION_STATES], r, column_index(T_SESSION_STATES, "updated_at"), when);
+    row_set(&f->sets[T_SESSION_STATES], r, C_session_states_last_heartbeat, when);
+    row_set(&f->sets[T_SESSION_STATES], r, C_session_states_updated_at, when);
     set_presence(f, r, ev);
     return FOLD_OK;
 }
@@ -681,8 +694,8 @@ static int session_left(fold_t *f, const prime_event_t *ev, phase_t phase)
 
     if (rc || phase == COLLECT)
         return rc;
-    row_set(&f->sets[T_SESSION_STATES], r, column_index(T_SESSION_STATES, "is_active"), "f");
-    row_set(&f->sets[T_SESSION_STATES], r, column_index(T_SESSION_STATES, "updated_at"), event_time(ev, when));
+    row_set(&f->sets[T_SESSION_STATES], r, C_session_states_is_active, "f");
+    row_set(&f->sets[T_SESSION_STATES], r, C_session_states_updated_at, event_time(ev, when));
     return FOLD_OK;
 }
 
@@ -706,7 +719,7 @@ static row_t *recall_row(fold_t *f, const prime_event_t *ev)
 /* Data merged shallowly: the event's top-level members replace the row's. */
 static void merge_data(fold_t *f, row_t *r, const char *update)
 {
-    size_t c = column_index(T_MIXX_RECALL, "data");
+    size_t c = C_mixx_recall_data;
     cJSON *base = cJSON_Parse(r->values[c] ? r->values[c] : "{}"), *add = cJSON_Parse(update), *m;
     char *printed;
 
@@ -731,10 +744,10 @@ static row_t *recall_create(fold_t *f, row_t *r, const prime_event_t *ev, const 
 {
     rowset_t *s = &f->sets[T_MIXX_RECALL];
     row_create(s, r, when);
-    row_set(s, r, column_index(T_MIXX_RECALL, "user_id"), prime_event_string(ev, "owner_user_id"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "category"), prime_event_string(ev, "category"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "recall_key"), prime_event_string(ev, "recall_key"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "data"), "{}");
+    row_set(s, r, C_mixx_recall_user_id, prime_event_string(ev, "owner_user_id"));
+    row_set(s, r, C_mixx_recall_category, prime_event_string(ev, "category"));
+    row_set(s, r, C_mixx_recall_recall_key, prime_event_string(ev, "recall_key"));
+    row_set(s, r, C_mixx_recall_data, "{}");
     return r;
 }
 
@@ -753,9 +766,9 @@ static int recall_set(fold_t *f, const prime_event_t *ev, phase_t phase)
     event_time(ev, when);
     if (!r->present)
         recall_create(f, r, ev, when);
-    row_set(s, r, column_index(T_MIXX_RECALL, "data"), prime_event_string(ev, "data"));
-    set_if_given(f, T_MIXX_RECALL, r, ev, "confidence", "confidence");
-    row_set(s, r, column_index(T_MIXX_RECALL, "updated_at"), when);
+    row_set(s, r, C_mixx_recall_data, prime_event_string(ev, "data"));
+    set_if_given(f, T_MIXX_RECALL, r, ev, "confidence", C_mixx_recall_confidence);
+    row_set(s, r, C_mixx_recall_updated_at, when);
     return FOLD_OK;
 }
 
@@ -765,7 +778,7 @@ static int recall_used(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *user = user_row(f, ev), *r = recall_row(f, ev);
     rowset_t *s = &f->sets[T_MIXX_RECALL];
-    size_t count_col = column_index(T_MIXX_RECALL, "usage_count"), conf_col = column_index(T_MIXX_RECALL, "confidence");
+    size_t count_col = C_mixx_recall_usage_count, conf_col = C_mixx_recall_confidence;
     char when[PRIME_TIME_TEXT], buf[32];
 
     if (phase == COLLECT)
@@ -786,8 +799,8 @@ static int recall_used(fold_t *f, const prime_event_t *ev, phase_t phase)
     }
     if (prime_event_string(ev, "data"))
         merge_data(f, r, prime_event_string(ev, "data"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "last_used_at"), when);
-    row_set(s, r, column_index(T_MIXX_RECALL, "updated_at"), when);
+    row_set(s, r, C_mixx_recall_last_used_at, when);
+    row_set(s, r, C_mixx_recall_updated_at, when);
     return FOLD_OK;
 }
 
@@ -805,10 +818,11 @@ static int recall_forgotten(fold_t *f, const prime_event_t *ev, phase_t phase)
 
 /* --- audio_files ------------------------------------------------------------- */
 
-static const char *const audio_columns[] = {
-    "project_id", "filename", "original_filename", "file_path", "file_size_bytes", "mime_type", "duration_seconds",
-    "sample_rate", "bit_depth", "channels", "format", "musical_context", "tags", "stem_type", "parent_file_id",
-    "is_mix", NULL,
+static const size_t audio_columns[] = {
+    C_audio_files_project_id, C_audio_files_filename, C_audio_files_original_filename, C_audio_files_file_path,
+    C_audio_files_file_size_bytes, C_audio_files_mime_type, C_audio_files_duration_seconds, C_audio_files_sample_rate,
+    C_audio_files_bit_depth, C_audio_files_channels, C_audio_files_format, C_audio_files_musical_context,
+    C_audio_files_tags, C_audio_files_stem_type, C_audio_files_parent_file_id, C_audio_files_is_mix,
 };
 
 /* An upload: the owner must be registered, and the project and the parent
@@ -836,9 +850,9 @@ static int audio_inserted(fold_t *f, const prime_event_t *ev, phase_t phase, boo
     if (r->present)
         return refuse(f, "file_id", "the file exists already");
     row_create(s, r, event_time(ev, when));
-    row_set(s, r, column_index(T_AUDIO_FILES, "user_id"), user->id);
-    set_given(f, T_AUDIO_FILES, r, ev, audio_columns);
-    row_set(s, r, column_index(T_AUDIO_FILES, "is_stem"), stem ? "t" : "f");
+    row_set(s, r, C_audio_files_user_id, user->id);
+    SET_GIVEN(f, T_AUDIO_FILES, r, ev, audio_columns);
+    row_set(s, r, C_audio_files_is_stem, stem ? "t" : "f");
     return FOLD_OK;
 }
 
@@ -855,7 +869,7 @@ static int audio_stem_uploaded(fold_t *f, const prime_event_t *ev, phase_t phase
 static int audio_file_deleted(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    int rc = owned_row(f, ev, phase, T_AUDIO_FILES, "file_id", &r);
+    int rc = owned_row(f, ev, phase, T_AUDIO_FILES, C_audio_files_user_id, "file_id", &r);
 
     if (rc || phase == COLLECT)
         return rc;
@@ -890,10 +904,13 @@ static int version_cmp(const char *a, const char *b)
  * a project's mix, its integrated loudness and DR go to the project. */
 static int audio_analyzed(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
-    static const char *const measured[] = {"duration_seconds", "sample_rate", "channels", "musical_context", NULL};
+    static const size_t measured[] = {
+        C_audio_files_duration_seconds, C_audio_files_sample_rate, C_audio_files_channels,
+        C_audio_files_musical_context,
+    };
     row_t *r, *project = NULL;
-    int rc = owned_row(f, ev, phase, T_AUDIO_FILES, "file_id", &r);
-    size_t analysis_col = column_index(T_AUDIO_FILES, "audio_analysis");
+    int rc = owned_row(f, ev, phase, T_AUDIO_FILES, C_audio_files_user_id, "file_id", &r);
+    size_t analysis_col = C_audio_files_audio_analysis;
     const char *version = prime_event_string(ev, "analyzer_version"), *project_id;
     cJSON *analysis, *stored = NULL, *stored_version;
     char *printed, lufs[PRIME_TIME_TEXT + 8], dr[PRIME_TIME_TEXT + 8], *unused;
@@ -910,8 +927,8 @@ static int audio_analyzed(fold_t *f, const prime_event_t *ev, phase_t phase)
         }
     }
     cJSON_Delete(stored);
-    project_id = r->values[column_index(T_AUDIO_FILES, "project_id")];
-    if (project_id && !strcmp(r->values[column_index(T_AUDIO_FILES, "is_mix")], "t")) {
+    project_id = r->values[C_audio_files_project_id];
+    if (project_id && !strcmp(r->values[C_audio_files_is_mix], "t")) {
         /* Which project is known only now that the file row is read. */
         project = rows_track(&f->sets[T_STUDIO_PROJECTS], project_id);
         if (!project->loaded)
@@ -928,14 +945,14 @@ static int audio_analyzed(fold_t *f, const prime_event_t *ev, phase_t phase)
     row_set(&f->sets[T_AUDIO_FILES], r, analysis_col, printed);
     cJSON_free(printed);
     cJSON_Delete(analysis);
-    set_given(f, T_AUDIO_FILES, r, ev, measured);
+    SET_GIVEN(f, T_AUDIO_FILES, r, ev, measured);
     if (project && project->present) {
         /* NULL when the mix has no defined figure (silence); the columns'
          * DECIMAL(5,2) rounds, half away from zero. */
         rowset_t *s = &f->sets[T_STUDIO_PROJECTS];
-        row_set(s, project, column_index(T_STUDIO_PROJECTS, "current_lufs"),
+        row_set(s, project, C_studio_projects_current_lufs,
                 field_text(ev, "integrated_lufs", lufs, &unused));
-        row_set(s, project, column_index(T_STUDIO_PROJECTS, "dynamic_range"), field_text(ev, "dynamic_range", dr, &unused));
+        row_set(s, project, C_studio_projects_dynamic_range, field_text(ev, "dynamic_range", dr, &unused));
     }
     return FOLD_OK;
 }
@@ -952,8 +969,9 @@ static int no_row_change(fold_t *f, const prime_event_t *ev, phase_t phase)
 
 /* --- plugin_presets ------------------------------------------------------------ */
 
-static const char *const preset_columns[] = {
-    "name", "description", "plugin_type", "parameters", "is_public", "is_system_preset", "tags", NULL,
+static const size_t preset_columns[] = {
+    C_plugin_presets_name, C_plugin_presets_description, C_plugin_presets_plugin_type, C_plugin_presets_parameters,
+    C_plugin_presets_is_public, C_plugin_presets_is_system_preset, C_plugin_presets_tags,
 };
 
 /* A system preset has no user (user_id NULL): the studio's own catalogue,
@@ -969,10 +987,10 @@ static int preset_row(fold_t *f, const prime_event_t *ev, phase_t phase, bool us
         return FOLD_OK;
     if (!r->present)
         return missing(f, "plugin_presets", r->id);
-    row_owner = r->values[column_index(T_PLUGIN_PRESETS, "user_id")];
+    row_owner = r->values[C_plugin_presets_user_id];
     if (!row_owner || !strcmp(row_owner, prime_event_string(ev, "owner_user_id")))
         return FOLD_OK;
-    if (using && !strcmp(r->values[column_index(T_PLUGIN_PRESETS, "is_public")], "t"))
+    if (using && !strcmp(r->values[C_plugin_presets_is_public], "t"))
         return FOLD_OK;
     return refuse(f, "owner_user_id", using ? "the preset is another user's and not public"
                                             : "the preset is another user's");
@@ -993,22 +1011,25 @@ static int preset_created(fold_t *f, const prime_event_t *ev, phase_t phase)
     if (r->present)
         return refuse(f, "preset_id", "the preset exists already");
     row_create(&f->sets[T_PLUGIN_PRESETS], r, event_time(ev, when));
-    row_set(&f->sets[T_PLUGIN_PRESETS], r, column_index(T_PLUGIN_PRESETS, "user_id"), system ? NULL : user->id);
-    set_given(f, T_PLUGIN_PRESETS, r, ev, preset_columns);
+    row_set(&f->sets[T_PLUGIN_PRESETS], r, C_plugin_presets_user_id, system ? NULL : user->id);
+    SET_GIVEN(f, T_PLUGIN_PRESETS, r, ev, preset_columns);
     return FOLD_OK;
 }
 
 static int preset_updated(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
-    static const char *const changeable[] = {"name", "description", "parameters", "is_public", "tags", NULL};
+    static const size_t changeable[] = {
+        C_plugin_presets_name, C_plugin_presets_description, C_plugin_presets_parameters, C_plugin_presets_is_public,
+        C_plugin_presets_tags,
+    };
     row_t *r;
     int rc = preset_row(f, ev, phase, false, &r);
     char when[PRIME_TIME_TEXT];
 
     if (rc || phase == COLLECT)
         return rc;
-    set_given(f, T_PLUGIN_PRESETS, r, ev, changeable);
-    row_set(&f->sets[T_PLUGIN_PRESETS], r, column_index(T_PLUGIN_PRESETS, "updated_at"), event_time(ev, when));
+    SET_GIVEN(f, T_PLUGIN_PRESETS, r, ev, changeable);
+    row_set(&f->sets[T_PLUGIN_PRESETS], r, C_plugin_presets_updated_at, event_time(ev, when));
     return FOLD_OK;
 }
 
@@ -1018,7 +1039,7 @@ static int preset_used(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
     int rc = preset_row(f, ev, phase, true, &r);
-    size_t count_col = column_index(T_PLUGIN_PRESETS, "usage_count"), used_col = column_index(T_PLUGIN_PRESETS, "last_used_at");
+    size_t count_col = C_plugin_presets_usage_count, used_col = C_plugin_presets_last_used_at;
     char when[PRIME_TIME_TEXT], count[24];
     int64_t micros = 0, last;
 
@@ -1059,7 +1080,7 @@ static cJSON *participant(const char *user_id, const char *role, const char *joi
 /* The participants list without user_id's entry, plus entry when given. */
 static void edit_participants(fold_t *f, row_t *r, const char *user_id, cJSON *entry)
 {
-    size_t c = column_index(T_COLLABORATION_SESSIONS, "participants");
+    size_t c = C_collaboration_sessions_participants;
     cJSON *list = cJSON_Parse(r->values[c] ? r->values[c] : "[]"), *item;
     char *printed;
 
@@ -1094,13 +1115,13 @@ static int collab_row(fold_t *f, const prime_event_t *ev, phase_t phase, bool en
         return FOLD_OK;
     if (!r->present)
         return missing(f, "collaboration_sessions", r->id);
-    project = rows_track(&f->sets[T_STUDIO_PROJECTS], r->values[column_index(T_COLLABORATION_SESSIONS, "project_id")]);
+    project = rows_track(&f->sets[T_STUDIO_PROJECTS], r->values[C_collaboration_sessions_project_id]);
     if (!project->loaded)
         return FOLD_NEED_ROWS;
-    project_owner = project->present ? project->values[column_index(T_STUDIO_PROJECTS, "user_id")] : NULL;
+    project_owner = project->present ? project->values[C_studio_projects_user_id] : NULL;
     if (project_owner && strcmp(project_owner, prime_event_string(ev, "owner_user_id")))
         return refuse(f, "owner_user_id", "collaboration events are keyed by the project's owner");
-    if (!ending && r->values[column_index(T_COLLABORATION_SESSIONS, "ended_at")])
+    if (!ending && r->values[C_collaboration_sessions_ended_at])
         return refuse(f, "collab_session_id", "the collaboration session has ended");
     return FOLD_OK;
 }
@@ -1110,7 +1131,7 @@ static int collab_started(fold_t *f, const prime_event_t *ev, phase_t phase)
     row_t *project, *starter = rows_track(&f->sets[T_PRIME_USERS], prime_event_string(ev, "actor_user_id"));
     row_t *r = rows_track(&f->sets[T_COLLABORATION_SESSIONS], prime_event_string(ev, "collab_session_id"));
     rowset_t *s = &f->sets[T_COLLABORATION_SESSIONS];
-    int rc = owned_row(f, ev, phase, T_STUDIO_PROJECTS, "project_id", &project);
+    int rc = owned_row(f, ev, phase, T_STUDIO_PROJECTS, C_studio_projects_user_id, "project_id", &project);
     char when[PRIME_TIME_TEXT];
 
     if (rc || phase == COLLECT)
@@ -1120,10 +1141,10 @@ static int collab_started(fold_t *f, const prime_event_t *ev, phase_t phase)
     if (r->present)
         return refuse(f, "collab_session_id", "the collaboration session exists already");
     row_create(s, r, event_time(ev, when));
-    row_set(s, r, column_index(T_COLLABORATION_SESSIONS, "project_id"), project->id);
-    row_set(s, r, column_index(T_COLLABORATION_SESSIONS, "started_by"), starter->id);
-    set_if_given(f, T_COLLABORATION_SESSIONS, r, ev, "session_name", "session_name");
-    set_if_given(f, T_COLLABORATION_SESSIONS, r, ev, "notes", "notes");
+    row_set(s, r, C_collaboration_sessions_project_id, project->id);
+    row_set(s, r, C_collaboration_sessions_started_by, starter->id);
+    set_if_given(f, T_COLLABORATION_SESSIONS, r, ev, "session_name", C_collaboration_sessions_session_name);
+    set_if_given(f, T_COLLABORATION_SESSIONS, r, ev, "notes", C_collaboration_sessions_notes);
     edit_participants(f, r, starter->id, participant(starter->id, "host", when, NULL));
     return FOLD_OK;
 }
@@ -1162,11 +1183,11 @@ static int collab_ended(fold_t *f, const prime_event_t *ev, phase_t phase)
 
     if (rc || phase == COLLECT)
         return rc;
-    if (r->values[column_index(T_COLLABORATION_SESSIONS, "ended_at")])
+    if (r->values[C_collaboration_sessions_ended_at])
         return FOLD_OK; /* ended already: the first end stands */
-    row_set(s, r, column_index(T_COLLABORATION_SESSIONS, "is_active"), "f");
-    row_set(s, r, column_index(T_COLLABORATION_SESSIONS, "ended_at"), event_time(ev, when));
-    set_if_given(f, T_COLLABORATION_SESSIONS, r, ev, "notes", "notes");
+    row_set(s, r, C_collaboration_sessions_is_active, "f");
+    row_set(s, r, C_collaboration_sessions_ended_at, event_time(ev, when));
+    set_if_given(f, T_COLLABORATION_SESSIONS, r, ev, "notes", C_collaboration_sessions_notes);
     return FOLD_OK;
 }
 
@@ -1176,8 +1197,11 @@ static int collab_ended(fold_t *f, const prime_event_t *ev, phase_t phase)
  * *_hash fields land in the seed's token columns. */
 static int auth_credential_created(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
-    static const char *const columns[] = {"credential_type", "email", "password_hash", "salt", "oauth_provider",
-                                          "oauth_id", "oauth_data", "verification_expires_at", NULL};
+    static const size_t columns[] = {
+        C_auth_credentials_credential_type, C_auth_credentials_email, C_auth_credentials_password_hash,
+        C_auth_credentials_salt, C_auth_credentials_oauth_provider, C_auth_credentials_oauth_id,
+        C_auth_credentials_oauth_data, C_auth_credentials_verification_expires_at,
+    };
     row_t *user = user_row(f, ev);
     row_t *r = rows_track(&f->sets[T_AUTH_CREDENTIALS], prime_event_string(ev, "credential_id"));
     rowset_t *s = &f->sets[T_AUTH_CREDENTIALS];
@@ -1190,32 +1214,32 @@ static int auth_credential_created(fold_t *f, const prime_event_t *ev, phase_t p
     if (r->present)
         return refuse(f, "credential_id", "the credential exists already");
     row_create(s, r, event_time(ev, when));
-    row_set(s, r, column_index(T_AUTH_CREDENTIALS, "user_id"), user->id);
-    set_given(f, T_AUTH_CREDENTIALS, r, ev, columns);
-    set_if_given(f, T_AUTH_CREDENTIALS, r, ev, "verification_token_hash", "verification_token");
+    row_set(s, r, C_auth_credentials_user_id, user->id);
+    SET_GIVEN(f, T_AUTH_CREDENTIALS, r, ev, columns);
+    set_if_given(f, T_AUTH_CREDENTIALS, r, ev, "verification_token_hash", C_auth_credentials_verification_token);
     return FOLD_OK;
 }
 
 static void credential_touch(fold_t *f, row_t *r, const prime_event_t *ev)
 {
     char when[PRIME_TIME_TEXT];
-    row_set(&f->sets[T_AUTH_CREDENTIALS], r, column_index(T_AUTH_CREDENTIALS, "updated_at"), event_time(ev, when));
+    row_set(&f->sets[T_AUTH_CREDENTIALS], r, C_auth_credentials_updated_at, event_time(ev, when));
 }
 
 static int auth_credential_verified(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *user = user_row(f, ev), *r;
     rowset_t *s = &f->sets[T_AUTH_CREDENTIALS];
-    int rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, "credential_id", &r);
+    int rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, C_auth_credentials_user_id, "credential_id", &r);
 
     if (rc || phase == COLLECT)
         return rc;
-    row_set(s, r, column_index(T_AUTH_CREDENTIALS, "email_verified"), "t");
-    row_set(s, r, column_index(T_AUTH_CREDENTIALS, "verification_token"), NULL);
-    row_set(s, r, column_index(T_AUTH_CREDENTIALS, "verification_expires_at"), NULL);
+    row_set(s, r, C_auth_credentials_email_verified, "t");
+    row_set(s, r, C_auth_credentials_verification_token, NULL);
+    row_set(s, r, C_auth_credentials_verification_expires_at, NULL);
     credential_touch(f, r, ev);
     if (user->present)
-        row_set(&f->sets[T_PRIME_USERS], user, column_index(T_PRIME_USERS, "email_verified"), "t");
+        row_set(&f->sets[T_PRIME_USERS], user, C_prime_users_email_verified, "t");
     return FOLD_OK;
 }
 
@@ -1223,15 +1247,15 @@ static int auth_password_changed(fold_t *f, const prime_event_t *ev, phase_t pha
 {
     row_t *r;
     rowset_t *s = &f->sets[T_AUTH_CREDENTIALS];
-    int rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, "credential_id", &r);
+    int rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, C_auth_credentials_user_id, "credential_id", &r);
 
     if (rc || phase == COLLECT)
         return rc;
-    row_set(s, r, column_index(T_AUTH_CREDENTIALS, "password_hash"), prime_event_string(ev, "password_hash"));
+    row_set(s, r, C_auth_credentials_password_hash, prime_event_string(ev, "password_hash"));
     /* A NULL salt: the hash carries its own. */
-    row_set(s, r, column_index(T_AUTH_CREDENTIALS, "salt"), prime_event_string(ev, "salt"));
-    row_set(s, r, column_index(T_AUTH_CREDENTIALS, "reset_token"), NULL);
-    row_set(s, r, column_index(T_AUTH_CREDENTIALS, "reset_expires_at"), NULL);
+    row_set(s, r, C_auth_credentials_salt, prime_event_string(ev, "salt"));
+    row_set(s, r, C_auth_credentials_reset_token, NULL);
+    row_set(s, r, C_auth_credentials_reset_expires_at, NULL);
     credential_touch(f, r, ev);
     return FOLD_OK;
 }
@@ -1239,23 +1263,27 @@ static int auth_password_changed(fold_t *f, const prime_event_t *ev, phase_t pha
 static int auth_reset_requested(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    int rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, "credential_id", &r);
+    int rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, C_auth_credentials_user_id, "credential_id", &r);
 
     if (rc || phase == COLLECT)
         return rc;
-    set_if_given(f, T_AUTH_CREDENTIALS, r, ev, "reset_token_hash", "reset_token");
-    set_if_given(f, T_AUTH_CREDENTIALS, r, ev, "reset_expires_at", "reset_expires_at");
+    set_if_given(f, T_AUTH_CREDENTIALS, r, ev, "reset_token_hash", C_auth_credentials_reset_token);
+    set_if_given(f, T_AUTH_CREDENTIALS, r, ev, "reset_expires_at", C_auth_credentials_reset_expires_at);
     credential_touch(f, r, ev);
     return FOLD_OK;
 }
 
-static const char *const auth_token_columns[] = {
-    "access_token_hash", "refresh_token_hash", "access_token_expires_at", "refresh_token_expires_at", NULL,
+static const size_t auth_token_columns[] = {
+    C_auth_sessions_access_token_hash, C_auth_sessions_refresh_token_hash, C_auth_sessions_access_token_expires_at,
+    C_auth_sessions_refresh_token_expires_at,
 };
 
 static int auth_session_started(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
-    static const char *const columns[] = {"device_id", "device_name", "device_type", "ip_address", "user_agent", NULL};
+    static const size_t columns[] = {
+        C_auth_sessions_device_id, C_auth_sessions_device_name, C_auth_sessions_device_type,
+        C_auth_sessions_ip_address, C_auth_sessions_user_agent,
+    };
     row_t *user = user_row(f, ev);
     row_t *r = rows_track(&f->sets[T_AUTH_SESSIONS], prime_event_string(ev, "session_id"));
     rowset_t *s = &f->sets[T_AUTH_SESSIONS];
@@ -1268,36 +1296,36 @@ static int auth_session_started(fold_t *f, const prime_event_t *ev, phase_t phas
     if (r->present)
         return refuse(f, "session_id", "the session exists already");
     row_create(s, r, event_time(ev, when));
-    row_set(s, r, column_index(T_AUTH_SESSIONS, "user_id"), user->id);
-    set_if_given(f, T_AUTH_SESSIONS, r, ev, "session_token_hash", "session_token");
-    set_given(f, T_AUTH_SESSIONS, r, ev, columns);
-    set_given(f, T_AUTH_SESSIONS, r, ev, auth_token_columns);
+    row_set(s, r, C_auth_sessions_user_id, user->id);
+    set_if_given(f, T_AUTH_SESSIONS, r, ev, "session_token_hash", C_auth_sessions_session_token);
+    SET_GIVEN(f, T_AUTH_SESSIONS, r, ev, columns);
+    SET_GIVEN(f, T_AUTH_SESSIONS, r, ev, auth_token_columns);
     return FOLD_OK;
 }
 
 static int auth_session_refreshed(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    int rc = owned_row(f, ev, phase, T_AUTH_SESSIONS, "session_id", &r);
+    int rc = owned_row(f, ev, phase, T_AUTH_SESSIONS, C_auth_sessions_user_id, "session_id", &r);
     char when[PRIME_TIME_TEXT];
 
     if (rc || phase == COLLECT)
         return rc;
-    if (!strcmp(r->values[column_index(T_AUTH_SESSIONS, "is_revoked")], "t"))
+    if (!strcmp(r->values[C_auth_sessions_is_revoked], "t"))
         return refuse(f, "session_id", "the session is revoked");
-    set_given(f, T_AUTH_SESSIONS, r, ev, auth_token_columns);
-    row_set(&f->sets[T_AUTH_SESSIONS], r, column_index(T_AUTH_SESSIONS, "last_activity_at"), event_time(ev, when));
+    SET_GIVEN(f, T_AUTH_SESSIONS, r, ev, auth_token_columns);
+    row_set(&f->sets[T_AUTH_SESSIONS], r, C_auth_sessions_last_activity_at, event_time(ev, when));
     return FOLD_OK;
 }
 
 static int auth_session_revoked(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    int rc = owned_row(f, ev, phase, T_AUTH_SESSIONS, "session_id", &r);
+    int rc = owned_row(f, ev, phase, T_AUTH_SESSIONS, C_auth_sessions_user_id, "session_id", &r);
 
     if (rc || phase == COLLECT)
         return rc;
-    row_set(&f->sets[T_AUTH_SESSIONS], r, column_index(T_AUTH_SESSIONS, "is_revoked"), "t");
+    row_set(&f->sets[T_AUTH_SESSIONS], r, C_auth_sessions_is_revoked, "t");
     return FOLD_OK;
 }
 

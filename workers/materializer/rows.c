@@ -322,14 +322,15 @@ out:
     return rc;
 }
 
-static prime_errcode_t delete_where(PGconn *conn, table_id_t t, const char *column, const char *ids, prime_error_t *err)
+static prime_errcode_t delete_where(PGconn *conn, table_id_t t, size_t column, const char *ids, prime_error_t *err)
 {
     prime_buf_t sql;
     const char *params[1] = {ids};
     prime_errcode_t rc;
 
     prime_buf_init(&sql, 0);
-    prime_buf_printf(&sql, "DELETE FROM public.%s WHERE %s = ANY($1::uuid[])", tables[t].name, column);
+    prime_buf_printf(&sql, "DELETE FROM public.%s WHERE %s = ANY($1::uuid[])", tables[t].name,
+                     tables[t].columns[column].name);
     rc = prime_pg_exec_params(conn, sql.data, 1, params, tables[t].name, err);
     prime_buf_free(&sql);
     return rc;
@@ -366,7 +367,7 @@ prime_errcode_t rows_delete(rowset_t *s, PGconn *conn, prime_error_t *err)
         if (cascades[k].parent == s->table && has_children(cascades[k].child))
             rc = delete_where(conn, cascades[k].child, cascades[k].column, ids.data, err);
     if (any && !rc)
-        rc = delete_where(conn, s->table, "id", ids.data, err);
+        rc = delete_where(conn, s->table, 0, ids.data, err); /* id */
     prime_buf_free(&ids);
     return rc;
 }
