@@ -20,6 +20,18 @@
 #define MIX "313c0000-0000-4000-8000-000000000005"
 #define FILE2 "f11e0000-0000-4000-8000-000000000006"
 
+/* strdup() of the fold's code fails when this reaches 0 (counting down;
+ * negative: never): test_fold links with -Wl,--wrap=strdup. */
+static int strdup_fails_in = -1;
+char *__real_strdup(const char *s);
+char *__wrap_strdup(const char *s);
+char *__wrap_strdup(const char *s)
+{
+    if (strdup_fails_in >= 0 && strdup_fails_in-- == 0)
+        return NULL;
+    return __real_strdup(s);
+}
+
 static prime_registry_t *reg;
 static fold_t fold; /* the batch's */
 static fold_t db;   /* the rows "in the database" when the batch begins */
@@ -403,6 +415,41 @@ static void test_refused_ids(void)
     CU_ASSERT_FALSE(fold_failed(&fold));
 }
 
+/* A value that cannot be copied fails the fold (the batch fails, retriable):
+ * before, it became SQL NULL in the row, quietly. */
+static void test_out_of_memory_fails(void)
+{
+    handler_fn fn;
+    prime_event_t *ev;
+    row_t *r;
+
+    fresh(10);
+    alice_with_project();
+    ev = event("project.metadata_updated", ALICE, 30, "project_id", PROJECT, "name", "Night Drive", NULL);
+    fn = fold_handler_for(ev);
+    CU_ASSERT_EQUAL(fn(&fold, ev, COLLECT), FOLD_OK);
+    strdup_fails_in = 0;
+    CU_ASSERT_EQUAL(fn(&fold, ev, APPLY), FOLD_OK);
+    strdup_fails_in = -1;
+    CU_ASSERT_TRUE(fold_failed(&fold));
+    CU_ASSERT_EQUAL(fold.why.code, PRIME_ERR_NOMEM);
+    CU_ASSERT_TRUE(fold.why.retriable);
+    /* The batch is then dropped whole (batch.c): nothing of it is written. */
+    fold_clear(&fold);
+    CU_ASSERT_FALSE(fold_failed(&fold));
+    CU_ASSERT_PTR_NULL(rows_find(&fold.sets[T_STUDIO_PROJECTS], PROJECT));
+    /* A snapshot that cannot be copied is not dropped quietly either. */
+    fresh(1);
+    CU_ASSERT_EQUAL(apply(event("user.registered", ALICE, 0, NULL)), FOLD_OK);
+    CU_ASSERT_EQUAL(apply(event("project.created", ALICE, 10, "project_id", PROJECT, NULL)), FOLD_OK);
+    r = rows_find(&fold.sets[T_STUDIO_PROJECTS], PROJECT);
+    strdup_fails_in = 0;
+    fold_want_snapshot(&fold, r, "manual", NULL);
+    strdup_fails_in = -1;
+    CU_ASSERT_FALSE(fold.want_snapshot);
+    CU_ASSERT_TRUE(fold_failed(&fold));
+}
+
 /* Every event type of the registry has its handler. */
 static void test_every_type_has_a_handler(void)
 {
@@ -439,6 +486,7 @@ int main(void)
         {"an auto snapshot every N versions", test_auto_snapshot},
         {"recall: one row per key, merged and counted", test_recall},
         {"ids that cannot be a row's are refused", test_refused_ids},
+        {"out of memory fails the fold, never a NULL value", test_out_of_memory_fails},
         {"every event type has a handler", test_every_type_has_a_handler},
         {NULL, NULL},
     };

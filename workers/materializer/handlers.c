@@ -1,10 +1,9 @@
 /* How each event type changes rows (docs/materializer.md, "Rules the fold
- * applies"): every handler runs twice, COLLECT to name the rows it needs,
- * APPLY to change them in memory. */
+ * applies"): the rules only, one function per event type, grouped by table.
+ * Every handler runs twice, COLLECT to name the rows it needs, APPLY to
+ * change them in memory (the contract is in fold.h). */
 #include "fold.h"
-#include "prime/buf.h"
 #include "prime/log.h"
-#include "prime/pg.h"
 #include "prime/time.h"
 #include "prime/uuid.h"
 
