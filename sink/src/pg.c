@@ -27,7 +27,15 @@ PGconn *prime_pg_connect(const char *conninfo, prime_error_t *err)
     }
     /* Timestamps and text go in and out in one fixed form whatever the
      * server's defaults, so that what we write is a function of the events. */
-    PQclear(PQexec(conn, "SET TIME ZONE 'UTC'; SET client_encoding = 'UTF8'; SET client_min_messages = warning"));
+    if (prime_pg_exec(conn, "SET TIME ZONE 'UTC'; SET client_encoding = 'UTF8'; SET client_min_messages = warning",
+                      "setting the session's time zone and encoding", err)) {
+        /* Timestamps in another zone would be wrong values: no connection
+         * rather than that (retriable: the server may be restarting). */
+        if (err)
+            err->retriable = true;
+        PQfinish(conn);
+        return NULL;
+    }
     return conn;
 }
 
@@ -96,6 +104,18 @@ prime_errcode_t prime_pg_exec_params(PGconn *conn, const char *sql, int nparams,
         rc = prime_pg_error(conn, res, what, sql, err);
     PQclear(res);
     return rc;
+}
+
+PGresult *prime_pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params, const char *what,
+                         prime_error_t *err)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
+        return res;
+    prime_pg_error(conn, res, what, sql, err);
+    PQclear(res);
+    return NULL;
 }
 
 void prime_pg_quote(prime_buf_t *b, const char *item)

@@ -66,7 +66,7 @@ usage_error "prime-audit without a command: usage, exit 2" "usage: prime-audit w
 usage_error "prime-audit with an unknown command" "unknown command 'check'" "$PRIME_AUDIT" check
 usage_error "prime-audit verify with an unknown option" "unknown argument '--all'" "$PRIME_AUDIT" verify --all
 usage_error "prime-audit verify with no database to reach" "prime-audit verify: " "$PRIME_AUDIT" verify --db "host=127.0.0.1 port=1 connect_timeout=2"
-usage_error "--snapshot-every takes a count" "--snapshot-every: expected 0 to 1000000, got 'ten'" "$PRIME_MATERIALIZER" --snapshot-every ten
+usage_error "--snapshot-every takes a count" "--snapshot-every: expected an integer from 0 to 1000000, got 'ten'" "$PRIME_MATERIALIZER" --snapshot-every ten
 
 workers "$PRIME_TEST_DB" 1
 

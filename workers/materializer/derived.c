@@ -134,13 +134,12 @@ static void forget(fold_t *f)
 }
 
 prime_errcode_t derived_take(derived_t *d, fold_t *f, const prime_record_t *rec, const prime_event_t *ev,
-                             int outcome, prime_error_t *err)
+                             fold_result_t outcome, prime_error_t *err)
 {
     prime_errcode_t rc = PRIME_OK;
 
-    for (int t = 0; t < T_COUNT && !rc; t++)
-        if (f->sets[t].touch_failed)
-            rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory tracking changed rows");
+    if (fold_failed(f))
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "%s", f->why.message);
     if (outcome != FOLD_OK || rc) {
         forget(f);
         return rc;
@@ -202,9 +201,11 @@ static prime_errcode_t hash_rows(derived_t *d, PGconn *conn, table_id_t t, prime
         rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory hashing rows");
     if (n && !rc) {
         params[0] = rows.data;
-        res = PQexecParams(conn, sql.data, 1, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK || (size_t)PQntuples(res) != n)
-            rc = prime_pg_error(conn, res, "hashing audited rows", sql.data, err);
+        if (!(res = prime_pg_query(conn, sql.data, 1, params, "hashing audited rows", err)))
+            rc = err->code;
+        else if ((size_t)PQntuples(res) != n)
+            rc = prime_error_set(err, PRIME_ERR_DB, NULL, "hashing audited rows: %d hashes for %zu rows",
+                                 PQntuples(res), n);
         for (size_t i = 0; i < d->naudits && !rc; i++)
             if (d->audits[i].table == t && d->audits[i].literal)
                 snprintf(d->audits[i].row_hash, sizeof(d->audits[i].row_hash), "%s", PQgetvalue(res, (int)k++, 0));

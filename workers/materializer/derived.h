@@ -20,7 +20,7 @@ void derived_free(derived_t *d);
  * when it was applied, and are forgotten otherwise; the fold's marks are
  * reset either way. rec and ev must live until derived_emit(). */
 prime_errcode_t derived_take(derived_t *d, fold_t *f, const prime_record_t *rec, const prime_event_t *ev,
-                             int outcome, prime_error_t *err);
+                             fold_result_t outcome, prime_error_t *err);
 
 /* Hashes the rows of the pending records (PostgreSQL's row_hash() of the
  * rows as they were after each change, sent as literals), encodes every

@@ -1,6 +1,6 @@
 #include "rows.h"
 #include "prime/buf.h"
-#include "prime/pg.h"
+#include "prime/pg.h" /* prime_pg_quote: row literals */
 
 #include <stdint.h>
 #include <stdio.h>
@@ -77,7 +77,7 @@ row_t *rows_track(rowset_t *s, const char *id)
 }
 
 /* Notes that the event being folded changes r. */
-static void touch(rowset_t *s, row_t *r)
+static void note_change(rowset_t *s, row_t *r)
 {
     if (r->touched)
         return;
@@ -85,7 +85,7 @@ static void touch(rowset_t *s, row_t *r)
         size_t cap = s->touched_cap ? s->touched_cap * 2 : 16;
         row_t **grown = realloc(s->touched, cap * sizeof(*grown));
         if (!grown) {
-            s->touch_failed = true;
+            s->failed = true;
             return;
         }
         s->touched = grown;
@@ -101,11 +101,13 @@ void row_set(rowset_t *s, row_t *r, size_t c, const char *value)
 {
     char *old = r->values[c];
     if (!old != !value || (old && strcmp(old, value))) {
-        touch(s, r);
+        note_change(s, r);
         r->changed |= UINT64_C(1) << c;
     }
     free(old);
     r->values[c] = value ? strdup(value) : NULL;
+    if (value && !r->values[c])
+        s->failed = true; /* never NULL for a value: the batch fails */
     r->dirty = true;
 }
 
@@ -113,7 +115,7 @@ void row_create(rowset_t *s, row_t *r, const char *event_time)
 {
     const table_t *t = &tables[s->table];
 
-    touch(s, r);
+    note_change(s, r);
     for (size_t c = 0; c < t->ncolumns; c++) {
         const char *fresh = t->columns[c].fresh;
         row_set(s, r, c, fresh == DEFAULT_EVENT_TIME ? event_time : fresh);
@@ -131,7 +133,7 @@ void row_drop(rowset_t *s, row_t *r)
 
 void row_delete(rowset_t *s, row_t *r)
 {
-    touch(s, r);
+    note_change(s, r);
     row_drop(s, r);
 }
 
@@ -163,212 +165,6 @@ char *row_literal(const rowset_t *s, const row_t *r)
         return NULL;
     }
     return prime_buf_steal(&b, NULL);
-}
-
-/* '{id1,id2}' of the rows that need loading; NULL when none do. */
-static char *unloaded_ids(rowset_t *s)
-{
-    prime_buf_t b;
-    int any = 0;
-
-    prime_buf_init(&b, 0);
-    prime_pg_array_begin(&b);
-    for (size_t i = 0; i < s->n; i++)
-        if (!s->rows[i]->loaded) {
-            prime_pg_array_add(&b, s->rows[i]->id);
-            any = 1;
-        }
-    prime_pg_array_end(&b);
-    if (!any) {
-        prime_buf_free(&b);
-        return NULL;
-    }
-    return prime_buf_steal(&b, NULL);
-}
-
-/* Values come back in the types' text output, as COPY takes them in
- * (booleans as t and f: a ::text cast would give true and false). */
-prime_errcode_t rows_load(rowset_t *s, PGconn *conn, prime_error_t *err)
-{
-    const table_t *t = &tables[s->table];
-    char *ids = unloaded_ids(s);
-    const char *params[1] = {ids};
-    prime_buf_t sql;
-    PGresult *res;
-    prime_errcode_t rc = PRIME_OK;
-
-    if (!ids)
-        return PRIME_OK;
-    prime_buf_init(&sql, 0);
-    prime_buf_puts(&sql, "SELECT ");
-    for (size_t c = 0; c < t->ncolumns; c++)
-        prime_buf_printf(&sql, "%s%s", c ? ", " : "", t->columns[c].name);
-    prime_buf_printf(&sql, " FROM public.%s WHERE id = ANY($1::uuid[])", t->name);
-    res = PQexecParams(conn, sql.data, 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = prime_pg_error(conn, res, t->name, NULL, err);
-    } else {
-        for (int i = 0; i < PQntuples(res); i++) {
-            row_t *r = rows_find(s, PQgetvalue(res, i, 0));
-            if (!r)
-                continue;
-            for (size_t c = 0; c < t->ncolumns; c++) {
-                free(r->values[c]);
-                r->values[c] = PQgetisnull(res, i, (int)c) ? NULL : strdup(PQgetvalue(res, i, (int)c));
-            }
-            r->in_database = r->present = true;
-        }
-        for (size_t i = 0; i < s->n; i++)
-            s->rows[i]->loaded = true;
-    }
-    PQclear(res);
-    prime_buf_free(&sql);
-    free(ids);
-    return rc;
-}
-
-/* COPY text format: backslash escapes, \N for NULL. */
-static void copy_value(prime_buf_t *b, const char *v)
-{
-    if (!v) {
-        prime_buf_puts(b, "\\N");
-        return;
-    }
-    for (; *v; v++) {
-        switch (*v) {
-        case '\\': prime_buf_puts(b, "\\\\"); break;
-        case '\n': prime_buf_puts(b, "\\n"); break;
-        case '\r': prime_buf_puts(b, "\\r"); break;
-        case '\t': prime_buf_puts(b, "\\t"); break;
-        default: prime_buf_putc(b, *v);
-        }
-    }
-}
-
-prime_errcode_t rows_write(rowset_t *s, PGconn *conn, prime_error_t *err)
-{
-    const table_t *t = &tables[s->table];
-    prime_buf_t sql, data;
-    PGresult *res;
-    size_t dirty = 0;
-    prime_errcode_t rc = PRIME_OK;
-
-    for (size_t i = 0; i < s->n; i++)
-        dirty += s->rows[i]->present && s->rows[i]->dirty;
-    if (!dirty)
-        return PRIME_OK;
-    prime_buf_init(&sql, 0);
-    prime_buf_init(&data, 0);
-    /* A staging table per session, emptied at each commit. */
-    prime_buf_printf(&sql,
-                     "CREATE TEMP TABLE IF NOT EXISTS stage_%s (LIKE public.%s INCLUDING DEFAULTS) "
-                     "ON COMMIT DELETE ROWS",
-                     t->name, t->name);
-    if ((rc = prime_pg_exec(conn, sql.data, "creating the staging table", err)))
-        goto out;
-    prime_buf_reset(&sql);
-    prime_buf_printf(&sql, "COPY stage_%s (", t->name);
-    for (size_t c = 0; c < t->ncolumns; c++)
-        prime_buf_printf(&sql, "%s%s", c ? ", " : "", t->columns[c].name);
-    prime_buf_puts(&sql, ") FROM STDIN");
-    for (size_t i = 0; i < s->n; i++) {
-        const row_t *r = s->rows[i];
-        if (!r->present || !r->dirty)
-            continue;
-        for (size_t c = 0; c < t->ncolumns; c++) {
-            if (c)
-                prime_buf_putc(&data, '\t');
-            copy_value(&data, r->values[c]);
-        }
-        prime_buf_putc(&data, '\n');
-    }
-    if (data.failed) {
-        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory building COPY data");
-        goto out;
-    }
-    res = PQexec(conn, sql.data);
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        rc = prime_pg_error(conn, res, "COPY into the staging table", NULL, err);
-        PQclear(res);
-        goto out;
-    }
-    PQclear(res);
-    if (PQputCopyData(conn, data.data, (int)data.len) != 1 || PQputCopyEnd(conn, NULL) != 1) {
-        rc = prime_pg_error(conn, NULL, "COPY data", NULL, err);
-        goto out;
-    }
-    res = PQgetResult(conn);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = prime_pg_error(conn, res, t->name, NULL, err);
-    PQclear(res);
-    while ((res = PQgetResult(conn)))
-        PQclear(res);
-    if (rc)
-        goto out;
-
-    prime_buf_reset(&sql);
-    prime_buf_printf(&sql, "INSERT INTO public.%s SELECT * FROM stage_%s ON CONFLICT (id) DO UPDATE SET ", t->name,
-                     t->name);
-    for (size_t c = 1; c < t->ncolumns; c++)
-        prime_buf_printf(&sql, "%s%s = EXCLUDED.%s", c > 1 ? ", " : "", t->columns[c].name, t->columns[c].name);
-    if ((rc = prime_pg_exec(conn, sql.data, t->name, err)))
-        goto out;
-    prime_buf_reset(&sql);
-    prime_buf_printf(&sql, "TRUNCATE stage_%s", t->name);
-    rc = prime_pg_exec(conn, sql.data, "emptying the staging table", err);
-out:
-    prime_buf_free(&sql);
-    prime_buf_free(&data);
-    return rc;
-}
-
-static prime_errcode_t delete_where(PGconn *conn, table_id_t t, const char *column, const char *ids, prime_error_t *err)
-{
-    prime_buf_t sql;
-    const char *params[1] = {ids};
-    prime_errcode_t rc;
-
-    prime_buf_init(&sql, 0);
-    prime_buf_printf(&sql, "DELETE FROM public.%s WHERE %s = ANY($1::uuid[])", tables[t].name, column);
-    rc = prime_pg_exec_params(conn, sql.data, 1, params, tables[t].name, err);
-    prime_buf_free(&sql);
-    return rc;
-}
-
-static bool has_children(table_id_t t)
-{
-    for (size_t k = 0; k < ncascades; k++)
-        if (cascades[k].parent == t)
-            return true;
-    return false;
-}
-
-prime_errcode_t rows_delete(rowset_t *s, PGconn *conn, prime_error_t *err)
-{
-    prime_buf_t ids;
-    int any = 0;
-    prime_errcode_t rc = PRIME_OK;
-
-    prime_buf_init(&ids, 0);
-    prime_pg_array_begin(&ids);
-    for (size_t i = 0; i < s->n; i++)
-        if (s->rows[i]->in_database && !s->rows[i]->present) {
-            prime_pg_array_add(&ids, s->rows[i]->id);
-            any = 1;
-        }
-    prime_pg_array_end(&ids);
-    /* Children that are parents themselves go first, by their own
-     * statement: PostgreSQL checks a NO ACTION key (collaboration_sessions.
-     * started_by) before the ON DELETE CASCADE from prime_users through
-     * studio_projects has removed the rows that name the user, and would
-     * refuse a user who only started sessions on their own projects. */
-    for (size_t k = 0; any && !rc && k < ncascades; k++)
-        if (cascades[k].parent == s->table && has_children(cascades[k].child))
-            rc = delete_where(conn, cascades[k].child, cascades[k].column, ids.data, err);
-    if (any && !rc)
-        rc = delete_where(conn, s->table, "id", ids.data, err);
-    prime_buf_free(&ids);
-    return rc;
 }
 
 void rows_clear(rowset_t *s)

@@ -1,9 +1,9 @@
 /* The rows a batch touches, in memory, as PostgreSQL text values: read
- * once, folded over by the events in order, written once. */
+ * once (store.h), folded over by the events in order, written once. No SQL
+ * here. */
 #ifndef PRIME_MAT_ROWS_H
 #define PRIME_MAT_ROWS_H
 
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,32 +33,29 @@ typedef struct rowset {
     size_t nslots;   /* a power of two, at least twice n */
     row_t **touched; /* rows the event being folded changed, in order */
     size_t ntouched, touched_cap;
-    bool touch_failed; /* out of memory tracking them: the batch must fail */
+    bool failed;     /* out of memory changing rows (a value not copied, a change
+                      * not noted): the batch must fail (fold_failed) */
 } rowset_t;
 
-/* The row with this id, tracked from now on (not yet loaded); NULL when
- * out of memory. */
+/* The row with this id, tracked from now on (not yet loaded); NULL when id
+ * is NULL or too long for a row id, or when out of memory (fold_track()
+ * tells which). */
 row_t *rows_track(rowset_t *s, const char *id);
 /* The tracked row with this id, or NULL. */
 row_t *rows_find(rowset_t *s, const char *id);
-/* Reads every tracked, not yet loaded row of s in one query. */
-prime_errcode_t rows_load(rowset_t *s, PGconn *conn, prime_error_t *err);
-/* Writes dirty present rows (COPY into a staging table, one upsert) and
- * deletes rows that were in the database and are gone now. */
-prime_errcode_t rows_write(rowset_t *s, PGconn *conn, prime_error_t *err);
-/* Deletes rows that were in the database and are gone now. */
-prime_errcode_t rows_delete(rowset_t *s, PGconn *conn, prime_error_t *err);
 /* Forgets every row (the set stays usable). */
 void rows_clear(rowset_t *s);
 /* Frees what the set holds. */
 void rows_free(rowset_t *s);
 
-/* Sets column c of r to value (copied; NULL for SQL NULL) and marks r dirty. */
+/* Sets column c of r to value (copied; NULL for SQL NULL) and marks r dirty.
+ * Out of memory marks s failed (the batch must fail). */
 void row_set(rowset_t *s, row_t *r, size_t c, const char *value);
 /* A row that did not exist: every column its fresh value, timestamps the
  * event's time (RFC 3339 text). */
 void row_create(rowset_t *s, row_t *r, const char *event_time);
-/* Removes the row (the seed's foreign keys cascade in the database). */
+/* Marks the row removed by the event (store_delete() deletes it from the
+ * database; fold_delete() removes the rows that cascade with it). */
 void row_delete(rowset_t *s, row_t *r);
 /* Removes a row as the database's ON DELETE CASCADE does: a consequence of
  * another row's delete, not a change of its own event (not touched). */

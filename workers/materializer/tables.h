@@ -1,12 +1,12 @@
-/* The seed tables as the materializer sees them: columns in seed order,
- * each with the value a new row gets when no event sets it. The seed's
- * DEFAULTs are written out here because rows are written whole (COPY), and
- * because NOW() and gen_random_uuid() would make rows depend on when they
- * were applied: timestamps come from events instead (DEFAULT_EVENT_TIME). */
+/* The seed tables as the materializer sees them (defined in tables.def):
+ * an id per table, a constant per column, each column's name and the
+ * value a new row gets when no event sets it. */
 #ifndef PRIME_MAT_TABLES_H
 #define PRIME_MAT_TABLES_H
 
 #include <stddef.h>
+
+#include "tables.def"
 
 #define DEFAULT_NULL NULL
 /* A marker, compared by address: the creating event's occurred_at. */
@@ -24,35 +24,29 @@ typedef struct table {
     size_t ncolumns;
 } table_t;
 
-typedef enum table_id {
-    T_PRIME_USERS,
-    T_STUDIO_PROJECTS,
-    T_SESSION_STATES,
-    T_MIXX_RECALL,
-    T_AUDIO_FILES,
-    T_PLUGIN_PRESETS,
-    T_COLLABORATION_SESSIONS,
-    T_AUTH_CREDENTIALS,
-    T_AUTH_SESSIONS,
-    T_PROJECT_SNAPSHOTS,
-    T_COUNT,
-} table_id_t;
+#define PRIME_TABLE_ID(id, name) id,
+typedef enum table_id { PRIME_TABLES(PRIME_TABLE_ID) T_COUNT } table_id_t;
+#undef PRIME_TABLE_ID
+
+/* C_<table>_<column>: the column's position in its table (and in a row's
+ * values). A name that is not a column of the table does not compile. */
+#define PRIME_COLUMN_ID(t, column, fresh) C_##t##_##column,
+#define PRIME_TABLE_COLUMN_IDS(id, name) enum { COLUMNS_##name(PRIME_COLUMN_ID, name) C_##name##_COUNT_ };
+PRIME_TABLES(PRIME_TABLE_COLUMN_IDS)
+#undef PRIME_TABLE_COLUMN_IDS
+#undef PRIME_COLUMN_ID
 
 /* Written in this order (parents before children), deleted in reverse. */
 extern const table_t tables[T_COUNT];
 
 /* The seed's ON DELETE CASCADE foreign keys: deleting a parent row deletes
- * the child rows whose column names it. */
+ * the child rows whose column (of the child) names it. */
 typedef struct cascade {
     table_id_t parent, child;
-    const char *column;
+    size_t column;
 } cascade_t;
 
 extern const cascade_t cascades[];
 extern const size_t ncascades;
-
-/* Index of a column of table t; aborts on a name that is not there (a
- * programming error that the tests hit first). */
-size_t column_index(table_id_t t, const char *name);
 
 #endif

@@ -25,6 +25,12 @@ prime_errcode_t prime_pg_exec(PGconn *conn, const char *sql, const char *what, p
 prime_errcode_t prime_pg_exec_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
                                      const char *what, prime_error_t *err);
 
+/* Runs a statement with text parameters and returns its result (rows, or
+ * a command's: PQcmdTuples), which the caller PQclear()s; or NULL with err
+ * set as above. The one way to run SQL whose result is read. */
+PGresult *prime_pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params, const char *what,
+                         prime_error_t *err);
+
 /* A PostgreSQL array literal, {"a","b"}, built item by item into b: the
  * way a batch's ids, keys and offsets go to the server as one parameter.
  * Items are quoted (a backslash before " and \), so any text is safe, and

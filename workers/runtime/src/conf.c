@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *out, const char *name)
+static void usage(FILE *out, const char *name, const prime_worker_option_t *options)
 {
     fprintf(out,
             "usage: prime-%s [-b BROKERS] [-X key=value]... [--db CONNINFO] [--group GROUP] [--topics T1,T2]\n"
@@ -17,10 +17,11 @@ static void usage(FILE *out, const char *name)
             "  --topics T1,T2    topics to consume (default: the worker's own)\n"
             "  --batch-max N     records per transaction (default 10000)\n"
             "  --linger-ms MS    longest wait to fill a batch (default 100)\n"
-            "  --metrics-port P  serve /metrics and /healthz on 127.0.0.1:P (default: off)\n"
-            "  --park-max-seconds S  longest wait for a missing parent row (default 3600)\n"
-            "SIGTERM or SIGINT stops it cleanly.\n",
+            "  --metrics-port P  serve /metrics and /healthz on 127.0.0.1:P (default: off)\n",
             name, name);
+    for (size_t k = 0; options && options[k].flag; k++)
+        fprintf(out, "  %s N  %s\n", options[k].flag, options[k].help);
+    fprintf(out, "SIGTERM or SIGINT stops it cleanly.\n");
 }
 
 static int number(const char *flag, const char *v, int lo, int hi, int *out)
@@ -41,6 +42,23 @@ static int number(const char *flag, const char *v, int lo, int hi, int *out)
 int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const char *const *default_topics,
                             int argc, char **argv)
 {
+    return prime_worker_conf_parse_options(conf, name, default_topics, NULL, argc, argv);
+}
+
+/* The worker's option named a, or NULL. */
+static const prime_worker_option_t *option_named(const prime_worker_option_t *options, const char *a)
+{
+    for (size_t k = 0; options && options[k].flag; k++)
+        if (!strcmp(options[k].flag, a))
+            return &options[k];
+    return NULL;
+}
+
+int prime_worker_conf_parse_options(prime_worker_conf_t *conf, const char *name, const char *const *default_topics,
+                                    const prime_worker_option_t *options, int argc, char **argv)
+{
+    const prime_worker_option_t *own;
+
     static char group[128];
 
     memset(conf, 0, sizeof(*conf));
@@ -51,7 +69,6 @@ int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const c
     conf->group = group;
     conf->batch_max = 10000;
     conf->linger_ms = 100;
-    conf->park_max_seconds = 3600;
     for (int i = 0; default_topics && default_topics[i] && i < PRIME_WORKER_MAX_TOPICS; i++)
         conf->topics[conf->ntopics++] = default_topics[i];
 
@@ -59,7 +76,7 @@ int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const c
         const char *a = argv[i];
         char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout, name);
+            usage(stdout, name, options);
             return -1;
         } else if (!strcmp(a, "-b") && v) {
             conf->brokers = v;
@@ -90,15 +107,15 @@ int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const c
         } else if (!strcmp(a, "--metrics-port") && v) {
             if (number(a, v, 0, 65535, &conf->metrics_port))
                 return 2;
-        } else if (!strcmp(a, "--park-max-seconds") && v) {
-            if (number(a, v, 1, 100000000, &conf->park_max_seconds))
+        } else if ((own = option_named(options, a)) && v) {
+            if (number(a, v, own->min, own->max, own->value))
                 return 2;
         } else if (!strcmp(a, "--max-batches") && v) {
             if (number(a, v, 0, 1000000000, &conf->max_batches))
                 return 2;
         } else {
             fprintf(stderr, "prime-%s: unknown or incomplete argument '%s'\n", name, a);
-            usage(stderr, name);
+            usage(stderr, name, options);
             return 2;
         }
         i++;

@@ -58,10 +58,10 @@ typedef struct prime_worker_conf {
     int linger_ms;             /* --linger-ms: longest wait to fill a batch (default 100) */
     int metrics_port;          /* --metrics-port: /metrics and /healthz on 127.0.0.1 (0: off) */
     int max_batches;           /* --max-batches: stop after this many committed batches (0: never; for tests) */
-    int park_max_seconds;      /* --park-max-seconds: longest wait of a parked event (default 3600) */
     /* Set by the program, not the command line: called for every dead
-     * letter, in the batch's transaction, after it is queued (to audit it,
-     * say). NULL: nothing more. ctx is prime_worker_run()'s. */
+     * letter, the runtime's own (undecodable, invalid) included, in the
+     * batch's transaction, after it is queued (to audit it, say). NULL:
+     * nothing more. ctx is prime_worker_run()'s. */
     prime_errcode_t (*on_dead_letter)(prime_worker_t *w, PGconn *conn, const prime_record_t *r,
                                       const prime_error_t *why, void *ctx, prime_error_t *err);
 } prime_worker_conf_t;
@@ -74,6 +74,21 @@ typedef struct prime_worker_conf {
 int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const char *const *default_topics,
                             int argc, char **argv);
 
+/* A worker's own option: "FLAG N", an integer from min to max, stored in
+ * *value (which holds the default until then). Parsed with the runtime's
+ * options, refused the same way, listed by --help after them. */
+typedef struct prime_worker_option {
+    const char *flag;   /* "--snapshot-every" */
+    const char *help;   /* one line for --help: what N means, the default */
+    int *value;
+    int min, max;
+} prime_worker_option_t;
+
+/* prime_worker_conf_parse() with the worker's own options: an array ended
+ * by an entry whose flag is NULL (options NULL: none). */
+int prime_worker_conf_parse_options(prime_worker_conf_t *conf, const char *name, const char *const *default_topics,
+                                    const prime_worker_option_t *options, int argc, char **argv);
+
 /* One consumed record, as apply() sees it. Valid during apply() only. */
 struct prime_record {
     const char *topic;
@@ -83,7 +98,8 @@ struct prime_record {
     size_t key_len;
     const void *value;
     size_t len;
-    const void *internal;      /* the runtime's; NULL for a record not from the consumer */
+    const void *internal;      /* the runtime's (headers, timestamp): a record a worker makes itself,
+                                * such as one read back from its own table, leaves it zero */
 };
 
 /* The record's Kafka timestamp (ms since the epoch), or -1 when unknown
