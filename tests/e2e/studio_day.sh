@@ -226,6 +226,13 @@ grep -q 'prime.error.class=decode' "$tmp/dlq" && grep -q 'prime.source.topic=pri
   ok "the bad record is in prime.dlq with its reason, its source and its bytes" || bad "dead letter: $(cat "$tmp/dlq")"
 check "the dead letter is audited" "1" "SELECT count(*) FROM prime_pipeline.audit_log WHERE operation = 'dead_lettered'"
 
+# --- libpq's settings pass through --db as they are ------------------------------------------
+if [ -n "${PRIME_TEST_DB:-}" ]; then # tests/with-stack's PostgreSQL has no TLS
+  out=$("$audit_bin" verify --db "$PRIME_DB sslmode=require" 2>&1)
+  grep -q "server does not support SSL, but SSL was required" <<<"$out" &&
+    ok "--db passes sslmode to libpq (sslmode=require refused by a server without TLS)" || bad "sslmode=require: $out"
+fi
+
 # --- secrets stay in their column ---------------------------------------------------------
 leaks=$(for t in prime.audit prime.snapshots prime.dlq; do kc -C -t "$t" -o beginning -e -q 2>/dev/null; done | grep -ac 5ecre7ha5h)
 [ "$leaks" = 0 ] && ok "no secret on prime.audit, prime.snapshots or prime.dlq" || bad "a secret on a derived topic ($leaks records)"
