@@ -34,7 +34,10 @@ ensure_built
 storage=$(mktemp -d "${TMPDIR:-/tmp}/prime-compose-storage.XXXXXX")
 chmod 755 "$storage"
 export PRIME_STORAGE_DIR=$storage
-compose+=(--project-directory "$here" -f "$here/docker-compose.yml" --env-file "$env_file" -p prime-e2e)
+# The profile named too, not only through COMPOSE_PROFILES in the env file,
+# which older docker-compose releases may not read from there.
+compose+=(--project-directory "$here" -f "$here/docker-compose.yml" --env-file "$env_file"
+  --profile "$(sed -n 's/^COMPOSE_PROFILES=//p' "$env_file")" -p prime-e2e)
 down() { "${compose[@]}" down -v --remove-orphans >/dev/null 2>&1; rm -rf "$storage"; }
 trap down EXIT
 
@@ -43,7 +46,7 @@ say "building and starting the deployment ($(sed -n 's/^COMPOSE_PROFILES=//p' "$
 # The jobs first: the scenario's own prime-migrate must not race the job's.
 for job in prime-migrate topic-init; do
   for _ in $(seq 1 300); do
-    id=$("${compose[@]}" ps -q "$job" 2>/dev/null)
+    id=$("${compose[@]}" ps -a -q "$job" 2>/dev/null) # -a: it has exited
     state=$(docker inspect -f '{{.State.Status}} {{.State.ExitCode}}' "$id" 2>/dev/null)
     [ "$state" = "exited 0" ] && break
     case $state in exited*) "${compose[@]}" logs "$job"; die "$job failed: $state" ;; esac
