@@ -318,6 +318,18 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
     return rc;
 }
 
+/* The results producer reaches Kafka as the consumer does (-X: TLS, SASL). */
+typedef struct {
+    prime_producer_conf_t *conf;
+    prime_error_t *err;
+} producer_props_t;
+
+static int set_producer_prop(void *target, const char *key, const char *value)
+{
+    producer_props_t *p = target;
+    return prime_producer_conf_set(p->conf, key, value, p->err) ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     static const char *const topics[] = {"prime.audio", NULL};
@@ -368,7 +380,7 @@ int main(int argc, char **argv)
             break;
     pconf = prime_producer_conf_new();
     if (!a.analyzers || !a.analyzers[a.threads - 1] || !(a.reg = prime_registry_new(&err)) || !pconf ||
-        prime_producer_conf_set(pconf, "bootstrap.servers", conf.brokers, &err)) {
+        prime_worker_conf_each_kafka_prop(&conf, set_producer_prop, &(producer_props_t){pconf, &err})) {
         fprintf(stderr, "prime-analyzer: %s\n", err.message[0] ? err.message : "out of memory");
         return 1;
     }

@@ -1,4 +1,6 @@
 #include "prime/worker.h"
+#include "kafka_conf.h"
+#include "prime/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -11,7 +13,7 @@ static void usage(FILE *out, const char *name, const prime_worker_option_t *opti
             "usage: prime-%s [-b BROKERS] [-X key=value]... [--db CONNINFO] [--group GROUP] [--topics T1,T2]\n"
             "                [--batch-max N] [--linger-ms MS] [--metrics-port PORT]\n"
             "  -b BROKERS        Kafka bootstrap servers (default: $PRIME_BROKERS)\n"
-            "  -X key=value      a librdkafka consumer property\n"
+            "  -X key=value      a librdkafka property, for every Kafka client (TLS, SASL)\n"
             "  --db CONNINFO     PostgreSQL connection string (default: $PRIME_DB, else the PG* variables)\n"
             "  --group GROUP     consumer group (default: prime-%s)\n"
             "  --topics T1,T2    topics to consume (default: the worker's own)\n"
@@ -129,4 +131,28 @@ int prime_worker_conf_parse_options(prime_worker_conf_t *conf, const char *name,
         return 2;
     }
     return 0;
+}
+
+int prime_worker_conf_each_kafka_prop(const prime_worker_conf_t *conf, prime_kafka_prop_fn set, void *target)
+{
+    int rc = set(target, "bootstrap.servers", conf->brokers);
+    for (int i = 0; !rc && i < conf->nx; i++)
+        rc = set(target, conf->x_keys[i], conf->x_values[i]);
+    return rc;
+}
+
+static int set_rd_kafka_conf(void *target, const char *key, const char *value)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(target, key, value, errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK)
+        return 0;
+    /* The key only: a refused sasl.password must not reach the log. */
+    prime_log(PRIME_LOG_ERROR, "bad Kafka property", "key=%s error=\"%s\"", key,
+              strstr(key, "password") || strstr(key, "secret") ? "refused" : errstr);
+    return -1;
+}
+
+int worker_kafka_conf_apply(const prime_worker_conf_t *conf, rd_kafka_conf_t *kc)
+{
+    return prime_worker_conf_each_kafka_prop(conf, set_rd_kafka_conf, kc);
 }

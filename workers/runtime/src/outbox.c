@@ -1,4 +1,5 @@
 #include "outbox.h"
+#include "kafka_conf.h"
 #include "prime/log.h"
 #include "prime/pg.h"
 
@@ -242,9 +243,13 @@ outbox_relay_t *outbox_relay_start(const prime_worker_conf_t *conf)
         return NULL;
     r->conf = conf;
     kconf = rd_kafka_conf_new();
-    rd_kafka_conf_set(kconf, "bootstrap.servers", conf->brokers, errstr, sizeof(errstr));
     rd_kafka_conf_set(kconf, "enable.idempotence", "true", errstr, sizeof(errstr));
     rd_kafka_conf_set(kconf, "linger.ms", "5", errstr, sizeof(errstr));
+    if (worker_kafka_conf_apply(conf, kconf)) {
+        rd_kafka_conf_destroy(kconf);
+        free(r);
+        return NULL;
+    }
     rd_kafka_conf_set_dr_msg_cb(kconf, on_delivery);
     rd_kafka_conf_set_opaque(kconf, r);
     if (!(r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, sizeof(errstr)))) {

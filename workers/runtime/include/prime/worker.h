@@ -89,6 +89,15 @@ typedef struct prime_worker_option {
 int prime_worker_conf_parse_options(prime_worker_conf_t *conf, const char *name, const char *const *default_topics,
                                     const prime_worker_option_t *options, int argc, char **argv);
 
+/* Calls set(target, key, value) with bootstrap.servers and then with each
+ * -X property in command-line order, so that every Kafka client a worker
+ * makes (its consumer, its dead-letter and outbox producers, a producer of
+ * its own) reaches the cluster the same way: TLS, SASL. Called after a
+ * client's own defaults, so -X overrides them. Stops at the first non-zero
+ * return of set and returns it; 0 when every property was taken. */
+typedef int (*prime_kafka_prop_fn)(void *target, const char *key, const char *value);
+int prime_worker_conf_each_kafka_prop(const prime_worker_conf_t *conf, prime_kafka_prop_fn set, void *target);
+
 /* One consumed record, as apply() sees it. Valid during apply() only. */
 struct prime_record {
     const char *topic;
