@@ -266,12 +266,16 @@ static void test_true_peak_exact(void)
 /* --- dynamics -------------------------------------------------------------- */
 
 /* Ten 3-second blocks of sines at known levels: the loudest 20 % are the
- * two loudest blocks; the second-highest peak is the second-loudest
- * block's. */
+ * two loudest blocks. With a click of -3 dBFS in two quiet blocks, the
+ * second-highest peak is a click's: DR is that peak over the top blocks'
+ * RMS. Without them, the second peak (the second-loudest block's, -14
+ * dBFS) is below that RMS: the formula gives -1.11 dB, and DR reads 0
+ * (never negative). */
 static void test_dr_definition(void)
 {
     const double levels[10] = {-30, -28, -26, -24, -22, -20, -18, -16, -14, -12};
-    segment_t seg[10];
+    segment_t seg[14];
+    int n = 0;
     prime_analysis_t *r;
     double dr = NAN, rms_top, second_peak;
 
@@ -279,9 +283,23 @@ static void test_dr_definition(void)
         seg[i] = (segment_t){3.0, levels[i], 997, 0};
     r = analyze(make_file("dr.wav", 44100, 2, SF_FORMAT_WAV | SF_FORMAT_FLOAT, seg, 10));
     CU_ASSERT_TRUE(prime_analysis_dr(r, &dr));
+    CU_ASSERT_EQUAL(dr, 0.0);
+    prime_analysis_free(r);
+
+    for (int i = 0; i < 10; i++) {
+        if (i == 2 || i == 4) { /* a one-sample click in the middle of the block */
+            seg[n++] = (segment_t){1.5, levels[i], 997, 0};
+            seg[n++] = (segment_t){1.0 / 44100, -3, 0, 0};
+            seg[n++] = (segment_t){1.5 - 1.0 / 44100, levels[i], 997, 0};
+        } else {
+            seg[n++] = (segment_t){3.0, levels[i], 997, 0};
+        }
+    }
+    r = analyze(make_file("dr-clicks.wav", 44100, 2, SF_FORMAT_WAV | SF_FORMAT_FLOAT, seg, n));
+    CU_ASSERT_TRUE(prime_analysis_dr(r, &dr));
     /* A sine's RMS with the meter's +3 dB is its peak. */
     rms_top = sqrt((pow(10, -12 / 10.0) + pow(10, -14 / 10.0)) / 2);
-    second_peak = pow(10, -14 / 20.0);
+    second_peak = pow(10, -3 / 20.0);
     ASSERT_NEAR(dr, 20 * log10(second_peak / rms_top), 0.02);
     prime_analysis_free(r);
 }

@@ -27,7 +27,10 @@ typedef struct progress {
 static void show_progress(double fraction, void *ctx)
 {
     progress_t *p = ctx;
-    fprintf(stderr, "\r%s: %3.0f%%", p->path, fraction * 100);
+    if (fraction < 0) /* the length is not known before the end */
+        fprintf(stderr, "\r%s: reading", p->path);
+    else
+        fprintf(stderr, "\r%s: %3.0f%%", p->path, fraction * 100);
     p->shown = 1;
 }
 

@@ -49,8 +49,9 @@ void prime_analyzer_free(prime_analyzer_t *a);
  * is a mistake or an attack). */
 void prime_analyzer_set_max_seconds(prime_analyzer_t *a, double seconds);
 
-/* Called during analysis with the fraction done (0..1), for a progress
- * line; NULL for none. */
+/* Called during analysis with the fraction done (0..1), or -1 while the
+ * length is not known (a header that does not say), for a progress line;
+ * NULL for none. */
 typedef void (*prime_analysis_progress_fn)(double fraction, void *ctx);
 void prime_analyzer_set_progress(prime_analyzer_t *a, prime_analysis_progress_fn fn, void *ctx);
 
