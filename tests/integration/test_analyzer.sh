@@ -3,7 +3,8 @@
 # storage root, answers on prime.analysis, and the materializer storing
 # them. Checks each outcome (analysed; missing, unsupported, corrupt; a path
 # leading outside the root through a symlink refused, one staying inside
-# followed), that a request published twice is analysed once, and that the
+# followed; a FIFO refused at once; a file over the budget of decoded
+# samples), that a request published twice is analysed once, and that the
 # mix's loudness reaches its project.
 set -uo pipefail
 tmp=$(mktemp -d)
@@ -20,6 +21,9 @@ head -c 20000 "$root/u1/mix.wav" >"$root/u1/cut.wav"
 sox -R -n -r 44100 -c 1 "$tmp/outside/secret.wav" synth 1 sine 440
 ln -s ../../outside/secret.wav "$root/u1/escape.wav"
 ln -s mix.wav "$root/u1/alias.wav"
+mkfifo "$root/u1/fifo.wav" # opening it for reading waited for a writer, holding the worker
+# 60 s of 8-channel 384 kHz silence in 33 KB: 184 million samples, over the budget given below
+ffmpeg -v error -f lavfi -i anullsrc=r=384000:cl=7.1 -t 60 -c:a flac -sample_fmt s16 "$root/u1/huge.flac" || exit 1
 
 u1=11111111-1111-4111-8111-111111111111 p1=aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa
 n=0
@@ -41,23 +45,30 @@ f() { printf 'f%07d-0000-4000-8000-000000000000' "$1"; }
   upload 10:05 "$(f 4)" u1/cut.wav false
   upload 10:06 "$(f 5)" u1/escape.wav false
   upload 10:07 "$(f 6)" u1/alias.wav false
+  upload 10:08 "$(f 7)" u1/fifo.wav false
+  upload 10:09 "$(f 8)" u1/huge.flac false
 } >"$tmp/events.jsonl"
 sed -n 3p "$tmp/events.jsonl" >>"$tmp/events.jsonl" # the mix's upload published twice: one request
 "$PRIME_PUBLISH" "$tmp/events.jsonl" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
 
-"$PRIME_ANALYZER" --storage-root "$root" --threads 2 -X session.timeout.ms=6000 >"$tmp/analyzer.log" 2>&1 &
+"$PRIME_ANALYZER" --storage-root "$root" --threads 2 --max-samples 50000000 -X session.timeout.ms=6000 \
+  >"$tmp/analyzer.log" 2>&1 &
 apid=$!
 for _ in $(seq 300); do
-  [ "$(psql -qAtc "SELECT count(*) FROM prime_pipeline.analysis_requests")" = 6 ] && break
+  [ "$(psql -qAtc "SELECT count(*) FROM prime_pipeline.analysis_requests")" = 8 ] && break
   sleep 0.1
 done
 sleep 1 # a second answer to the duplicate would be in the next batch
 kill -TERM "$apid"; wait "$apid"
 check "each request answered once, with its outcome" \
-  "$(f 1)|analyzed;$(f 2)|missing;$(f 3)|unsupported;$(f 4)|corrupt;$(f 5)|path_rejected;$(f 6)|analyzed" \
+  "$(f 1)|analyzed;$(f 2)|missing;$(f 3)|unsupported;$(f 4)|corrupt;$(f 5)|path_rejected;$(f 6)|analyzed;$(f 7)|unreadable;$(f 8)|over_budget" \
   "SELECT string_agg(file_id || '|' || outcome, ';' ORDER BY file_id) FROM prime_pipeline.analysis_requests"
 answers=$(kcat -b "$PRIME_BROKERS" -C -t prime.analysis -o beginning -e -q -f '%h\n' 2>/dev/null | grep -c prime.event_type)
-[ "$answers" = 6 ] && ok "six answers on prime.analysis (the duplicate upload was not analysed again)" || bad "answers: $answers"
+[ "$answers" = 8 ] && ok "eight answers on prime.analysis (the duplicate upload was not analysed again)" || bad "answers: $answers"
+kcat -b "$PRIME_BROKERS" -C -t prime.analysis -o beginning -e -q -f '%s\n' 2>/dev/null >"$tmp/answers"
+grep -a -q 'fifo.wav: not a regular file' "$tmp/answers" && ok "the FIFO is refused without waiting for a writer" || bad "fifo"
+grep -a -q 'budget of 50000000 decoded samples' "$tmp/answers" \
+  && ok "the tiny huge FLAC is answered over_budget, with the budget in the message" || bad "over_budget message"
 grep -q 'request answered before; not analysed again' "$tmp/analyzer.log" && ok "the duplicate is logged" || bad "duplicate log"
 grep -q 'reason=path_rejected' "$tmp/analyzer.log" && ok "the symlink out of the root is refused" || bad "escape"
 

@@ -70,7 +70,11 @@ typedef struct pool {
 /* The file under the storage root, never outside it. */
 static int open_beneath(const analyzer_t *a, const char *path, const char **reason, char *message, size_t size)
 {
-    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+    /* O_NONBLOCK: opening a FIFO (or a device) for reading would wait for
+     * a writer and hold the worker; prime_analyze_fd refuses anything but
+     * a regular file before reading. */
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
     /* The kernel refuses, atomically, an absolute path, a ".." or a
      * symbolic link that leads out of the root (EXDEV). */
     int fd = (int)syscall(SYS_openat2, a->root_fd, path, &how, sizeof(how));
@@ -325,9 +329,13 @@ int main(int argc, char **argv)
     int nrest = 0, rc;
     prime_worker_conf_t conf;
     analyzer_t a = {.root = getenv("PRIME_STORAGE_ROOT"), .threads = (int)sysconf(_SC_NPROCESSORS_ONLN)};
+    prime_analysis_limits_t limits;
     prime_producer_conf_t *pconf;
     prime_error_t err;
+    int known;
 
+    prime_analysis_limits_init(&limits);
+    prime_error_clear(&err);
     /* Its own options first; the rest are the runtime's. */
     for (int i = 0; rest && i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--storage-root")) {
@@ -340,6 +348,12 @@ int main(int argc, char **argv)
                 return 2;
             }
             a.threads = (int)t;
+        } else if ((known = prime_analysis_limits_option(&limits, argv[i], i + 1 < argc ? argv[i + 1] : NULL, &err))) {
+            if (known < 0) {
+                fprintf(stderr, "prime-analyzer: %s\n", err.message);
+                return 2;
+            }
+            i++;
         } else {
             rest[nrest++] = argv[i];
         }
@@ -347,9 +361,12 @@ int main(int argc, char **argv)
     if (!rest)
         return 1;
     if ((rc = prime_worker_conf_parse(&conf, "analyzer", topics, nrest, rest))) {
-        if (rc < 0)
-            puts("  --storage-root DIR  where file paths point (default $PRIME_STORAGE_ROOT)\n"
-                 "  --threads N         files analysed at once (default: one per core)");
+        if (rc < 0) {
+            fputs("  --storage-root DIR    where file paths point (default $PRIME_STORAGE_ROOT)\n"
+                  "  --threads N           files analysed at once (default: one per core)\n",
+                  stdout);
+            fputs(prime_analysis_limits_usage, stdout);
+        }
         return rc < 0 ? 0 : rc;
     }
     if (!a.root || (a.root_fd = open(a.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
@@ -366,6 +383,8 @@ int main(int argc, char **argv)
     for (int t = 0; a.analyzers && t < a.threads; t++)
         if (!(a.analyzers[t] = prime_analyzer_new(&err)))
             break;
+        else
+            prime_analyzer_set_limits(a.analyzers[t], &limits);
     pconf = prime_producer_conf_new();
     if (!a.analyzers || !a.analyzers[a.threads - 1] || !(a.reg = prime_registry_new(&err)) || !pconf ||
         prime_producer_conf_set(pconf, "bootstrap.servers", conf.brokers, &err)) {

@@ -9,6 +9,7 @@
 
 #include <ebur128.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <math.h>
 #include <mpg123.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CHANNELS 64
@@ -25,7 +27,8 @@
 
 struct prime_analyzer_s {
     spectrum_plan_t *plan;
-    double max_seconds;
+    double max_seconds, max_cpu_seconds;
+    long long max_samples;
     prime_analysis_progress_fn progress;
     void *progress_ctx;
 };
@@ -36,7 +39,7 @@ const char *prime_analysis_failure_name(prime_analysis_failure_t f)
         [PRIME_ANALYSIS_OK] = "ok",           [PRIME_ANALYSIS_MISSING] = "missing",
         [PRIME_ANALYSIS_UNREADABLE] = "unreadable", [PRIME_ANALYSIS_UNSUPPORTED] = "unsupported",
         [PRIME_ANALYSIS_CORRUPT] = "corrupt",   [PRIME_ANALYSIS_EMPTY] = "empty",
-        [PRIME_ANALYSIS_TOO_LONG] = "too_long",
+        [PRIME_ANALYSIS_TOO_LONG] = "too_long",   [PRIME_ANALYSIS_OVER_BUDGET] = "over_budget",
     };
     return (unsigned)f < sizeof(names) / sizeof(names[0]) ? names[f] : "unknown";
 }
@@ -50,6 +53,8 @@ prime_analyzer_t *prime_analyzer_new(prime_error_t *err)
         return NULL;
     }
     a->max_seconds = 4 * 3600;
+    a->max_samples = PRIME_ANALYSIS_MAX_SAMPLES;
+    a->max_cpu_seconds = PRIME_ANALYSIS_MAX_CPU_SECONDS;
     /* Once, before any thread decodes MPEG audio (a no-op in libmpg123
      * 1.27 and later, needed before). */
     mpg123_init();
@@ -67,6 +72,83 @@ void prime_analyzer_free(prime_analyzer_t *a)
 void prime_analyzer_set_max_seconds(prime_analyzer_t *a, double seconds)
 {
     a->max_seconds = seconds;
+}
+
+void prime_analyzer_set_max_samples(prime_analyzer_t *a, long long samples)
+{
+    a->max_samples = samples;
+}
+
+void prime_analyzer_set_max_cpu_seconds(prime_analyzer_t *a, double seconds)
+{
+    a->max_cpu_seconds = seconds;
+}
+
+/* audio_files.duration_seconds is DECIMAL(10,3). */
+#define MAX_SECONDS_LIMIT 9999999.0
+
+const char prime_analysis_limits_usage[] =
+    "  --max-seconds S       refuse files longer than S seconds (too_long; default 14400)\n"
+    "  --max-samples N       refuse files that decode to more than N samples, frames x channels\n"
+    "                        (over_budget; default 2000000000)\n"
+    "  --max-cpu-seconds S   stop a file's analysis after S seconds of CPU time (over_budget; default 120)\n";
+
+void prime_analysis_limits_init(prime_analysis_limits_t *l)
+{
+    l->max_seconds = 4 * 3600;
+    l->max_samples = PRIME_ANALYSIS_MAX_SAMPLES;
+    l->max_cpu_seconds = PRIME_ANALYSIS_MAX_CPU_SECONDS;
+}
+
+int prime_analysis_limits_option(prime_analysis_limits_t *l, const char *name, const char *value, prime_error_t *err)
+{
+    char *end = NULL;
+    double v;
+
+    if (strcmp(name, "--max-seconds") && strcmp(name, "--max-samples") && strcmp(name, "--max-cpu-seconds"))
+        return 0;
+    if (!value) {
+        prime_error_set(err, PRIME_ERR_INVALID, name, "%s: a value is needed", name);
+        return -1;
+    }
+    errno = 0;
+    v = strtod(value, &end);
+    if (!strcmp(name, "--max-samples")) {
+        long long n = strtoll(value, &end, 10);
+        if (errno || end == value || *end || n < 1) {
+            prime_error_set(err, PRIME_ERR_INVALID, name, "%s: expected a whole number of samples >= 1, got '%s'",
+                            name, value);
+            return -1;
+        }
+        l->max_samples = n;
+        return 1;
+    }
+    if (errno || end == value || *end || !(v > 0) ||
+        (!strcmp(name, "--max-seconds") ? v > MAX_SECONDS_LIMIT : !isfinite(v))) {
+        prime_error_set(err, PRIME_ERR_INVALID, name, "%s: expected seconds above 0%s, got '%s'", name,
+                        !strcmp(name, "--max-seconds") ? " and at most 9999999 (audio_files.duration_seconds)" : "",
+                        value);
+        return -1;
+    }
+    if (!strcmp(name, "--max-seconds"))
+        l->max_seconds = v;
+    else
+        l->max_cpu_seconds = v;
+    return 1;
+}
+
+void prime_analyzer_set_limits(prime_analyzer_t *a, const prime_analysis_limits_t *l)
+{
+    a->max_seconds = l->max_seconds;
+    a->max_samples = l->max_samples;
+    a->max_cpu_seconds = l->max_cpu_seconds;
+}
+
+/* CPU time of the calling thread, in seconds. */
+static double thread_cpu_seconds(void)
+{
+    struct timespec t;
+    return clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) ? 0.0 : (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
 void prime_analyzer_set_progress(prime_analyzer_t *a, prime_analysis_progress_fn fn, void *ctx)
@@ -228,7 +310,7 @@ static double shortterm_if_needed(ebur128_state *st, recent_t *recent, double mo
         memmove(recent->energy, recent->energy + 1, sizeof(double) * 28), recent->n--;
     recent->energy[recent->n++] = e;
     bound = sum > 0 ? -0.691 + 10.0 * log10(4.0 * sum / 30.0) : -HUGE_VAL;
-    if (exact_blocks && bound < max_so_far && !for_curve)
+    if (exact_blocks && bound <= max_so_far && !for_curve) /* equal: not a new maximum (silence: -inf) */
         return NAN;
     ebur128_loudness_shortterm(st, &s);
     return s;
@@ -357,7 +439,9 @@ static long long source_read(source_t *src, float *buf, size_t n)
 prime_errcode_t prime_analyze_file(prime_analyzer_t *a, const char *path, prime_analysis_t **out,
                                    prime_analysis_failure_t *failure, prime_error_t *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer;
+     * prime_analyze_fd refuses anything but a regular file. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     prime_errcode_t rc;
 
     *out = NULL;
@@ -382,7 +466,8 @@ prime_errcode_t prime_analyze_fd(prime_analyzer_t *a, int fd, const char *path, 
     float *buf = NULL;
     double sum2 = 0;
     size_t block, curve_cap = 0;
-    long long momentary_frames, shortterm_frames, max_frames;
+    long long momentary_frames, shortterm_frames, max_frames, budget_frames;
+    double cpu_start = thread_cpu_seconds();
     recent_t recent = {.n = 0};
     bool exact_blocks;
     prime_analysis_failure_t why;
@@ -420,12 +505,19 @@ prime_errcode_t prime_analyze_fd(prime_analyzer_t *a, int fd, const char *path, 
     }
     /* Checked before reading when the header says, and while reading in
      * any case (the length may be unknown). */
-    max_frames = (long long)floor(a->max_seconds * src.rate);
+    max_frames = a->max_seconds * src.rate < 9e18 ? (long long)floor(a->max_seconds * src.rate) : LLONG_MAX;
     if (src.declared > max_frames) {
         snprintf(detail, sizeof(detail), "%.0f seconds, the limit is %.0f", (double)src.declared / src.rate,
                  a->max_seconds);
         source_close(&src);
         return fail(failure, PRIME_ANALYSIS_TOO_LONG, err, path, detail);
+    }
+    budget_frames = a->max_samples / src.channels;
+    if (src.declared > budget_frames) {
+        snprintf(detail, sizeof(detail), "%lld frames of %d channels: more than the budget of %lld decoded samples",
+                 src.declared, src.channels, a->max_samples);
+        source_close(&src);
+        return fail(failure, PRIME_ANALYSIS_OVER_BUDGET, err, path, detail);
     }
 
     r = calloc(1, sizeof(*r));
@@ -469,6 +561,18 @@ prime_errcode_t prime_analyze_fd(prime_analyzer_t *a, int fd, const char *path, 
         if (r->frames + got > max_frames) {
             snprintf(detail, sizeof(detail), "longer than the limit of %.0f seconds", a->max_seconds);
             rc = fail(failure, PRIME_ANALYSIS_TOO_LONG, err, path, detail);
+            goto out;
+        }
+        if (r->frames + got > budget_frames) {
+            snprintf(detail, sizeof(detail), "more than the budget of %lld decoded samples (%d channels)",
+                     a->max_samples, src.channels);
+            rc = fail(failure, PRIME_ANALYSIS_OVER_BUDGET, err, path, detail);
+            goto out;
+        }
+        if (thread_cpu_seconds() - cpu_start > a->max_cpu_seconds) {
+            snprintf(detail, sizeof(detail), "more than the budget of %g CPU seconds, after %.1f s of audio",
+                     a->max_cpu_seconds, (double)r->frames / src.rate);
+            rc = fail(failure, PRIME_ANALYSIS_OVER_BUDGET, err, path, detail);
             goto out;
         }
         for (size_t i = 0; i < (size_t)got * (size_t)src.channels; i++) {
