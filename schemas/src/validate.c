@@ -361,6 +361,22 @@ static prime_errcode_t check_number(const field_desc_t *f, const char *path, dou
     case CHECK_LUFS:
         return v >= -70 && v <= 5 ? PRIME_OK
                                   : prime_error_set(err, PRIME_ERR_INVALID, path, "expected loudness from -70 to +5 LUFS, got %g", v);
+    /* What the analyzer measures, which may be anything a file holds, up to
+     * what the column it lands in holds (DECIMAL(5,2): below 1000). */
+    case CHECK_MEASURED_LUFS:
+        return v >= -70 && v < 1000 ? PRIME_OK
+                                    : prime_error_set(err, PRIME_ERR_INVALID, path,
+                                                      "expected a measured loudness from -70 (the absolute gate) to "
+                                                      "999.99 LUFS (DECIMAL(5,2)), got %g", v);
+    case CHECK_MEASURED_SAMPLE_RATE:
+        return v >= 1000 && v <= 768000 && v == floor(v)
+                   ? PRIME_OK
+                   : prime_error_set(err, PRIME_ERR_INVALID, path,
+                                     "expected a measured sample rate of 1000 to 768000 Hz, got %g", v);
+    case CHECK_MEASURED_DR:
+        return v >= 0 && v < 1000 ? PRIME_OK
+                                  : prime_error_set(err, PRIME_ERR_INVALID, path,
+                                                    "expected a DR figure from 0 to 999.99 (DECIMAL(5,2)), got %g", v);
     case CHECK_SAMPLE_RATE:
         for (int i = 0; sample_rates[i]; i++)
             if (v == sample_rates[i])
