@@ -111,8 +111,19 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 kill -TERM "$mpid"; wait "$mpid"
-check "the analyses are stored with the analyzer's version" "8|1.0.0" \
+version=$("$PRIME_ANALYZE" --version)
+check "the analyses are stored with the analyzer's version ($version)" "8|$version" \
   "SELECT count(*) || '|' || string_agg(DISTINCT audio_analysis->>'analyzer_version', '|') FROM audio_files WHERE audio_analysis IS NOT NULL"
+# Every answer, analysed or failed, carries it in its analyzer_version field
+# (a string field: its length as a zig-zag varint, then the bytes).
+kcat -b "$PRIME_BROKERS" -C -t prime.analysis -o beginning -e -q -f '%s<<END>>' 2>/dev/null | /usr/bin/python3 -c '
+import sys
+version = sys.argv[1].encode()
+field = bytes([2 * len(version)]) + version
+answers = [m for m in sys.stdin.buffer.read().split(b"<<END>>") if m]
+print(len(answers), sum(field in m for m in answers))' "$version" >"$tmp/versions"
+[ "$(cat "$tmp/versions")" = "15 15" ] && ok "all 15 answers, analysed and failed, carry version $version" \
+  || bad "answers carrying the version: $(cat "$tmp/versions")"
 check "measured figures as they are: 12 kHz, 7350 Hz; +18 LUFS; the square's DR 0" "12000|7350|18.06|0.00" \
   "SELECT (SELECT sample_rate FROM audio_files WHERE id = '$(f 9)') || '|' || (SELECT sample_rate FROM audio_files WHERE id = '$(f 10)')
      || '|' || (SELECT round((audio_analysis->'loudness'->>'integrated_lufs')::numeric, 2) FROM audio_files WHERE id = '$(f 12)')

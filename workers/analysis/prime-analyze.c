@@ -12,6 +12,7 @@
 static void usage(FILE *out)
 {
     fputs("usage: prime-analyze [--plot FILE.svg] [--max-seconds S] [--max-samples N] [--max-cpu-seconds S] FILE...\n"
+          "       prime-analyze --version   the analyzer version every analysis carries\n"
           "  prints one JSON object per file: loudness (EBU R 128), dynamics (PLR, crest factor, DR),\n"
           "  spectrum (centroid, rolloff, flatness, bands, 1/3 octaves)\n"
           "  --plot FILE.svg       draw the loudness over time and the spectrum (of the last FILE)\n",
@@ -47,6 +48,9 @@ int main(int argc, char **argv)
     for (; first < argc && argv[first][0] == '-' && argv[first][1]; first++) {
         if (!strcmp(argv[first], "--help") || !strcmp(argv[first], "-h")) {
             usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[first], "--version")) {
+            puts(PRIME_ANALYZER_VERSION); /* what every analysis and answer carries */
             return 0;
         } else if (!strcmp(argv[first], "--plot") && first + 1 < argc) {
             plot = argv[++first];

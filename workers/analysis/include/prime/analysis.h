@@ -22,7 +22,15 @@
 
 #include "prime/error.h"
 
-#define PRIME_ANALYZER_VERSION "1.0.0"
+/* The version of the analysis: the one place it is written. Every answer
+ * carries it (audio.analyzed and audio.analysis_failed, and the analysis
+ * JSON); the materializer never replaces an analysis by an older version's,
+ * an answer's event_id is derived from it, and reprocessing selects files
+ * analysed by an older one. A release that changes any figure (or which
+ * files are refused) bumps it. 1.1.0: MP3 decoded to its end, files of
+ * unknown length read, NaN/infinity refused, every channel weighted, window
+ * maxima of short files null, DR never negative, the budget. */
+#define PRIME_ANALYZER_VERSION "1.1.0"
 
 /* Why a file could not be analysed: the reason of audio.analysis_failed. */
 typedef enum prime_analysis_failure {
