@@ -141,12 +141,17 @@ static void test_out_of_range(void)
 static void test_multibyte_message(void)
 {
     answer_t a = {.reason = "missing"};
-    char path[1100] = "";
+    char text[1200] = "u1/";
     prime_event_t *ev;
 
     for (int i = 0; i < 300; i++)
-        strcat(path, "\xe9\x9f\xb3"); /* U+97F3 */
-    snprintf(a.message, sizeof(a.message), "u1/%s.wav: No such file or directory", path);
+        strcat(text, "\xe9\x9f\xb3"); /* U+97F3 */
+    strcat(text, ".wav: No such file or directory");
+    /* As snprintf cuts it to the buffer: 511 bytes, 3 + 169 characters and
+     * one byte of the next. */
+    memcpy(a.message, text, sizeof(a.message) - 1);
+    a.message[sizeof(a.message) - 1] = '\0';
+    CU_ASSERT_EQUAL((strlen(a.message) - 3) % 3, 1);
     ev = answer_for(reg, &a);
     CU_ASSERT_STRING_EQUAL(a.reason, "missing");
     CU_ASSERT_EQUAL((strlen(a.message) - 3) % 3, 0); /* "u1/" then whole characters */
