@@ -1,4 +1,5 @@
 #include "prime/error.h"
+#include "prime/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,7 +26,10 @@ prime_errcode_t prime_error_set(prime_error_t *err, prime_errcode_t code,
     err->retriable = false;
     snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    /* A message quoting an event's text may be cut: never inside a
+     * character (it travels in events and headers that must be UTF-8). */
+    if (vsnprintf(err->message, sizeof(err->message), fmt, ap) >= (int)sizeof(err->message))
+        prime_utf8_cut(err->message, sizeof(err->message) - 1);
     va_end(ap);
     return code;
 }

@@ -83,8 +83,9 @@ static double example_number(const field_desc_t *f, uint64_t r)
 
     switch (f->check) {
     case CHECK_BPM: return f->kind == KIND_DOUBLE ? 60 + n % 120 + 0.5 : 60 + n % 120;
-    case CHECK_LUFS: return -8.0 - (double)(n % 20);
-    case CHECK_SAMPLE_RATE: return rates[r % 5];
+    case CHECK_LUFS: case CHECK_MEASURED_LUFS: return -8.0 - (double)(n % 20);
+    case CHECK_SAMPLE_RATE: case CHECK_MEASURED_SAMPLE_RATE: return rates[r % 5];
+    case CHECK_MEASURED_DR: return 4 + n % 12;
     case CHECK_BIT_DEPTH: return depths[r % 3];
     case CHECK_CHANNELS: return 1 + n % 2;
     case CHECK_POSITIVE: return 1 + n % 50;

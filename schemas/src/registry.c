@@ -36,6 +36,8 @@ static const struct {
     {"json_array", CHECK_JSON_ARRAY}, {"secret_hash", CHECK_SECRET_HASH}, {"inet", CHECK_INET},
     {"storage_path", CHECK_STORAGE_PATH}, {"mime_type", CHECK_MIME_TYPE},
     {"audio_format", CHECK_AUDIO_FORMAT}, {"credential_type", CHECK_CREDENTIAL_TYPE},
+    {"measured_lufs", CHECK_MEASURED_LUFS}, {"measured_sample_rate", CHECK_MEASURED_SAMPLE_RATE},
+    {"measured_dr", CHECK_MEASURED_DR},
 };
 
 /* Strings without a prime.max_length get this cap (bytes). */

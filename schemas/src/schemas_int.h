@@ -47,6 +47,9 @@ typedef enum field_check {
     CHECK_MIME_TYPE,
     CHECK_AUDIO_FORMAT,
     CHECK_CREDENTIAL_TYPE,
+    CHECK_MEASURED_LUFS,
+    CHECK_MEASURED_SAMPLE_RATE,
+    CHECK_MEASURED_DR,
 } field_check_t;
 
 typedef struct field_desc {

@@ -359,6 +359,9 @@ static void rule_range(field_check_t check, double *lo, double *hi)
     case CHECK_NONNEG: *lo = 0; break;
     case CHECK_POSITIVE: *lo = 1; break;
     case CHECK_CONFIDENCE: *lo = 0, *hi = 1; break;
+    case CHECK_MEASURED_LUFS: *lo = -70, *hi = 999.99; break;
+    case CHECK_MEASURED_SAMPLE_RATE: *lo = 1000, *hi = 768000; break;
+    case CHECK_MEASURED_DR: *lo = 0, *hi = 999.99; break;
     default: break;
     }
 }
@@ -375,6 +378,22 @@ static prime_errcode_t check_rule(const field_desc_t *f, const char *path, doubl
     case CHECK_LUFS:
         return v >= lo && v <= hi ? PRIME_OK
                                   : prime_error_set(err, PRIME_ERR_INVALID, path, "expected loudness from %g to +%g LUFS, got %g", lo, hi, v);
+    /* What the analyzer measures, which may be anything a file holds, up to
+     * what the column it lands in holds (DECIMAL(5,2): below 1000). */
+    case CHECK_MEASURED_LUFS:
+        return v >= lo && v <= hi ? PRIME_OK
+                                  : prime_error_set(err, PRIME_ERR_INVALID, path,
+                                                    "expected a measured loudness from %g (the absolute gate) to "
+                                                    "%g LUFS (DECIMAL(5,2)), got %g", lo, hi, v);
+    case CHECK_MEASURED_SAMPLE_RATE:
+        return v >= lo && v <= hi && v == floor(v)
+                   ? PRIME_OK
+                   : prime_error_set(err, PRIME_ERR_INVALID, path,
+                                     "expected a measured sample rate of %g to %g Hz, got %g", lo, hi, v);
+    case CHECK_MEASURED_DR:
+        return v >= lo && v <= hi ? PRIME_OK
+                                  : prime_error_set(err, PRIME_ERR_INVALID, path,
+                                                    "expected a DR figure from %g to %g (DECIMAL(5,2)), got %g", lo, hi, v);
     case CHECK_SAMPLE_RATE:
         for (int i = 0; sample_rates[i]; i++)
             if (v == sample_rates[i])

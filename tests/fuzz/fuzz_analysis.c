@@ -1,7 +1,7 @@
 /* Fuzz target: the analyzer's file handling. The input is written to a
  * file and analysed; it must be analysed with finite JSON or refused with a
- * reason and a message, never crash or leak. Seeds: short WAV, AIFF, FLAC
- * and Ogg/Vorbis files made with libsndfile. */
+ * reason and a message, never crash or leak. Seeds: short WAV, AIFF, FLAC,
+ * Ogg/Vorbis and MP3 files made with libsndfile. */
 #include "fuzz.h"
 #include "prime/analysis.h"
 
@@ -93,4 +93,5 @@ void fuzz_seeds(void (*add)(const uint8_t *data, size_t size))
     seed_file(SF_FORMAT_FLAC | SF_FORMAT_PCM_16, add);
     seed_file(SF_FORMAT_OGG | SF_FORMAT_VORBIS, add);
     seed_file(SF_FORMAT_WAV | SF_FORMAT_FLOAT, add);
+    seed_file(SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III, add); /* decoded by libmpg123 directly */
 }

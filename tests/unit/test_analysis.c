@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../support/prime_test.h"
@@ -266,12 +267,16 @@ static void test_true_peak_exact(void)
 /* --- dynamics -------------------------------------------------------------- */
 
 /* Ten 3-second blocks of sines at known levels: the loudest 20 % are the
- * two loudest blocks; the second-highest peak is the second-loudest
- * block's. */
+ * two loudest blocks. With a click of -3 dBFS in two quiet blocks, the
+ * second-highest peak is a click's: DR is that peak over the top blocks'
+ * RMS. Without them, the second peak (the second-loudest block's, -14
+ * dBFS) is below that RMS: the formula gives -1.11 dB, and DR reads 0
+ * (never negative). */
 static void test_dr_definition(void)
 {
     const double levels[10] = {-30, -28, -26, -24, -22, -20, -18, -16, -14, -12};
-    segment_t seg[10];
+    segment_t seg[14];
+    int n = 0;
     prime_analysis_t *r;
     double dr = NAN, rms_top, second_peak;
 
@@ -279,9 +284,23 @@ static void test_dr_definition(void)
         seg[i] = (segment_t){3.0, levels[i], 997, 0};
     r = analyze(make_file("dr.wav", 44100, 2, SF_FORMAT_WAV | SF_FORMAT_FLOAT, seg, 10));
     CU_ASSERT_TRUE(prime_analysis_dr(r, &dr));
+    CU_ASSERT_EQUAL(dr, 0.0);
+    prime_analysis_free(r);
+
+    for (int i = 0; i < 10; i++) {
+        if (i == 2 || i == 4) { /* a one-sample click in the middle of the block */
+            seg[n++] = (segment_t){1.5, levels[i], 997, 0};
+            seg[n++] = (segment_t){1.0 / 44100, -3, 0, 0};
+            seg[n++] = (segment_t){1.5 - 1.0 / 44100, levels[i], 997, 0};
+        } else {
+            seg[n++] = (segment_t){3.0, levels[i], 997, 0};
+        }
+    }
+    r = analyze(make_file("dr-clicks.wav", 44100, 2, SF_FORMAT_WAV | SF_FORMAT_FLOAT, seg, n));
+    CU_ASSERT_TRUE(prime_analysis_dr(r, &dr));
     /* A sine's RMS with the meter's +3 dB is its peak. */
     rms_top = sqrt((pow(10, -12 / 10.0) + pow(10, -14 / 10.0)) / 2);
-    second_peak = pow(10, -14 / 20.0);
+    second_peak = pow(10, -3 / 20.0);
     ASSERT_NEAR(dr, 20 * log10(second_peak / rms_top), 0.02);
     prime_analysis_free(r);
 }
@@ -422,6 +441,63 @@ static void test_failures(void)
     prime_analyzer_set_max_seconds(analyzer, 4 * 3600);
 }
 
+/* The FLAC at path with its header's total samples set to 0 ("unknown",
+ * as an encoder writing to a pipe leaves it): STREAMINFO starts at byte 8,
+ * and its 36-bit sample count at bit 4 of byte 13 of it. */
+static void unknown_flac_length(const char *path)
+{
+    FILE *f = fopen(path, "r+b");
+    unsigned char b[5];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(fseek(f, 8 + 13, SEEK_SET), 0);
+    CU_ASSERT_EQUAL(fread(b, 1, 5, f), 5);
+    b[0] &= 0xF0;
+    memset(b + 1, 0, 4);
+    CU_ASSERT_EQUAL(fseek(f, 8 + 13, SEEK_SET), 0);
+    CU_ASSERT_EQUAL(fwrite(b, 1, 5, f), 5);
+    fclose(f);
+}
+
+/* A file's budget: decoded samples, refused before reading when the header
+ * says the length and while reading when it does not; CPU time; and a FIFO
+ * refused at once (opening it used to wait for a writer). */
+static void test_budget(void)
+{
+    const segment_t tone[] = {{2, -20, 440, 0}};
+    char path[300], message[512], flac[300];
+    prime_analysis_t *r;
+
+    snprintf(path, sizeof(path), "%s", make_file("budget.wav", 48000, 2, SF_FORMAT_WAV | SF_FORMAT_PCM_16, tone, 1));
+    prime_analyzer_set_max_samples(analyzer, 2 * 48000 * 2 - 1);
+    CU_ASSERT_EQUAL(failure_of(path, message, sizeof(message)), PRIME_ANALYSIS_OVER_BUDGET);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message, "budget of 191999 decoded samples"));
+    prime_analyzer_set_max_samples(analyzer, 2 * 48000 * 2);
+    r = analyze(path);
+    prime_analysis_free(r);
+
+    /* Unknown length: read until the budget is spent. */
+    snprintf(flac, sizeof(flac), "%s", make_file("budget.flac", 48000, 2, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, tone, 1));
+    unknown_flac_length(flac);
+    r = analyze(flac); /* within the budget: all of it */
+    CU_ASSERT_EQUAL(r ? prime_analysis_duration(r) : 0, 2.0);
+    prime_analysis_free(r);
+    prime_analyzer_set_max_samples(analyzer, 48000 * 2);
+    CU_ASSERT_EQUAL(failure_of(flac, message, sizeof(message)), PRIME_ANALYSIS_OVER_BUDGET);
+    prime_analyzer_set_max_samples(analyzer, PRIME_ANALYSIS_MAX_SAMPLES);
+
+    prime_analyzer_set_max_cpu_seconds(analyzer, 1e-9);
+    CU_ASSERT_EQUAL(failure_of(path, message, sizeof(message)), PRIME_ANALYSIS_OVER_BUDGET);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message, "CPU seconds"));
+    prime_analyzer_set_max_cpu_seconds(analyzer, PRIME_ANALYSIS_MAX_CPU_SECONDS);
+
+    snprintf(path, sizeof(path), "%s/fifo.wav", dir);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+    alarm(20); /* waiting for a writer would end the test here */
+    CU_ASSERT_EQUAL(failure_of(path, message, sizeof(message)), PRIME_ANALYSIS_UNREADABLE);
+    alarm(0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(message, "not a regular file"));
+}
+
 /* Other formats libsndfile writes: FLAC and Ogg/Vorbis, another rate. */
 static void test_formats(void)
 {
@@ -479,6 +555,7 @@ int main(void)
         {"silence, DC, clipping and one sample give defined results", test_edge_signals},
         {"missing, unreadable, unsupported, corrupt, empty and too long files", test_failures},
         {"FLAC and Ogg/Vorbis at 44.1 kHz", test_formats},
+        {"budget: decoded samples (known and unknown length), CPU time; a FIFO refused at once", test_budget},
         {NULL, NULL},
     };
     return prime_test_run("analysis", setup, teardown, tests);

@@ -11,12 +11,13 @@
 
 static void usage(FILE *out)
 {
-    fputs("usage: prime-analyze [--plot FILE.svg] [--max-seconds S] FILE...\n"
+    fputs("usage: prime-analyze [--plot FILE.svg] [--max-seconds S] [--max-samples N] [--max-cpu-seconds S] FILE...\n"
+          "       prime-analyze --version   the analyzer version every analysis carries\n"
           "  prints one JSON object per file: loudness (EBU R 128), dynamics (PLR, crest factor, DR),\n"
           "  spectrum (centroid, rolloff, flatness, bands, 1/3 octaves)\n"
-          "  --plot FILE.svg     draw the loudness over time and the spectrum (of the last FILE)\n"
-          "  --max-seconds S     refuse longer files (default 14400)\n",
+          "  --plot FILE.svg       draw the loudness over time and the spectrum (of the last FILE)\n",
           out);
+    fputs(prime_analysis_limits_usage, out);
 }
 
 typedef struct progress {
@@ -27,32 +28,39 @@ typedef struct progress {
 static void show_progress(double fraction, void *ctx)
 {
     progress_t *p = ctx;
-    fprintf(stderr, "\r%s: %3.0f%%", p->path, fraction * 100);
+    if (fraction < 0) /* the length is not known before the end */
+        fprintf(stderr, "\r%s: reading", p->path);
+    else
+        fprintf(stderr, "\r%s: %3.0f%%", p->path, fraction * 100);
     p->shown = 1;
 }
 
 int main(int argc, char **argv)
 {
     const char *plot = NULL;
-    double max_seconds = 0;
+    prime_analysis_limits_t limits;
     prime_error_t err;
     prime_analyzer_t *a;
-    int first = 1, failed = 0;
+    int first = 1, failed = 0, known;
 
+    prime_analysis_limits_init(&limits);
+    prime_error_clear(&err);
     for (; first < argc && argv[first][0] == '-' && argv[first][1]; first++) {
         if (!strcmp(argv[first], "--help") || !strcmp(argv[first], "-h")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(argv[first], "--version")) {
+            puts(PRIME_ANALYZER_VERSION); /* what every analysis and answer carries */
+            return 0;
         } else if (!strcmp(argv[first], "--plot") && first + 1 < argc) {
             plot = argv[++first];
-        } else if (!strcmp(argv[first], "--max-seconds") && first + 1 < argc) {
-            char *end;
-            max_seconds = strtod(argv[++first], &end);
-            if (*end || max_seconds <= 0) {
-                fprintf(stderr, "prime-analyze: --max-seconds: expected a positive number of seconds, got '%s'\n",
-                        argv[first]);
+        } else if ((known = prime_analysis_limits_option(&limits, argv[first], first + 1 < argc ? argv[first + 1] : NULL,
+                                                          &err))) {
+            if (known < 0) {
+                fprintf(stderr, "prime-analyze: %s\n", err.message);
                 return 2;
             }
+            first++;
         } else if (!strcmp(argv[first], "--")) {
             first++;
             break;
@@ -71,8 +79,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "prime-analyze: %s\n", err.message);
         return 1;
     }
-    if (max_seconds > 0)
-        prime_analyzer_set_max_seconds(a, max_seconds);
+    prime_analyzer_set_limits(a, &limits);
     for (int i = first; i < argc; i++) {
         prime_analysis_t *r = NULL;
         prime_analysis_failure_t why;

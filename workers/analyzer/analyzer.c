@@ -15,13 +15,13 @@
  * outside the root is refused as path_rejected. (The validator refuses the
  * first two in events already.) */
 #define _GNU_SOURCE
+#include "answer.h"
 #include "prime/analysis.h"
 #include "prime/buf.h"
 #include "prime/event.h"
 #include "prime/log.h"
 #include "prime/pg.h"
 #include "prime/producer.h"
-#include "prime/uuid.h"
 #include "prime/worker.h"
 
 #include <errno.h>
@@ -35,18 +35,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Namespace of answer ids: uuid5(NAMESPACE_URL,
- * "https://prime.mixclub.studio/analysis"); the name is the request's
- * event_id and the analyzer version. */
-#define ANSWER_NAMESPACE "b13dcfbd-8599-5dfc-902c-ca7bed8dc884"
-
 typedef struct job {
     prime_event_t *request;
-    const char *request_id, *file_id, *file_path, *owner;
-    /* the outcome */
+    const char *file_path;
     prime_analysis_t *analysis;
-    const char *reason; /* NULL when analysed */
-    char message[512];
+    answer_t answer; /* the outcome */
 } job_t;
 
 typedef struct analyzer {
@@ -70,7 +63,11 @@ typedef struct pool {
 /* The file under the storage root, never outside it. */
 static int open_beneath(const analyzer_t *a, const char *path, const char **reason, char *message, size_t size)
 {
-    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+    /* O_NONBLOCK: opening a FIFO (or a device) for reading would wait for
+     * a writer and hold the worker; prime_analyze_fd refuses anything but
+     * a regular file before reading. */
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
     /* The kernel refuses, atomically, an absolute path, a ".." or a
      * symbolic link that leads out of the root (EXDEV). */
     int fd = (int)syscall(SYS_openat2, a->root_fd, path, &how, sizeof(how));
@@ -86,15 +83,16 @@ static void analyse(analyzer_t *a, prime_analyzer_t *analyzer, job_t *j)
 {
     prime_analysis_failure_t why = PRIME_ANALYSIS_OK;
     prime_error_t err;
-    int fd = open_beneath(a, j->file_path, &j->reason, j->message, sizeof(j->message));
+    int fd = open_beneath(a, j->file_path, &j->answer.reason, j->answer.message, sizeof(j->answer.message));
 
     if (fd < 0)
         return;
     prime_error_clear(&err);
     if (prime_analyze_fd(analyzer, fd, j->file_path, &j->analysis, &why, &err)) {
-        j->reason = why == PRIME_ANALYSIS_OK ? "unreadable" : prime_analysis_failure_name(why);
-        snprintf(j->message, sizeof(j->message), "%s", err.message);
+        j->answer.reason = why == PRIME_ANALYSIS_OK ? "unreadable" : prime_analysis_failure_name(why);
+        snprintf(j->answer.message, sizeof(j->answer.message), "%s", err.message);
     }
+    j->answer.analysis = j->analysis;
     close(fd);
 }
 
@@ -141,52 +139,13 @@ static void on_delivery(const prime_delivery_t *d, void *opaque)
     }
 }
 
-/* The answer to one request, published. */
+/* The answer to one request (answer.c: it fits its schema, or it is an
+ * analysis_failed saying why not), published. */
 static prime_errcode_t answer(analyzer_t *a, job_t *j, prime_error_t *err)
 {
-    const char *type = j->reason ? "audio.analysis_failed" : "audio.analyzed";
-    prime_event_t *ev = prime_producer_event_new(a->producer, type, err);
-    char id[PRIME_UUID_TEXT], name[128];
-    prime_errcode_t rc = ev ? PRIME_OK : err->code;
-    int len = snprintf(name, sizeof(name), "%s\n%s", j->request_id, PRIME_ANALYZER_VERSION);
+    prime_event_t *ev = answer_event(prime_producer_registry(a->producer), &j->answer, err);
+    prime_errcode_t rc = ev ? prime_producer_publish(a->producer, ev, NULL, err) : err->code;
 
-    if (!rc && prime_uuid_v5(ANSWER_NAMESPACE, name, (size_t)len, id))
-        rc = prime_error_set(err, PRIME_ERR_INVALID, "event_id", "cannot derive the answer's id");
-    if (!rc)
-        rc = prime_event_set_string(ev, "event_id", id, strlen(id), err);
-    if (!rc)
-        rc = prime_event_set_string(ev, "actor_user_id", j->owner, strlen(j->owner), err);
-    if (!rc)
-        rc = prime_event_set_string(ev, "owner_user_id", j->owner, strlen(j->owner), err);
-    if (!rc)
-        rc = prime_event_set_string(ev, "file_id", j->file_id, strlen(j->file_id), err);
-    if (!rc)
-        rc = prime_event_set_string(ev, "request_event_id", j->request_id, strlen(j->request_id), err);
-    if (!rc)
-        rc = prime_event_set_string(ev, "analyzer_version", PRIME_ANALYZER_VERSION, strlen(PRIME_ANALYZER_VERSION), err);
-    if (!rc && j->reason) {
-        rc = prime_event_set_string(ev, "reason", j->reason, strlen(j->reason), err);
-        if (!rc)
-            rc = prime_event_set_string(ev, "message", j->message, strlen(j->message), err);
-    } else if (!rc) {
-        char *json = prime_analysis_to_json(j->analysis);
-        double v;
-        rc = json ? prime_event_set_string(ev, "audio_analysis", json, strlen(json), err)
-                  : prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
-        free(json);
-        if (!rc)
-            rc = prime_event_set_double(ev, "duration_seconds", prime_analysis_duration(j->analysis), err);
-        if (!rc)
-            rc = prime_event_set_int(ev, "sample_rate", prime_analysis_sample_rate(j->analysis), err);
-        if (!rc)
-            rc = prime_event_set_int(ev, "channels", prime_analysis_channels(j->analysis), err);
-        if (!rc && prime_analysis_integrated_lufs(j->analysis, &v) && v >= -70)
-            rc = prime_event_set_double(ev, "integrated_lufs", v, err);
-        if (!rc && prime_analysis_dr(j->analysis, &v) && v >= 0)
-            rc = prime_event_set_double(ev, "dynamic_range", v, err);
-    }
-    if (!rc)
-        rc = prime_producer_publish(a->producer, ev, NULL, err);
     prime_event_free(ev);
     return rc;
 }
@@ -204,7 +163,7 @@ static prime_errcode_t drop_answered(prime_worker_t *w, PGconn *conn, job_t *job
     prime_buf_init(&ids, 0);
     prime_pg_array_begin(&ids);
     for (size_t i = 0; i < *n; i++)
-        prime_pg_array_add(&ids, jobs[i].request_id);
+        prime_pg_array_add(&ids, jobs[i].answer.request_id);
     prime_pg_array_end(&ids);
     params[0] = prime_worker_group(w);
     params[1] = ids.data;
@@ -223,7 +182,7 @@ static prime_errcode_t drop_answered(prime_worker_t *w, PGconn *conn, job_t *job
             continue;
         }
         prime_log(PRIME_LOG_INFO, "request answered before; not analysed again", "request=%s file=%s",
-                  jobs[i].request_id, jobs[i].file_id);
+                  jobs[i].answer.request_id, jobs[i].answer.file_id);
         prime_event_free(jobs[i].request);
     }
     if (!rc)
@@ -244,9 +203,9 @@ static prime_errcode_t record_answered(prime_worker_t *w, PGconn *conn, const jo
         return PRIME_OK;
     prime_pg_arrays_begin(columns, 3);
     for (size_t i = 0; i < n; i++) {
-        prime_pg_array_add(&columns[0], jobs[i].request_id);
-        prime_pg_array_add(&columns[1], jobs[i].file_id);
-        prime_pg_array_add(&columns[2], jobs[i].reason ? jobs[i].reason : "analyzed");
+        prime_pg_array_add(&columns[0], jobs[i].answer.request_id);
+        prime_pg_array_add(&columns[1], jobs[i].answer.file_id);
+        prime_pg_array_add(&columns[2], jobs[i].answer.reason ? jobs[i].answer.reason : "analyzed");
     }
     params[0] = prime_worker_group(w);
     if (!prime_pg_arrays_end(columns, 3, params + 1))
@@ -283,10 +242,10 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
             continue;
         }
         jobs[count++] = (job_t){.request = ev,
-                                .request_id = prime_event_string(ev, "event_id"),
-                                .file_id = prime_event_string(ev, "file_id"),
                                 .file_path = prime_event_string(ev, "file_path"),
-                                .owner = prime_event_string(ev, "owner_user_id")};
+                                .answer = {.request_id = prime_event_string(ev, "event_id"),
+                                           .file_id = prime_event_string(ev, "file_id"),
+                                           .owner = prime_event_string(ev, "owner_user_id")}};
     }
     if (!rc && count)
         rc = drop_answered(w, conn, jobs, &count, err);
@@ -295,8 +254,9 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
         atomic_store(&a->undelivered, 0);
         for (size_t i = 0; i < count && !rc; i++) {
             rc = answer(a, &jobs[i], err);
-            prime_log(PRIME_LOG_INFO, jobs[i].reason ? "analysis failed" : "analysed", "file=%s request=%s reason=%s",
-                      jobs[i].file_id, jobs[i].request_id, jobs[i].reason ? jobs[i].reason : "-");
+            prime_log(PRIME_LOG_INFO, jobs[i].answer.reason ? "analysis failed" : "analysed",
+                      "file=%s request=%s reason=%s", jobs[i].answer.file_id, jobs[i].answer.request_id,
+                      jobs[i].answer.reason ? jobs[i].answer.reason : "-");
         }
         /* Delivered before the requests are recorded as answered. */
         if (!rc && prime_producer_flush(a->producer, 30000, err))
@@ -337,9 +297,13 @@ int main(int argc, char **argv)
     int nrest = 0, rc;
     prime_worker_conf_t conf;
     analyzer_t a = {.root = getenv("PRIME_STORAGE_ROOT"), .threads = (int)sysconf(_SC_NPROCESSORS_ONLN)};
+    prime_analysis_limits_t limits;
     prime_producer_conf_t *pconf;
     prime_error_t err;
+    int known;
 
+    prime_analysis_limits_init(&limits);
+    prime_error_clear(&err);
     /* Its own options first; the rest are the runtime's. */
     for (int i = 0; rest && i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--storage-root")) {
@@ -352,6 +316,12 @@ int main(int argc, char **argv)
                 return 2;
             }
             a.threads = (int)t;
+        } else if ((known = prime_analysis_limits_option(&limits, argv[i], i + 1 < argc ? argv[i + 1] : NULL, &err))) {
+            if (known < 0) {
+                fprintf(stderr, "prime-analyzer: %s\n", err.message);
+                return 2;
+            }
+            i++;
         } else {
             rest[nrest++] = argv[i];
         }
@@ -359,9 +329,12 @@ int main(int argc, char **argv)
     if (!rest)
         return 1;
     if ((rc = prime_worker_conf_parse(&conf, "analyzer", topics, nrest, rest))) {
-        if (rc < 0)
-            puts("  --storage-root DIR  where file paths point (default $PRIME_STORAGE_ROOT)\n"
-                 "  --threads N         files analysed at once (default: one per core)");
+        if (rc < 0) {
+            fputs("  --storage-root DIR    where file paths point (default $PRIME_STORAGE_ROOT)\n"
+                  "  --threads N           files analysed at once (default: one per core)\n",
+                  stdout);
+            fputs(prime_analysis_limits_usage, stdout);
+        }
         return rc < 0 ? 0 : rc;
     }
     if (!a.root || (a.root_fd = open(a.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
@@ -378,6 +351,8 @@ int main(int argc, char **argv)
     for (int t = 0; a.analyzers && t < a.threads; t++)
         if (!(a.analyzers[t] = prime_analyzer_new(&err)))
             break;
+        else
+            prime_analyzer_set_limits(a.analyzers[t], &limits);
     pconf = prime_producer_conf_new();
     if (!a.analyzers || !a.analyzers[a.threads - 1] || !(a.reg = prime_registry_new(&err)) || !pconf ||
         prime_worker_conf_each_kafka_prop(&conf, set_producer_prop, &(producer_props_t){pconf, &err})) {

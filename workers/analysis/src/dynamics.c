@@ -5,7 +5,7 @@
  * squares), so a full-scale sine reads 0 dB) and its peak; the loudest 20 %
  * of the blocks by RMS (at least one) combined as the root of their mean
  * square; the second-highest block peak; DR = 20 log10(second peak / that
- * RMS). The file's DR is the mean of its channels'. */
+ * RMS), never below 0. The file's DR is the mean of its channels'. */
 #include "analysis_int.h"
 
 #include <math.h>
@@ -124,7 +124,11 @@ double dr_meter_finish(dr_meter_t *m, double *dr)
         for (size_t b = 0; b < top; b++)
             sum2 += column[b].rms * column[b].rms;
         if (sum2 > 0 && second > 0) {
-            dr[c] = 20.0 * log10(second / sqrt(sum2 / (double)top));
+            /* The scale starts at 0: a channel whose second peak is not
+             * above the RMS of its loudest blocks (a square wave: with the
+             * meter's +3 dB its RMS is 3 dB over its peak) has no dynamic
+             * range. */
+            dr[c] = fmax(0.0, 20.0 * log10(second / sqrt(sum2 / (double)top)));
             total += dr[c];
             counted++;
         }

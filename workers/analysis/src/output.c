@@ -32,6 +32,27 @@ static double db(double linear)
     return linear > 0 ? 20.0 * log10(linear) : -HUGE_VAL;
 }
 
+/* The same, and when the figure does not exist, why: in the object's
+ * "null_reasons", under the figure's name. */
+static void add_figure(cJSON *obj, const char *name, double v, int decimals, const char *why)
+{
+    cJSON *reasons;
+    add_number(obj, name, v, decimals);
+    if (isfinite(v) || !why)
+        return;
+    if (!(reasons = cJSON_GetObjectItemCaseSensitive(obj, "null_reasons")))
+        reasons = cJSON_AddObjectToObject(obj, "null_reasons");
+    cJSON_AddStringToObject(reasons, name, why);
+}
+
+/* Why a loudness figure over a window of `seconds` is missing: the file is
+ * shorter than the window (libebur128 would measure it padded with
+ * silence; ffmpeg gives none), or the signal is silent there. */
+static const char *window_reason(const prime_analysis_t *r, double seconds, const char *shorter, const char *silent)
+{
+    return (double)r->frames < ceil(seconds * r->sample_rate) ? shorter : silent;
+}
+
 char *prime_analysis_to_json(const prime_analysis_t *r)
 {
     cJSON *root = cJSON_CreateObject(), *loud, *dyn, *spec, *list, *obj;
@@ -49,12 +70,17 @@ char *prime_analysis_to_json(const prime_analysis_t *r)
     add_number(root, "duration_seconds", r->duration, 3);
 
     loud = cJSON_AddObjectToObject(root, "loudness");
-    add_number(loud, "integrated_lufs", r->integrated, 2);
-    add_number(loud, "loudness_range_lu", r->lra, 2);
-    add_number(loud, "max_momentary_lufs", r->max_momentary, 2);
-    add_number(loud, "max_short_term_lufs", r->max_shortterm, 2);
-    add_number(loud, "sample_peak_dbfs", db(r->sample_peak_max), 2);
-    add_number(loud, "true_peak_dbtp", db(r->true_peak_max), 2);
+    add_figure(loud, "integrated_lufs", r->integrated, 2,
+               window_reason(r, 0.4, "shorter than one 400 ms gating block",
+                             "silent: no 400 ms block above the absolute gate of -70 LUFS"));
+    add_figure(loud, "loudness_range_lu", r->lra, 2,
+               window_reason(r, 3, "shorter than the 3 s short-term window", "no short-term block above the gates"));
+    add_figure(loud, "max_momentary_lufs", r->max_momentary, 2,
+               window_reason(r, 0.4, "shorter than the 400 ms momentary window", "silent"));
+    add_figure(loud, "max_short_term_lufs", r->max_shortterm, 2,
+               window_reason(r, 3, "shorter than the 3 s short-term window", "silent"));
+    add_figure(loud, "sample_peak_dbfs", db(r->sample_peak_max), 2, "silent");
+    add_figure(loud, "true_peak_dbtp", db(r->true_peak_max), 2, "silent");
     list = cJSON_AddArrayToObject(loud, "channels");
     for (int c = 0; c < r->channels; c++) {
         obj = cJSON_CreateObject();
@@ -64,17 +90,19 @@ char *prime_analysis_to_json(const prime_analysis_t *r)
     }
 
     dyn = cJSON_AddObjectToObject(root, "dynamics");
-    add_number(dyn, "plr_lu", db(r->true_peak_max) - r->integrated, 2);
-    add_number(dyn, "crest_factor_db", db(r->sample_peak_max) - db(r->rms), 2);
-    add_number(dyn, "rms_dbfs", db(r->rms), 2);
-    add_number(dyn, "dr", r->dr, 2);
-    add_number(dyn, "dr_rounded", round(r->dr), 0);
+    add_figure(dyn, "plr_lu", db(r->true_peak_max) - r->integrated, 2, "no integrated loudness");
+    add_figure(dyn, "crest_factor_db", db(r->sample_peak_max) - db(r->rms), 2, "silent");
+    add_figure(dyn, "rms_dbfs", db(r->rms), 2, "silent");
+    add_figure(dyn, "dr", r->dr, 2, "silent");
+    add_figure(dyn, "dr_rounded", round(r->dr), 0, "silent");
     list = cJSON_AddArrayToObject(dyn, "dr_channels");
     for (int c = 0; c < r->channels; c++)
         cJSON_AddItemToArray(list, isfinite(r->dr_channel[c]) ? cJSON_CreateNumber(round(r->dr_channel[c] * 100) / 100)
                                                              : cJSON_CreateNull());
 
     spec = cJSON_AddObjectToObject(root, "spectrum");
+    if (!r->spectrum_defined)
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(spec, "null_reasons"), "spectrum", "silent");
     add_number(spec, "centroid_hz", r->spectrum_defined ? r->centroid : NAN, 1);
     add_number(spec, "rolloff_85_hz", r->spectrum_defined ? r->rolloff : NAN, 1);
     add_number(spec, "flatness", r->spectrum_defined ? r->flatness : NAN, 4);
