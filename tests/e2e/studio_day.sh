@@ -182,10 +182,11 @@ Midnight Drive|4|{\"save\": 3, \"tracks\": [\"808\", \"Lead Vox\"]}|2026-11-25 0
 lufs=$("$analyze_bin" "$storage/users/$nova/midnight-drive-mix.wav" | python3 -c 'import json, sys; a = json.load(sys.stdin)["analysis"]; print("%.2f|%.2f" % (a["loudness"]["integrated_lufs"], a["dynamics"]["dr"]))')
 check "the mix's loudness and dynamic range reached the project, as prime-analyze measures them" "$lufs" \
   "SELECT current_lufs || '|' || dynamic_range FROM studio_projects WHERE id = '$drive'"
-check "files: the mix and two stems, their analyses by analyzer 1.0.0" \
-  "midnight-drive-drums.wav|t|drums|$mix|1.0.0|12.000
-midnight-drive-mix.wav|f|||1.0.0|12.000
-midnight-drive-vox.wav|t|vocals|$mix|1.0.0|12.000" \
+version=$("$analyze_bin" --version)
+check "files: the mix and two stems, their analyses by this analyzer ($version)" \
+  "midnight-drive-drums.wav|t|drums|$mix|$version|12.000
+midnight-drive-mix.wav|f|||$version|12.000
+midnight-drive-vox.wav|t|vocals|$mix|$version|12.000" \
   "SELECT filename, is_stem, stem_type, parent_file_id, audio_analysis->>'analyzer_version', round(duration_seconds, 3) FROM audio_files ORDER BY filename"
 check "the vocal stem is mono, as rendered (measured, not as uploaded)" "1" "SELECT channels FROM audio_files WHERE id = '$vox'"
 check "Mixx Recall: set (a count of 1, the seed's default), used three times, confidence moving toward 1, data merged" \

@@ -53,7 +53,8 @@ wait_versions() { # NAME EXPECTED
   for _ in $(seq 600); do got=$(versions); [ "$got" = "$2" ] && { ok "$1"; return; }; sleep 0.1; done
   bad "$1: expected [$2], got [$got]"
 }
-wait_versions "this release analyses every file" "$(f 1)=1.0.0 $(f 2)=1.0.0 $(f 3)=1.0.0 $(f 4)=1.0.0"
+v=$("$PRIME_ANALYZE" --version) # this release's analyzer version
+wait_versions "this release analyses every file" "$(f 1)=$v $(f 2)=$v $(f 3)=$v $(f 4)=$v"
 old_analysis=$(psql -qAtc "SELECT audio_analysis::text FROM audio_files WHERE id = '$(f 3)'")
 
 # The next release is deployed; a file disappears from storage meanwhile.
@@ -66,7 +67,7 @@ status() { if [ "$3" = "$2" ]; then ok "$1"; else bad "$1: exit $3, expected $2:
 has() { if grep -qF -- "$2" "$tmp/out"; then ok "$1"; else bad "$1: no [$2] in: $(cat "$tmp/out" "$tmp/err")"; fi; }
 
 status "dry run of the stems" 0 "$(run --stems-only --older-than-version 99.0.0 --run next --dry-run)"
-has "the dry run lists the stem" "would request $(f 2) u1/vocals.wav (analysed by: 1.0.0)"
+has "the dry run lists the stem" "would request $(f 2) u1/vocals.wav (analysed by: $v)"
 has "and only the stem" "1 selected, 0 answered in an earlier run, 1 would be sent"
 status "dry run of one user" 0 "$(run --user "${u2^^}" --older-than-version 99.0.0 --run next --dry-run)"
 has "an upper-case id selects the same user" "2 selected"
@@ -79,7 +80,7 @@ has "failures grouped by reason" "failed: missing"
 has "the failed file is named" "$(f 4) u2/gone.wav (missing)"
 status "four requests went out" "$((audio_before + 4))" "$(on_topic prime.audio)"
 wait_versions "every remaining file has the new version's results" \
-  "$(f 1)=99.0.0 $(f 2)=99.0.0 $(f 3)=99.0.0 $(f 4)=1.0.0"
+  "$(f 1)=99.0.0 $(f 2)=99.0.0 $(f 3)=99.0.0 $(f 4)=$v"
 new_analysis=$(psql -qAtc "SELECT audio_analysis::text FROM audio_files WHERE id = '$(f 3)'")
 [ "$new_analysis" != "$old_analysis" ] && [ -n "$new_analysis" ] && ok "the old results are replaced" || bad "analysis not replaced"
 
