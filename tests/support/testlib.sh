@@ -13,3 +13,14 @@ check() { # NAME EXPECTED SQL
 # Records on a topic so far, from the beginning, all partitions ($PRIME_BROKERS).
 on_topic() { kcat -b "$PRIME_BROKERS" -C -t "$1" -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l; }
 finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; }
+# wait_until SECONDS CMD...: until CMD succeeds (polled every 0.1 s); fails
+# after SECONDS. For conditions a test waits on, instead of a sleep.
+wait_until() {
+  local i tries=$(( $1 * 10 )); shift
+  for ((i = 0; i < tries; i++)); do "$@" && return 0; sleep 0.1; done
+  "$@"
+}
+# http_get PORT PATH: the status line and body of a GET on 127.0.0.1.
+http_get() { curl -s -m 5 -w '\nstatus=%{http_code}\n' "http://127.0.0.1:$1$2" 2>/dev/null; }
+# vm_hwm PID: the process's peak resident set (VmHWM), in kB.
+vm_hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }

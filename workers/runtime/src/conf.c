@@ -1,4 +1,6 @@
 #include "prime/worker.h"
+#include "prime/log.h"
+#include "conf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +21,10 @@ static void usage(FILE *out, const char *name)
             "  --linger-ms MS    longest wait to fill a batch (default 100)\n"
             "  --metrics-port P  serve /metrics and /healthz on 127.0.0.1:P (default: off)\n"
             "  --park-max-seconds S  longest wait for a missing parent row (default 3600)\n"
+            "  --memory-max-mb MB    records fetched, not yet committed, held at most (default 128)\n"
+            "  --outbox-chunk-mb MB  outbox bytes relayed per transaction (default 8)\n"
+            "  --outbox-max-mb MB    outbox backlog beyond which batches wait for the relay (default 256)\n"
+            "  --stall-seconds S     relay without progress this long: /healthz 503 (default 30)\n"
             "SIGTERM or SIGINT stops it cleanly.\n",
             name, name);
 }
@@ -52,6 +58,10 @@ int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const c
     conf->batch_max = 10000;
     conf->linger_ms = 100;
     conf->park_max_seconds = 3600;
+    conf->memory_max_mb = 128;
+    conf->outbox_chunk_mb = 8;
+    conf->outbox_max_mb = 256;
+    conf->stall_seconds = 30;
     for (int i = 0; default_topics && default_topics[i] && i < PRIME_WORKER_MAX_TOPICS; i++)
         conf->topics[conf->ntopics++] = default_topics[i];
 
@@ -93,6 +103,18 @@ int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const c
         } else if (!strcmp(a, "--park-max-seconds") && v) {
             if (number(a, v, 1, 100000000, &conf->park_max_seconds))
                 return 2;
+        } else if (!strcmp(a, "--memory-max-mb") && v) {
+            if (number(a, v, 8, 1048576, &conf->memory_max_mb))
+                return 2;
+        } else if (!strcmp(a, "--outbox-chunk-mb") && v) {
+            if (number(a, v, 1, 1024, &conf->outbox_chunk_mb))
+                return 2;
+        } else if (!strcmp(a, "--outbox-max-mb") && v) {
+            if (number(a, v, 1, 1048576, &conf->outbox_max_mb))
+                return 2;
+        } else if (!strcmp(a, "--stall-seconds") && v) {
+            if (number(a, v, 1, 86400, &conf->stall_seconds))
+                return 2;
         } else if (!strcmp(a, "--max-batches") && v) {
             if (number(a, v, 0, 1000000000, &conf->max_batches))
                 return 2;
@@ -111,5 +133,19 @@ int prime_worker_conf_parse(prime_worker_conf_t *conf, const char *name, const c
         fprintf(stderr, "prime-%s: no topics to consume (--topics)\n", name);
         return 2;
     }
+    return 0;
+}
+
+int worker_kafka_conf(rd_kafka_conf_t *kconf, const prime_worker_conf_t *c, const char *client)
+{
+    char errstr[512];
+
+    rd_kafka_conf_set(kconf, "bootstrap.servers", c->brokers, errstr, sizeof(errstr));
+    for (int i = 0; i < c->nx; i++)
+        if (rd_kafka_conf_set(kconf, c->x_keys[i], c->x_values[i], errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+            prime_log(PRIME_LOG_ERROR, "bad Kafka property", "client=%s key=%s error=\"%s\"", client, c->x_keys[i],
+                      errstr);
+            return -1;
+        }
     return 0;
 }

@@ -7,6 +7,7 @@
 #include "prime/worker.h"
 #include "prime/buf.h"
 #include "prime/log.h"
+#include "conf.h"
 #include "metrics.h"
 #include "outbox.h"
 #include "prime/pg.h"
@@ -635,22 +636,19 @@ static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
         {"queued.max.messages.kbytes", "16384"},
     };
 
-    rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, errstr, sizeof(errstr));
     if (type == RD_KAFKA_CONSUMER) {
         rd_kafka_conf_set(conf, "group.id", c->group, errstr, sizeof(errstr));
         for (size_t i = 0; i < sizeof(consumer_defaults) / sizeof(consumer_defaults[0]); i++)
             rd_kafka_conf_set(conf, consumer_defaults[i][0], consumer_defaults[i][1], errstr, sizeof(errstr));
-        for (int i = 0; i < c->nx; i++)
-            if (rd_kafka_conf_set(conf, c->x_keys[i], c->x_values[i], errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-                prime_log(PRIME_LOG_ERROR, "bad consumer property", "key=%s error=\"%s\"", c->x_keys[i], errstr);
-                rd_kafka_conf_destroy(conf);
-                return NULL;
-            }
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     } else {
         rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr));
         rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
         rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
+    }
+    if (worker_kafka_conf(conf, c, type == RD_KAFKA_CONSUMER ? "consumer" : "dead letters")) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
     }
     rd_kafka_conf_set_opaque(conf, w);
     if (!(rk = rd_kafka_new(type, conf, errstr, sizeof(errstr)))) {
@@ -830,6 +828,8 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
 
     prime_log_init(conf->name);
     metrics_init(&w.metrics, conf->name);
+    w.metrics.outbox_max = (int64_t)conf->outbox_max_mb << 20;
+    w.metrics.stall_seconds = conf->stall_seconds;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -840,7 +840,7 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
     if (db_connect(&w))
         goto out;
     if (!(w.consumer = new_client(&w, RD_KAFKA_CONSUMER)) || !(w.dlq = new_client(&w, RD_KAFKA_PRODUCER)) ||
-        !(w.relay = outbox_relay_start(conf))) {
+        !(w.relay = outbox_relay_start(conf, &w.metrics))) {
         w.fatal = 1;
         goto out;
     }
