@@ -3,7 +3,8 @@
  * kafka_offset, payload), whose primary key makes a record applied twice an
  * error rather than a silent duplicate. A payload starting with POISON is
  * dead-lettered. PRIME_ECHO_DELAY_MS slows each batch down, to widen the
- * windows a crash test aims at. */
+ * windows a crash test aims at. PRIME_ECHO_EMIT=TOPIC emits each applied
+ * record's payload as a derived event to TOPIC, through the outbox. */
 #include "prime/pg.h"
 #include "prime/worker.h"
 #include "prime/buf.h"
@@ -53,6 +54,21 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
             rc = prime_pg_error(conn, res, "inserting worker_echo rows", NULL, err);
         PQclear(res);
+    }
+    if (!rc && rows && getenv("PRIME_ECHO_EMIT")) {
+        prime_emit_t *out = calloc(rows, sizeof(*out));
+        char (*keys)[48] = calloc(rows, sizeof(*keys));
+        if (!out || !keys)
+            rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory emitting");
+        for (size_t i = 0; i < rows && !rc; i++) {
+            snprintf(keys[i], sizeof(keys[i]), "%s-%s", nums[i][0], nums[i][1]);
+            out[i] = (prime_emit_t){.topic = getenv("PRIME_ECHO_EMIT"), .key = keys[i], .event_type = "test.echo",
+                                    .value = payloads[i], .len = strlen(payloads[i])};
+        }
+        if (!rc)
+            rc = prime_worker_emit(w, conn, out, rows, err);
+        free(out);
+        free(keys);
     }
     if (!rc)
         prime_worker_count_applied(w, rows);
