@@ -2,7 +2,8 @@
  * Each record becomes a row of worker_echo (topic, kafka_partition,
  * kafka_offset, payload), whose primary key makes a record applied twice an
  * error rather than a silent duplicate. A payload starting with POISON is
- * dead-lettered. PRIME_ECHO_DELAY_MS slows each batch down, to widen the
+ * dead-lettered. PRIME_ECHO_DELAY_MS slows each batch down (inside its
+ * transaction, before its rows are written), to widen the
  * windows a crash test aims at. PRIME_ECHO_EMIT=TOPIC emits each applied
  * record's payload as a derived event to TOPIC, through the outbox. */
 #include "prime/pg.h"
@@ -26,7 +27,7 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
     prime_errcode_t rc = PRIME_OK;
 
     (void)ctx;
-    if (delay)
+    if (delay && n) /* batches, not the idle housekeeping */
         usleep((useconds_t)atoi(delay) * 1000);
     prime_buf_init(&sql, 0);
     prime_buf_puts(&sql, "INSERT INTO worker_echo (topic, kafka_partition, kafka_offset, payload) VALUES ");

@@ -408,6 +408,25 @@ static int store_offsets(prime_worker_t *w, const char **why)
     return rc;
 }
 
+/* Whether another worker has committed one of the batch's partitions
+ * since this worker read its offset. */
+static bool offsets_moved(prime_worker_t *w)
+{
+    const char *params[1] = {w->conf->group};
+    PGresult *res = PQexecParams(w->db,
+                                 "SELECT topic, kafka_partition, next_offset FROM prime_pipeline.consumer_offsets "
+                                 "WHERE group_id = $1",
+                                 1, NULL, params, NULL, NULL, 0);
+    bool moved = false;
+
+    for (int r = 0; PQresultStatus(res) == PGRES_TUPLES_OK && r < PQntuples(res) && !moved; r++) {
+        const partition_state_t *p = find_part(w, PQgetvalue(res, r, 0), atoi(PQgetvalue(res, r, 1)));
+        moved = p && p->batch_next >= 0 && p->stored != atoll(PQgetvalue(res, r, 2));
+    }
+    PQclear(res);
+    return moved;
+}
+
 /* Applies and commits the batch, or abandons it (resync). With an empty
  * batch and housekeeping set, apply() still runs (n == 0). */
 static void batch_run(prime_worker_t *w, bool housekeeping)
@@ -434,6 +453,11 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
         prime_pg_exec(w->db, "ROLLBACK", "ROLLBACK", NULL);
         if (err.retriable || PQstatus(w->db) != CONNECTION_OK) {
             resync(w, err.message);
+        } else if (offsets_moved(w)) {
+            /* A zombie (stopped past its session, its partitions committed
+             * by another worker since): its apply failed on what the other
+             * wrote. Not the worker's fault: re-read, as the fence would. */
+            resync(w, "the stored offset moved: another worker committed this partition");
         } else {
             char safe[512];
             prime_log(PRIME_LOG_ERROR, "batch cannot be applied; stopping", "error=\"%s\" field=%s",
