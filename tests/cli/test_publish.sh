@@ -80,7 +80,9 @@ after=$(count prime.projects)
 [ "$(count prime.projects)" = "$after" ] && ok "--dry-run sends nothing" || bad "--dry-run sent"
 
 # A broker that goes away: non-zero exit and a clear message, in bounded time.
-kill -TERM "$PRIME_TEST_BROKER_PID"; sleep 0.5
+kill -TERM "$PRIME_TEST_BROKER_PID"
+broker_gone() { ! (exec 3<>"/dev/tcp/${brokers%%:*}/${brokers##*:}") 2>/dev/null; } # its port closed
+wait_until 10 broker_gone || bad "the broker did not stop"
 start=$(date +%s)
 "$publish" -b "$brokers" -X message.timeout.ms=2000 --rejects "$tmp/undelivered.jsonl" <<<"$good" 2>"$tmp/e"
 rc=$? took=$(( $(date +%s) - start ))
