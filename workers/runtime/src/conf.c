@@ -13,7 +13,7 @@ static void usage(FILE *out, const char *name)
             "usage: prime-%s [-b BROKERS] [-X key=value]... [--db CONNINFO] [--group GROUP] [--topics T1,T2]\n"
             "                [--batch-max N] [--linger-ms MS] [--metrics-port PORT]\n"
             "  -b BROKERS        Kafka bootstrap servers (default: $PRIME_BROKERS)\n"
-            "  -X key=value      a librdkafka consumer property\n"
+            "  -X key=value      a librdkafka property, for the consumer and the producers\n"
             "  --db CONNINFO     PostgreSQL connection string (default: $PRIME_DB, else the PG* variables)\n"
             "  --group GROUP     consumer group (default: prime-%s)\n"
             "  --topics T1,T2    topics to consume (default: the worker's own)\n"
