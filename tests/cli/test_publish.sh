@@ -173,7 +173,9 @@ rm -f "$tmp/huge.jsonl"
 [ $? = 2 ] && grep -q "standard input is closed" "$tmp/e" && ok "a closed stdin is a clear error" || bad "closed stdin: $(cat "$tmp/e")"
 
 # A broker that goes away: non-zero exit and a clear message, in bounded time.
-kill -TERM "$PRIME_TEST_BROKER_PID"; sleep 0.5
+kill -TERM "$PRIME_TEST_BROKER_PID"
+broker_gone() { ! (exec 3<>"/dev/tcp/${brokers%%:*}/${brokers##*:}") 2>/dev/null; } # its port closed
+wait_until 10 broker_gone || bad "the broker did not stop"
 start=$(date +%s)
 "$publish" -b "$brokers" -X message.timeout.ms=2000 --rejects "$tmp/undelivered.jsonl" <<<"$good" 2>"$tmp/e"
 rc=$? took=$(( $(date +%s) - start ))

@@ -89,7 +89,13 @@ for _ in $(seq 300); do
   [ "$(psql -qAtc "SELECT count(*) FROM prime_pipeline.analysis_requests")" = 15 ] && break
   sleep 0.1
 done
-sleep 1 # a second answer to the duplicate would be in the next batch
+# A second answer to the duplicate would come after the first: wait until
+# the analyzer has committed every record of prime.audio.
+audio_consumed() {
+  [ "$(psql -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets
+                   WHERE group_id = 'prime-analyzer' AND topic = 'prime.audio'")" = "$(on_topic prime.audio)" ]
+}
+wait_until 30 audio_consumed || bad "the analyzer did not consume all of prime.audio"
 kill -0 "$apid" 2>/dev/null && ok "still running after the next upload" || bad "the analyzer exited"
 kill -TERM "$apid"; wait "$apid"
 check "each request answered once, with its outcome" \

@@ -286,7 +286,6 @@ dead_lettered "a login naming another user's credential is dead-lettered (after 
 
 # The bounded wait: the orphan is dead-lettered once it has waited too long,
 # with no new traffic (the runtime's idle housekeeping call).
-sleep 1
 PRIME_DB=$PRIME_TEST_DB "$PRIME_MATERIALIZER" --group mat-1 --park-max-seconds 1 -X session.timeout.ms=6000 >>"$tmp/mat.log" 2>&1 &
 pid=$!
 for _ in $(seq 150); do

@@ -100,21 +100,38 @@ settle() { # DBNAME: until the derived events are relayed and every one of them 
   return 1
 }
 
-# Small batches, so that kills land in many different places.
+# Small batches, so that kills land in many different places. Each kill
+# lands after the materializer has committed since the previous one (the
+# first assignment takes seconds, more after a kill: a kill before it would
+# prove nothing), at a random point after that, before the end.
+consumed_over() { [ "$(consumed "$1")" -gt "$2" ]; }
+outages() { grep -cE 'level=warn .*(database unreachable|batch abandoned|cannot read stored offsets)' "$tmp/mat.log"; }
+outages_over() { [ "$(outages)" -gt "$1" ]; }
+progressed=0 last=$(consumed crashed)
 for round in 1 2 3 4 5; do
   start "$crash_db" crashed --batch-max 37 --linger-ms 20
-  sleep "$((RANDOM % 2)).$((RANDOM % 10))"
+  wait_until 120 consumed_over crashed "$last" || bad "round $round: no progress"
+  sleep "0.$((RANDOM % 3))$((RANDOM % 10))" # the random point of the kill, not a wait
   stop KILL
+  now=$(consumed crashed)
+  [ "$now" -gt "$last" ] && [ "$now" -lt "$total" ] && progressed=$((progressed + 1))
+  echo "kill $round: consumed $last -> $now of $total"
+  last=$now
   if [ "$round" = 3 ]; then
     start "$crash_db" crashed --batch-max 37 --linger-ms 20
-    sleep 0.7
+    wait_until 120 consumed_over crashed "$last" || bad "no progress before the server crash"
+    before=$(outages)
     "$root/scripts/pg-down" "$PRIME_TEST_PG_DIR" --keep   # the server crashes under the workers
-    sleep 1
+    wait_until 60 outages_over "$before" || bad "the materializer did not notice the crash"
     "$root/scripts/pg-up" "$PRIME_TEST_PG_DIR" || bad "PostgreSQL did not come back"
-    sleep 1
+    last=$(consumed crashed)
+    wait_until 120 consumed_over crashed "$last" || bad "no progress after the server came back"
     stop KILL
+    last=$(consumed crashed)
   fi
 done
+[ "$progressed" = 5 ] && ok "each of the five kills landed after committed progress, before the end" \
+  || bad "only $progressed of 5 kills came after progress"
 start "$crash_db" crashed --batch-max 37 --linger-ms 20
 drain crashed && ok "after five kills and a server crash, the run drained" || bad "crashed run: $(consumed crashed) of $total"
 settle crashed && ok "derived events relayed and consumed: $audits audit records, $snaps snapshots on the topics" \

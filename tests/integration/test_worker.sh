@@ -12,7 +12,7 @@ cleanup() {
   [ -n "$worker_pid" ] && kill -KILL "$worker_pid" 2>/dev/null
   if [ "${failed:-0}" != 0 ]; then
     echo "--- worker log (warnings and errors, last 40) ---"
-    grep -E 'level=(warn|error)' "$tmp/worker.log" | grep -v dead-lettered | tail -40
+    grep -hE 'level=(warn|error)' "$tmp"/*.log | grep -v dead-lettered | tail -40
   fi
   rm -rf "$tmp"
 }
@@ -37,11 +37,14 @@ rows() { psql -qAtc "SELECT count(*) FROM worker_echo"; }
 stored_sum() { psql -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets WHERE group_id = 'prime-echo'"; }
 # A killed worker stays in the group until its session times out (45 s by
 # default); a short one keeps the restarts below quick.
-start_worker() {
+start_worker() { # [ARGS]; LOG=FILE for a log of its own
   "$echo_worker" --batch-max "${BATCH:-200}" --linger-ms 50 -X session.timeout.ms=6000 -X heartbeat.interval.ms=500 \
-    "$@" >>"$tmp/worker.log" 2>&1 &
+    "$@" >>"${LOG:-$tmp/worker.log}" 2>&1 &
   worker_pid=$!
 }
+assigned() { grep -c 'partition assigned' "${1:-$tmp/worker.log}"; }
+assigned_over() { [ "$(assigned "${2:-}")" -gt "$1" ]; }
+stored_over() { [ "$(stored_sum)" -gt "$1" ]; }
 wait_rows() { # N SECONDS: until worker_echo has N rows
   local i
   for ((i = 0; i < $2 * 10; i++)); do [ "$(rows)" = "$1" ] && return 0; sleep 0.1; done
@@ -69,20 +72,32 @@ stop_worker && ok "SIGTERM: clean stop, exit 0" || bad "SIGTERM exit status"
 grep -q 'msg="stopped"' "$tmp/worker.log" && ok "stop is logged" || bad "no stop log"
 
 # 2. A restart applies nothing twice, and then what is new.
+assigned_before=$(assigned)
 start_worker
-sleep 2
+wait_until 60 assigned_over "$assigned_before" || bad "no assignment after a restart"
 [ "$(rows)" = 1000 ] && ok "restart re-applies nothing" || bad "after restart: $(rows) rows"
 produce 500
 wait_rows 1500 60 && ok "new records after a restart are applied" || bad "applied $(rows) of 1500"
 stop_worker
 
 # 3. kill -9 at random moments, restart each time: exactly once in the end.
+# Each kill lands after the worker has committed since the previous one
+# (the first assignment takes seconds, 6 s more after a kill: a kill before
+# it would prove nothing), at a random point of a batch (each takes 0.3 s).
 produce 3000
+progressed=0 last=$(stored_sum)
 for round in 1 2 3 4; do
-  PRIME_ECHO_DELAY_MS=40 start_worker
-  sleep "0.$((RANDOM % 9 + 1))"
+  PRIME_ECHO_DELAY_MS=300 start_worker
+  wait_until 60 stored_over "$last"
+  sleep "0.$((RANDOM % 4))$((RANDOM % 10))" # the random point of the kill, not a wait
   kill -KILL "$worker_pid"; wait "$worker_pid" 2>/dev/null; worker_pid=
+  now=$(stored_sum)
+  [ "$now" -gt "$last" ] && [ "$now" -lt 4500 ] && progressed=$((progressed + 1))
+  echo "kill $round: stored offsets $last -> $now"
+  last=$now
 done
+[ "$progressed" = 4 ] && ok "each of the four kills landed after committed progress, before the end" \
+  || bad "only $progressed of 4 kills came after progress"
 start_worker
 wait_rows 4500 90 && ok "kill -9 four times: every record applied once (PK holds, count exact)" || bad "after kills: $(rows) of 4500"
 [ "$(stored_sum)" = 4500 ] && ok "stored offsets match after kills" || bad "stored sum $(stored_sum)"
@@ -90,12 +105,13 @@ stop_worker
 
 # 4. PostgreSQL goes down under the worker (an immediate stop: a crash, as
 # far as PostgreSQL knows) while records arrive: it waits, then goes on.
-assigned_before=$(grep -c 'partition assigned' "$tmp/worker.log")
+assigned_before=$(assigned)
 PRIME_ECHO_DELAY_MS=20 start_worker
-for _ in $(seq 100); do [ "$(grep -c 'partition assigned' "$tmp/worker.log")" -gt "$assigned_before" ] && break; sleep 0.1; done
+wait_until 60 assigned_over "$assigned_before" || bad "no assignment"
 "$root/scripts/pg-down" "$PRIME_TEST_PG_DIR" --keep
 produce 2000
-sleep 3
+outage_seen() { grep -qE 'level=warn .*(database unreachable|batch abandoned|cannot read stored offsets)' "$tmp/worker.log"; }
+wait_until 60 outage_seen || bad "the worker did not notice the outage"
 kill -0 "$worker_pid" 2>/dev/null && ok "worker keeps running while the database is down" || bad "worker exited"
 "$root/scripts/pg-up" "$PRIME_TEST_PG_DIR" || bad "PostgreSQL did not come back"
 wait_rows 6500 90 && ok "after the restart every record is applied once" || bad "after pg restart: $(rows) of 6500"
@@ -123,20 +139,60 @@ grep -q '|POISON-' <<<"$dlq" && ok "dead letters carry the original bytes" || ba
 # commits, and every record is applied once (a double apply would violate
 # the primary key and stop a worker with exit status 1).
 produce 4000
-start_worker; first=$worker_pid
-PRIME_ECHO_DELAY_MS=10 start_worker; second=$worker_pid
-sleep 2
+LOG=$tmp/first.log start_worker; first=$worker_pid
+LOG=$tmp/second.log PRIME_ECHO_DELAY_MS=10 start_worker; second=$worker_pid
+wait_until 60 assigned_over 0 "$tmp/first.log" && wait_until 60 assigned_over 0 "$tmp/second.log" \
+  || bad "both workers never held partitions"
 kill -TERM "$first"; wait "$first"; rc_first=$?
-start_worker; first=$worker_pid
-sleep 1
+before=$(assigned "$tmp/first.log")
+LOG=$tmp/first.log start_worker; first=$worker_pid
+wait_until 60 assigned_over "$before" "$tmp/first.log" || bad "the restarted worker got no partitions"
 kill -KILL "$second"; wait "$second" 2>/dev/null
-start_worker; second=$worker_pid
+LOG=$tmp/second.log start_worker; second=$worker_pid
 expected=$((6590 + 4000))
 for _ in $(seq 900); do [ "$(rows)" = "$expected" ] && break; sleep 0.1; done
 [ "$(rows)" = "$expected" ] && ok "two workers, a stop and a kill: every record applied once" || bad "two workers: $(rows) of $expected"
 [ "$rc_first" = 0 ] && ok "the stopped worker handed over cleanly" || bad "stopped worker exit $rc_first"
 kill -TERM "$first" "$second"; wait "$first"; rc1=$?; wait "$second"; rc2=$?; worker_pid=
 [ "$rc1" = 0 ] && [ "$rc2" = 0 ] && ok "both workers stop cleanly (no double apply)" || bad "worker exits $rc1 $rc2"
-! grep -q 'level=error' "$tmp/worker.log" && ok "no errors logged" || bad "errors: $(grep 'level=error' "$tmp/worker.log" | head -3)"
+
+# 7. A real zombie: a worker stopped (SIGSTOP) in the middle of a batch for
+# longer than its session timeout loses its partitions to another worker,
+# which commits; resumed (SIGCONT), the zombie finishes its batch and its
+# commit is refused, and the stored offsets only ever move forward.
+( while :; do
+    psql -qAtc "SELECT topic || '/' || kafka_partition, next_offset FROM prime_pipeline.consumer_offsets
+                WHERE group_id = 'prime-echo'" 2>/dev/null
+    sleep 0.05 # a sampling interval, not a wait
+  done ) >"$tmp/offsets.log" &
+sampler=$!
+produce 3000
+base=$(stored_sum)
+LOG=$tmp/zombie.log PRIME_ECHO_DELAY_MS=1500 start_worker; zombie=$worker_pid
+wait_until 60 stored_over "$base" || bad "the zombie-to-be never committed"
+# Inside a batch: its transaction open for 0.2 s (the delay comes before the
+# rows; housekeeping has none), then a random point of the 1.5 s.
+in_batch() { [ "$(psql -qAtc "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'
+                              AND now() - xact_start > interval '200 ms'")" -gt 0 ]; }
+wait_until 60 in_batch || bad "the zombie-to-be is not in a batch"
+sleep "0.$((RANDOM % 6))" # the random point, not a wait
+kill -STOP "$zombie"
+at_stop=$(stored_sum)
+LOG=$tmp/other.log start_worker; other=$worker_pid
+wait_until 60 stored_over "$at_stop" && ok "another worker took over and committed while the zombie slept" \
+  || bad "no commit while the zombie slept"
+kill -CONT "$zombie"
+refused() { grep -q 'another worker committed this partition' "$tmp/zombie.log"; }
+wait_until 30 refused && ok "the zombie's commit is refused" \
+  || bad "no refused commit: $(grep -E 'level=(warn|error)' "$tmp/zombie.log" | tail -3)"
+expected=$((expected + 3000))
+wait_rows "$expected" 120 && ok "zombie and successor: every record applied once" || bad "zombie: $(rows) of $expected"
+kill "$sampler"; wait "$sampler" 2>/dev/null
+backwards=$(awk -F'|' '($1 in last) && $2 < last[$1] { n++ } { last[$1] = $2 } END { print n + 0 }' "$tmp/offsets.log")
+[ "$backwards" = 0 ] && [ -s "$tmp/offsets.log" ] && ok "stored offsets only moved forward ($(wc -l <"$tmp/offsets.log") samples)" \
+  || bad "stored offsets moved back $backwards times"
+kill -TERM "$zombie" "$other"; wait "$zombie"; rc1=$?; wait "$other"; rc2=$?; worker_pid=
+[ "$rc1" = 0 ] && [ "$rc2" = 0 ] && ok "zombie and successor stop cleanly (no double apply)" || bad "worker exits $rc1 $rc2"
+! grep -q 'level=error' "$tmp"/*.log && ok "no errors logged" || bad "errors: $(grep -h 'level=error' "$tmp"/*.log | head -3)"
 
 finish

@@ -2,8 +2,10 @@
  * Each record becomes a row of worker_echo (topic, kafka_partition,
  * kafka_offset, payload), whose primary key makes a record applied twice an
  * error rather than a silent duplicate. A payload starting with POISON is
- * dead-lettered. PRIME_ECHO_DELAY_MS slows each batch down, to widen the
- * windows a crash test aims at. */
+ * dead-lettered. PRIME_ECHO_DELAY_MS slows each batch down (inside its
+ * transaction, before its rows are written), to widen the
+ * windows a crash test aims at. PRIME_ECHO_EMIT=TOPIC emits each applied
+ * record's payload as a derived event to TOPIC, through the outbox. */
 #include "prime/pg.h"
 #include "prime/worker.h"
 #include "prime/buf.h"
@@ -25,7 +27,7 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
     prime_errcode_t rc = PRIME_OK;
 
     (void)ctx;
-    if (delay)
+    if (delay && n) /* batches, not the idle housekeeping */
         usleep((useconds_t)atoi(delay) * 1000);
     prime_buf_init(&sql, 0);
     prime_buf_puts(&sql, "INSERT INTO worker_echo (topic, kafka_partition, kafka_offset, payload) VALUES ");
@@ -53,6 +55,21 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
         if (PQresultStatus(res) != PGRES_COMMAND_OK)
             rc = prime_pg_error(conn, res, "inserting worker_echo rows", NULL, err);
         PQclear(res);
+    }
+    if (!rc && rows && getenv("PRIME_ECHO_EMIT")) {
+        prime_emit_t *out = calloc(rows, sizeof(*out));
+        char (*keys)[48] = calloc(rows, sizeof(*keys));
+        if (!out || !keys)
+            rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory emitting");
+        for (size_t i = 0; i < rows && !rc; i++) {
+            snprintf(keys[i], sizeof(keys[i]), "%s-%s", nums[i][0], nums[i][1]);
+            out[i] = (prime_emit_t){.topic = getenv("PRIME_ECHO_EMIT"), .key = keys[i], .event_type = "test.echo",
+                                    .value = payloads[i], .len = strlen(payloads[i])};
+        }
+        if (!rc)
+            rc = prime_worker_emit(w, conn, out, rows, err);
+        free(out);
+        free(keys);
     }
     if (!rc)
         prime_worker_count_applied(w, rows);

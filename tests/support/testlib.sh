@@ -18,3 +18,14 @@ dead_lettered() { # NAME PATTERN: a dead letter's headers match the (extended) p
   if dead_letters | grep -qE "$2"; then ok "$1"; else bad "no dead letter for: $1"; fi
 }
 finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; }
+# wait_until SECONDS CMD...: until CMD succeeds (polled every 0.1 s); fails
+# after SECONDS. For conditions a test waits on, instead of a sleep.
+wait_until() {
+  local i tries=$(( $1 * 10 )); shift
+  for ((i = 0; i < tries; i++)); do "$@" && return 0; sleep 0.1; done
+  "$@"
+}
+# http_get PORT PATH: the status line and body of a GET on 127.0.0.1.
+http_get() { curl -s -m 5 -w '\nstatus=%{http_code}\n' "http://127.0.0.1:$1$2" 2>/dev/null; }
+# vm_hwm PID: the process's peak resident set (VmHWM), in kB.
+vm_hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }

@@ -19,7 +19,11 @@ static void usage(FILE *out, const char *name, const prime_worker_option_t *opti
             "  --topics T1,T2    topics to consume (default: the worker's own)\n"
             "  --batch-max N     records per transaction (default 10000)\n"
             "  --linger-ms MS    longest wait to fill a batch (default 100)\n"
-            "  --metrics-port P  serve /metrics and /healthz on 127.0.0.1:P (default: off)\n",
+            "  --metrics-port P  serve /metrics and /healthz on 127.0.0.1:P (default: off)\n"
+            "  --memory-max-mb MB    records fetched, not yet committed, held at most (default 128)\n"
+            "  --outbox-chunk-mb MB  outbox bytes relayed per transaction (default 8)\n"
+            "  --outbox-max-mb MB    outbox backlog beyond which batches wait for the relay (default 256)\n"
+            "  --stall-seconds S     relay without progress this long: /healthz 503 (default 30)\n",
             name, name);
     for (size_t k = 0; options && options[k].flag; k++)
         fprintf(out, "  %s N  %s\n", options[k].flag, options[k].help);
@@ -71,6 +75,10 @@ int prime_worker_conf_parse_options(prime_worker_conf_t *conf, const char *name,
     conf->group = group;
     conf->batch_max = 10000;
     conf->linger_ms = 100;
+    conf->memory_max_mb = 128;
+    conf->outbox_chunk_mb = 8;
+    conf->outbox_max_mb = 256;
+    conf->stall_seconds = 30;
     for (int i = 0; default_topics && default_topics[i] && i < PRIME_WORKER_MAX_TOPICS; i++)
         conf->topics[conf->ntopics++] = default_topics[i];
 
@@ -111,6 +119,18 @@ int prime_worker_conf_parse_options(prime_worker_conf_t *conf, const char *name,
                 return 2;
         } else if ((own = option_named(options, a)) && v) {
             if (number(a, v, own->min, own->max, own->value))
+                return 2;
+        } else if (!strcmp(a, "--memory-max-mb") && v) {
+            if (number(a, v, 8, 1048576, &conf->memory_max_mb))
+                return 2;
+        } else if (!strcmp(a, "--outbox-chunk-mb") && v) {
+            if (number(a, v, 1, 1024, &conf->outbox_chunk_mb))
+                return 2;
+        } else if (!strcmp(a, "--outbox-max-mb") && v) {
+            if (number(a, v, 1, 1048576, &conf->outbox_max_mb))
+                return 2;
+        } else if (!strcmp(a, "--stall-seconds") && v) {
+            if (number(a, v, 1, 86400, &conf->stall_seconds))
                 return 2;
         } else if (!strcmp(a, "--max-batches") && v) {
             if (number(a, v, 0, 1000000000, &conf->max_batches))

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const double bucket_bounds[METRICS_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1e300};
 
@@ -20,6 +21,23 @@ void metrics_init(metrics_t *m, const char *worker)
     memset(m, 0, sizeof(*m));
     m->worker = worker;
     pthread_mutex_init(&m->lock, NULL);
+}
+
+uint64_t metrics_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+int64_t metrics_relay_stuck_for(metrics_t *m)
+{
+    uint64_t since;
+
+    if (!atomic_load(&m->relay_pending))
+        return 0;
+    since = (metrics_now_ms() - atomic_load(&m->relay_progress_ms)) / 1000;
+    return since > (uint64_t)m->stall_seconds ? (int64_t)since : 0;
 }
 
 void metrics_observe_batch(metrics_t *m, double seconds)
@@ -80,9 +98,40 @@ static void render(metrics_t *m, prime_buf_t *b)
         prime_buf_printf(b, "prime_consumer_lag{worker=\"%s\",topic=\"%s\",partition=\"%d\"} %lld\n", w, m->lag[i].topic,
                          (int)m->lag[i].partition, (long long)m->lag[i].lag);
     pthread_mutex_unlock(&m->lock);
+    prime_buf_printf(b, "# HELP prime_outbox_backlog_bytes Bytes of derived events in the group's outbox, not yet relayed.\n"
+                        "# TYPE prime_outbox_backlog_bytes gauge\nprime_outbox_backlog_bytes{worker=\"%s\"} %lld\n",
+                     w, (long long)atomic_load(&m->outbox_backlog));
+    prime_buf_printf(b, "# HELP prime_outbox_relay_stuck_seconds Seconds the relay has gone without progress, rows waiting "
+                        "(0 until --stall-seconds).\n# TYPE prime_outbox_relay_stuck_seconds gauge\n"
+                        "prime_outbox_relay_stuck_seconds{worker=\"%s\"} %lld\n",
+                     w, (long long)metrics_relay_stuck_for(m));
     prime_buf_printf(b, "# HELP prime_up 1 when the database is reachable and the consumer is running.\n"
                         "# TYPE prime_up gauge\nprime_up{worker=\"%s\"} %d\n",
                      w, atomic_load(&m->db_up) && atomic_load(&m->consuming));
+}
+
+/* 503 with the first reason that applies; 200 otherwise, saying so when
+ * batches are waiting for the relay (flow control, not a fault). */
+static void health(metrics_t *m, prime_buf_t *b, unsigned *status)
+{
+    int64_t stuck = metrics_relay_stuck_for(m);
+
+    *status = MHD_HTTP_SERVICE_UNAVAILABLE;
+    if (!atomic_load(&m->db_up))
+        prime_buf_puts(b, "database unreachable\n");
+    else if (!atomic_load(&m->consuming))
+        prime_buf_puts(b, "consumer not running\n");
+    else if (stuck)
+        prime_buf_printf(b, "outbox relay stuck: nothing confirmed by Kafka for %lld s, %lld bytes waiting\n",
+                         (long long)stuck, (long long)atomic_load(&m->outbox_backlog));
+    else {
+        *status = MHD_HTTP_OK;
+        if (atomic_load(&m->writers_waiting))
+            prime_buf_printf(b, "ok; batches waiting for the outbox relay: backlog %lld bytes over %lld\n",
+                             (long long)atomic_load(&m->outbox_backlog), (long long)m->outbox_max);
+        else
+            prime_buf_puts(b, "ok\n");
+    }
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -105,9 +154,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     } else if (!strcmp(url, "/metrics")) {
         render(m, &body);
     } else if (!strcmp(url, "/healthz")) {
-        int ok = atomic_load(&m->db_up) && atomic_load(&m->consuming);
-        status = ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
-        prime_buf_puts(&body, ok ? "ok\n" : atomic_load(&m->db_up) ? "consumer not running\n" : "database unreachable\n");
+        health(m, &body, &status);
     } else {
         status = MHD_HTTP_NOT_FOUND;
         prime_buf_puts(&body, "not found: try /metrics or /healthz\n");

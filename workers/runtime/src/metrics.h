@@ -16,6 +16,13 @@ typedef struct metrics {
     atomic_uint_fast64_t latency_bucket[METRICS_BUCKETS]; /* cumulative counts, Prometheus style */
     atomic_uint_fast64_t latency_us_sum;
     atomic_bool db_up, consuming;
+    /* The outbox relay (outbox.c) and the bounds /healthz judges by. */
+    atomic_bool relay_pending;              /* rows the relay has yet to see confirmed */
+    atomic_uint_fast64_t relay_progress_ms; /* monotonic ms of its last progress */
+    atomic_int_fast64_t outbox_backlog;     /* bytes in the group's outbox: measured, plus written since */
+    atomic_bool writers_waiting;            /* batches wait for the relay (backlog over outbox_max) */
+    int64_t outbox_max;                     /* bytes */
+    int stall_seconds;
     pthread_mutex_t lock; /* guards the lag table */
     struct {
         char topic[128];
@@ -29,6 +36,11 @@ typedef struct metrics_server metrics_server_t;
 
 void metrics_init(metrics_t *m, const char *worker);
 void metrics_observe_batch(metrics_t *m, double seconds);
+/* Milliseconds of CLOCK_MONOTONIC, the clock of relay_progress_ms. */
+uint64_t metrics_now_ms(void);
+/* Seconds the relay has gone without progress while rows wait; 0 when it
+ * is not stuck (no more than stall_seconds). */
+int64_t metrics_relay_stuck_for(metrics_t *m);
 /* Replaces the lag table. */
 void metrics_set_lag(metrics_t *m, int n, const char *const *topics, const int32_t *partitions, const int64_t *lags);
 /* Serves /metrics and /healthz on 127.0.0.1:port from a thread of its own;

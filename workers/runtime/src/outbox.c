@@ -4,6 +4,7 @@
 #include "prime/pg.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,9 @@
  * never for Kafka. One relay per group at a time (the relay lock). */
 #define WRITER_LOCK "hashtext('prime_pipeline.outbox ' || $1)"
 #define RELAY_LOCK "hashtext('prime_pipeline.outbox relay ' || $1)"
-#define RELAY_CHUNK 5000 /* rows a relay transaction takes; the LIMIT below */
+/* A relay transaction takes at most 5000 rows (the LIMIT below) and --outbox-chunk-mb bytes. */
+#define STOP_GRACE_MS 2000 /* after a stop is asked: time left to relay, then what is unconfirmed stays */
+#define WAIT_MS 100        /* each wait for Kafka, between looks at the stop flag and the clock */
 
 prime_errcode_t outbox_write(PGconn *conn, const char *group, const prime_emit_t *msgs, size_t n, prime_error_t *err)
 {
@@ -60,26 +63,112 @@ prime_errcode_t outbox_write(PGconn *conn, const char *group, const prime_emit_t
 
 struct outbox_relay {
     const prime_worker_conf_t *conf;
+    metrics_t *metrics;
     rd_kafka_t *producer;
     PGconn *db;
-    int undelivered; /* messages Kafka refused in this chunk (delivery callback) */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    bool kicked, stopping;
+    bool kicked;
+    atomic_bool stopping;
+    atomic_uint_fast64_t stop_by_ms; /* when stopping: the time after which nothing more is waited for */
+    /* The chunk in flight; the delivery callback runs on the relay thread
+     * (in rd_kafka_poll), so none of this needs a lock. */
+    unsigned char *state; /* per row: 0 waiting, 1 confirmed, 2 refused; NULL between chunks */
+    int nrows, waiting;
+    bool stuck_logged;
+    uint64_t backlog_at_ms; /* when the backlog was last measured */
 };
 
-/* One chunk: read, send, wait for Kafka's confirmation, delete, commit.
- * Returns the rows relayed, or -1. */
-static int relay_chunk(PGconn *conn, const char *group, rd_kafka_t *producer, int *undelivered)
+enum { ROW_WAITING, ROW_CONFIRMED, ROW_REFUSED };
+
+static bool give_up(outbox_relay_t *r)
 {
-    const char *params[2] = {group, NULL};
+    return atomic_load(&r->stopping) && metrics_now_ms() >= atomic_load(&r->stop_by_ms);
+}
+
+static void progress(outbox_relay_t *r)
+{
+    atomic_store(&r->metrics->relay_progress_ms, metrics_now_ms());
+    if (r->stuck_logged)
+        prime_log(PRIME_LOG_INFO, "outbox relay moving again", NULL);
+    r->stuck_logged = false;
+}
+
+/* One wait for Kafka (delivery reports are served here). Logs, once, a
+ * relay that has gone --stall-seconds without progress. */
+static void wait_kafka(outbox_relay_t *r)
+{
+    int64_t stuck;
+
+    rd_kafka_poll(r->producer, WAIT_MS);
+    if (!r->stuck_logged && (stuck = metrics_relay_stuck_for(r->metrics))) {
+        prime_log(PRIME_LOG_WARN, "outbox relay stuck: Kafka confirms nothing", "seconds=%lld unconfirmed=%d",
+                  (long long)stuck, r->waiting);
+        r->stuck_logged = true;
+    }
+}
+
+/* Ends the chunk in flight: what Kafka has not confirmed is purged from the
+ * producer (it stays in the outbox), and every delivery report is served
+ * before the row states go. */
+static void chunk_end(outbox_relay_t *r)
+{
+    if (r->waiting) {
+        rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        for (int i = 0; i < 50 && rd_kafka_outq_len(r->producer) > 0; i++)
+            rd_kafka_poll(r->producer, WAIT_MS);
+    }
+    free(r->state);
+    r->state = NULL;
+    r->nrows = r->waiting = 0;
+}
+
+/* The bytes in the group's outbox, at most once a second (the writers add
+ * what they commit in between). */
+static void measure_backlog(outbox_relay_t *r)
+{
+    const char *params[1] = {r->conf->group};
+    PGresult *res;
+    uint64_t now = metrics_now_ms();
+
+    if (now - r->backlog_at_ms < 1000)
+        return;
+    r->backlog_at_ms = now;
+    res = PQexecParams(r->db,
+                       "SELECT coalesce(sum(octet_length(record_value) + octet_length(record_key)), 0) "
+                       "FROM prime_pipeline.outbox WHERE group_id = $1",
+                       1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        atomic_store(&r->metrics->outbox_backlog, atoll(PQgetvalue(res, 0, 0)));
+    PQclear(res);
+}
+
+/* seq is int8, big-endian in binary results. */
+static void seq_text(const PGresult *res, int row, char out[24])
+{
+    const unsigned char *p = (const unsigned char *)PQgetvalue(res, row, 0);
+    unsigned long long seq = 0;
+    for (int b = 0; b < 8; b++)
+        seq = seq << 8 | p[b];
+    snprintf(out, 24, "%llu", seq);
+}
+
+/* One chunk: read up to --outbox-chunk-mb, send, wait for Kafka's
+ * confirmations, delete the rows confirmed from the first on, commit.
+ * Never blocks in librdkafka: a full producer queue is waited out by
+ * serving delivery reports, and every wait looks at the stop flag. Returns
+ * the rows relayed; 0 when there was nothing (or another worker relays);
+ * -1 after a failure or an abandoned chunk (logged), the rest left for the
+ * next try. */
+static int relay_chunk(outbox_relay_t *r)
+{
+    PGconn *conn = r->db;
+    const char *params[3] = {r->conf->group, NULL, NULL};
     PGresult *res = NULL;
     prime_error_t err;
-    int rows = -1;
-    char last[24];
-
-    char upto[24];
+    int rows = -1, confirmed = 0;
+    char upto[24], last[24], chunk_bytes[24];
     static const char *const barrier[] = {
         "SELECT pg_advisory_lock(" WRITER_LOCK ")",
         "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('prime_pipeline.outbox', 'seq')::regclass), 0)",
@@ -115,73 +204,101 @@ static int relay_chunk(PGconn *conn, const char *group, rd_kafka_t *producer, in
         return 0;
     }
     PQclear(res);
+    /* Rows in order while the bytes before each are under the chunk's
+     * size: a row larger than a chunk goes alone. octet_length() reads the
+     * size without fetching a TOASTed value. */
+    snprintf(chunk_bytes, sizeof(chunk_bytes), "%lld", (long long)r->conf->outbox_chunk_mb << 20);
     params[1] = upto;
+    params[2] = chunk_bytes;
     res = PQexecParams(conn,
-                       "SELECT seq, topic, record_key, record_value, event_type FROM prime_pipeline.outbox "
-                       "WHERE group_id = $1 AND seq <= $2 ORDER BY seq LIMIT 5000",
-                       2, NULL, params, NULL, NULL, 1 /* binary: the bytes as they are */);
+                       "SELECT seq, topic, record_key, record_value, event_type FROM ("
+                       "SELECT seq, topic, record_key, record_value, event_type, "
+                       "sum(octet_length(record_value) + octet_length(record_key)) OVER (ORDER BY seq ROWS UNBOUNDED "
+                       "PRECEDING) - octet_length(record_value) - octet_length(record_key) AS before "
+                       "FROM prime_pipeline.outbox WHERE group_id = $1 AND seq <= $2 ORDER BY seq LIMIT 5000) c "
+                       "WHERE before < $3::bigint ORDER BY seq",
+                       3, NULL, params, NULL, NULL, 1 /* binary: the bytes as they are */);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         prime_pg_error(conn, res, "reading the outbox", NULL, &err);
         goto fail;
     }
-    *undelivered = 0;
-    for (int i = 0; i < PQntuples(res); i++) {
+    rows = PQntuples(res);
+    if (!rows) {
+        PQclear(res);
+        prime_pg_exec(conn, "COMMIT", "COMMIT", &err);
+        return 0;
+    }
+    if (!atomic_load(&r->metrics->relay_pending)) { /* work appears: the stall clock starts now */
+        atomic_store(&r->metrics->relay_progress_ms, metrics_now_ms());
+        atomic_store(&r->metrics->relay_pending, true);
+    }
+    if (!(r->state = calloc((size_t)rows, 1))) {
+        prime_error_set(&err, PRIME_ERR_NOMEM, NULL, "out of memory relaying the outbox");
+        goto fail;
+    }
+    r->nrows = rows;
+    for (int i = 0; i < rows && !give_up(r); i++) {
         const char *type = PQgetvalue(res, i, 4);
         rd_kafka_resp_err_t kerr;
         char topic[256];
         snprintf(topic, sizeof(topic), "%.*s", PQgetlength(res, i, 1), PQgetvalue(res, i, 1));
-        kerr = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic),
+        kerr = rd_kafka_producev(r->producer, RD_KAFKA_V_TOPIC(topic),
                                  RD_KAFKA_V_KEY(PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2)),
                                  RD_KAFKA_V_VALUE(PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3)),
                                  RD_KAFKA_V_HEADER("prime.event_type", type, PQgetlength(res, i, 4)),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_BLOCK), RD_KAFKA_V_END);
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE((void *)(intptr_t)i),
+                                 RD_KAFKA_V_END);
+        if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) { /* room comes as deliveries are confirmed */
+            wait_kafka(r);
+            i--;
+            continue;
+        }
         if (kerr) {
             prime_error_set(&err, PRIME_ERR_KAFKA, NULL, "cannot queue an outbox message: %s", rd_kafka_err2str(kerr));
+            break;
+        }
+        r->waiting++;
+    }
+    while (r->waiting && !give_up(r) && !err.message[0])
+        wait_kafka(r);
+    while (confirmed < rows && r->state[confirmed] == ROW_CONFIRMED)
+        confirmed++;
+    if (!err.message[0] && confirmed < rows)
+        prime_error_set(&err, PRIME_ERR_KAFKA, NULL, "%s: %d of %d outbox messages confirmed by Kafka, in order",
+                        give_up(r) ? "stopping" : "refused", confirmed, rows);
+    chunk_end(r);
+    if (confirmed) {
+        seq_text(res, confirmed - 1, last);
+        params[1] = last;
+        if (prime_pg_exec_params(conn, "DELETE FROM prime_pipeline.outbox WHERE group_id = $1 AND seq <= $2", 2,
+                                 params, "emptying the outbox", &err) ||
+            prime_pg_exec(conn, "COMMIT", "COMMIT", &err)) {
+            /* relayed again next time: the same ids, collapsed by consumers */
+            PQclear(res);
+            res = NULL;
             goto fail;
         }
     }
-    rows = PQntuples(res);
-    if (rows) {
-        /* seq is int8, big-endian in binary results. */
-        const unsigned char *p = (const unsigned char *)PQgetvalue(res, rows - 1, 0);
-        unsigned long long seq = 0;
-        for (int b = 0; b < 8; b++)
-            seq = seq << 8 | p[b];
-        snprintf(last, sizeof(last), "%llu", seq);
-    }
     PQclear(res);
     res = NULL;
-    if (!rows) {
-        prime_pg_exec(conn, "COMMIT", "COMMIT", &err);
-        return 0;
-    }
-    if (rd_kafka_flush(producer, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR || *undelivered) {
-        prime_error_set(&err, PRIME_ERR_KAFKA, NULL, "outbox messages not confirmed by Kafka");
-        rows = -1;
+    if (confirmed < rows)
         goto fail;
-    }
-    params[1] = last;
-    if (prime_pg_exec_params(conn, "DELETE FROM prime_pipeline.outbox WHERE group_id = $1 AND seq <= $2", 2, params,
-                             "emptying the outbox", &err)) {
-        rows = -1;
-        goto fail;
-    }
-    if (prime_pg_exec(conn, "COMMIT", "COMMIT", &err))
-        return -1; /* relayed again next time: the same ids, collapsed by consumers */
     return rows;
 fail:
+    chunk_end(r);
     PQclear(res);
-    prime_pg_exec(conn, "ROLLBACK", "ROLLBACK", NULL);
+    if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+        prime_pg_exec(conn, "ROLLBACK", "ROLLBACK", NULL);
     {
         char safe[512];
-        prime_log(PRIME_LOG_WARN, "outbox not relayed; will retry", "error=\"%s\"",
+        prime_log(PRIME_LOG_WARN, "outbox not relayed; will retry", "relayed=%d error=\"%s\"", confirmed,
                   prime_log_value(err.message, safe, sizeof(safe)));
     }
     return -1;
 }
 
-/* Relays chunks until the outbox is empty; 0, or -1 when something was
- * left for the next try (logged). */
+/* Relays chunks until the outbox is empty (or the stop's grace is over);
+ * 0, or -1 when something was left for the next try (logged). */
 static int relay_all(outbox_relay_t *r)
 {
     int rows, total = 0;
@@ -193,11 +310,18 @@ static int relay_all(outbox_relay_t *r)
         if (!(r->db = prime_pg_connect(r->conf->db, &err)))
             return -1; /* the worker logs the database's absence; retried in a second */
     }
-    while ((rows = relay_chunk(r->db, r->conf->group, r->producer, &r->undelivered)) > 0) {
+    /* Until a chunk finds nothing: that is when nothing waits. */
+    while ((rows = relay_chunk(r)) > 0) {
         total += rows;
-        if (rows < RELAY_CHUNK)
+        measure_backlog(r);
+        if (give_up(r))
             break;
     }
+    if (rows == 0) { /* nothing waits (or another worker of the group relays it) */
+        atomic_store(&r->metrics->relay_pending, false);
+        progress(r);
+    }
+    measure_backlog(r);
     if (total)
         prime_log(PRIME_LOG_DEBUG, "outbox relayed", "messages=%d", total);
     return rows < 0 ? -1 : 0;
@@ -213,12 +337,12 @@ static void *relay_main(void *arg)
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += 1;
         pthread_mutex_lock(&r->lock);
-        while (!r->kicked && !r->stopping && pthread_cond_timedwait(&r->wake, &r->lock, &until) == 0)
+        while (!r->kicked && !atomic_load(&r->stopping) && pthread_cond_timedwait(&r->wake, &r->lock, &until) == 0)
             ;
         r->kicked = false;
-        stopping = r->stopping;
+        stopping = atomic_load(&r->stopping);
         pthread_mutex_unlock(&r->lock);
-        relay_all(r);
+        relay_all(r); /* once more after a stop is asked, within its grace */
     }
     return NULL;
 }
@@ -226,14 +350,22 @@ static void *relay_main(void *arg)
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     outbox_relay_t *r = opaque;
+    intptr_t i = (intptr_t)m->_private;
     (void)rk;
+    if (!r->state || i < 0 || i >= r->nrows || r->state[i] != ROW_WAITING)
+        return; /* a report of an abandoned chunk */
+    r->waiting--;
     if (m->err) {
-        r->undelivered++;
-        prime_log(PRIME_LOG_WARN, "outbox message not delivered", "error=\"%s\"", rd_kafka_err2str(m->err));
+        r->state[i] = ROW_REFUSED;
+        if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+            prime_log(PRIME_LOG_WARN, "outbox message not delivered", "error=\"%s\"", rd_kafka_err2str(m->err));
+    } else {
+        r->state[i] = ROW_CONFIRMED;
+        progress(r);
     }
 }
 
-outbox_relay_t *outbox_relay_start(const prime_worker_conf_t *conf)
+outbox_relay_t *outbox_relay_start(const prime_worker_conf_t *conf, metrics_t *metrics)
 {
     outbox_relay_t *r = calloc(1, sizeof(*r));
     rd_kafka_conf_t *kconf;
@@ -242,6 +374,7 @@ outbox_relay_t *outbox_relay_start(const prime_worker_conf_t *conf)
     if (!r)
         return NULL;
     r->conf = conf;
+    r->metrics = metrics;
     kconf = rd_kafka_conf_new();
     rd_kafka_conf_set(kconf, "enable.idempotence", "true", errstr, sizeof(errstr));
     rd_kafka_conf_set(kconf, "linger.ms", "5", errstr, sizeof(errstr));
@@ -260,6 +393,7 @@ outbox_relay_t *outbox_relay_start(const prime_worker_conf_t *conf)
     }
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->wake, NULL);
+    atomic_store(&metrics->relay_progress_ms, metrics_now_ms());
     if (pthread_create(&r->thread, NULL, relay_main, r)) {
         prime_log(PRIME_LOG_ERROR, "cannot start the outbox relay", NULL);
         rd_kafka_destroy(r->producer);
@@ -282,11 +416,13 @@ void outbox_relay_stop(outbox_relay_t *r)
     if (!r)
         return;
     pthread_mutex_lock(&r->lock);
-    r->stopping = true; /* the thread relays once more, then returns */
+    atomic_store(&r->stop_by_ms, metrics_now_ms() + STOP_GRACE_MS);
+    atomic_store(&r->stopping, true); /* the thread relays once more, within the grace, then returns */
     pthread_cond_signal(&r->wake);
     pthread_mutex_unlock(&r->lock);
     pthread_join(r->thread, NULL);
-    rd_kafka_flush(r->producer, 10000);
+    rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT); /* nothing left, normally */
+    rd_kafka_flush(r->producer, 1000);
     rd_kafka_destroy(r->producer);
     PQfinish(r->db);
     pthread_mutex_destroy(&r->lock);

@@ -40,6 +40,7 @@ typedef struct partition_state {
     /* Fetched records not yet in a batch, in offset order (a ring). */
     held_t **queue;
     size_t qhead, qlen, qcap;
+    size_t qbytes;         /* their bytes (held_size) */
     int64_t received_next; /* offset after the last record received, or -1 */
     int64_t head_ts;       /* Kafka timestamp of the queue's first record */
     int64_t last_ts;       /* of the last record received; INT64_MIN before any */
@@ -60,6 +61,8 @@ struct prime_worker_s {
     size_t nparts;
     size_t last_part;       /* where the previous record's partition was found */
     size_t queued;          /* records in the partitions' queues */
+    size_t batch_bytes;     /* held_size() of the batch's records */
+    size_t emitted_bytes;   /* written to the outbox by the batch */
     int dlq_failed;
     char dlq_error[256];
     int batches_done;
@@ -116,6 +119,12 @@ static held_t *held_new(rd_kafka_message_t *m, const char *topic)
     return h;
 }
 
+/* What a held record costs in memory. */
+static size_t held_size(const held_t *h)
+{
+    return sizeof(*h) + h->record.key_len + h->record.len;
+}
+
 /* --- partitions ------------------------------------------------------- */
 
 static partition_state_t *find_part(prime_worker_t *w, const char *topic, int32_t partition)
@@ -149,6 +158,7 @@ static partition_state_t *add_part(prime_worker_t *w, const char *topic, int32_t
     p->batch_next = -1;
     p->queue = NULL;
     p->qhead = p->qlen = p->qcap = 0;
+    p->qbytes = 0;
     p->received_next = -1;
     p->last_ts = INT64_MIN;
     p->paused = false;
@@ -161,15 +171,20 @@ static void queue_clear(prime_worker_t *w, partition_state_t *p)
         held_free(p->queue[(p->qhead + i) % p->qcap]);
     w->queued -= p->qlen;
     p->qhead = p->qlen = 0;
+    p->qbytes = 0;
     p->received_next = -1;
     p->last_ts = INT64_MIN;
 }
+
+static void set_paused(prime_worker_t *w, partition_state_t *p, bool pause);
 
 static void remove_part(prime_worker_t *w, const char *topic, int32_t partition)
 {
     partition_state_t *p = find_part(w, topic, partition);
     if (!p)
         return;
+    if (p->paused) /* librdkafka keeps a partition's pause across a revocation: not ours to leave behind */
+        set_paused(w, p, false);
     queue_clear(w, p);
     free(p->queue);
     free(p->topic);
@@ -258,6 +273,7 @@ static void batch_drop(prime_worker_t *w)
     for (size_t i = 0; i < w->n; i++)
         held_free(w->batch[i]);
     w->n = 0;
+    w->batch_bytes = 0;
     for (size_t i = 0; i < w->nparts; i++)
         w->parts[i].batch_next = -1;
 }
@@ -392,6 +408,25 @@ static int store_offsets(prime_worker_t *w, const char **why)
     return rc;
 }
 
+/* Whether another worker has committed one of the batch's partitions
+ * since this worker read its offset. */
+static bool offsets_moved(prime_worker_t *w)
+{
+    const char *params[1] = {w->conf->group};
+    PGresult *res = PQexecParams(w->db,
+                                 "SELECT topic, kafka_partition, next_offset FROM prime_pipeline.consumer_offsets "
+                                 "WHERE group_id = $1",
+                                 1, NULL, params, NULL, NULL, 0);
+    bool moved = false;
+
+    for (int r = 0; PQresultStatus(res) == PGRES_TUPLES_OK && r < PQntuples(res) && !moved; r++) {
+        const partition_state_t *p = find_part(w, PQgetvalue(res, r, 0), atoi(PQgetvalue(res, r, 1)));
+        moved = p && p->batch_next >= 0 && p->stored != atoll(PQgetvalue(res, r, 2));
+    }
+    PQclear(res);
+    return moved;
+}
+
 /* Applies and commits the batch, or abandons it (resync). With an empty
  * batch and housekeeping set, apply() still runs (n == 0). */
 static void batch_run(prime_worker_t *w, bool housekeeping)
@@ -408,6 +443,7 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
         return; /* stopping */
     prime_error_clear(&err);
     w->dlq_failed = 0;
+    w->emitted_bytes = 0;
     if (prime_pg_exec(w->db, "BEGIN", "BEGIN", NULL)) {
         resync(w, "BEGIN failed");
         return;
@@ -417,6 +453,11 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
         prime_pg_exec(w->db, "ROLLBACK", "ROLLBACK", NULL);
         if (err.retriable || PQstatus(w->db) != CONNECTION_OK) {
             resync(w, err.message);
+        } else if (offsets_moved(w)) {
+            /* A zombie (stopped past its session, its partitions committed
+             * by another worker since): its apply failed on what the other
+             * wrote. Not the worker's fault: re-read, as the fence would. */
+            resync(w, "the stored offset moved: another worker committed this partition");
         } else {
             char safe[512];
             prime_log(PRIME_LOG_ERROR, "batch cannot be applied; stopping", "error=\"%s\" field=%s",
@@ -452,6 +493,7 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
     if (w->emitted && w->relay)
         outbox_relay_kick(w->relay);
     w->emitted = false;
+    atomic_fetch_add(&w->metrics.outbox_backlog, (int_fast64_t)w->emitted_bytes); /* until the relay measures it */
     if (n == 0)
         return; /* housekeeping: not a batch */
     atomic_fetch_add(&w->metrics.records, n);
@@ -505,6 +547,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
             error = rd_kafka_incremental_assign(rk, list);
         else
             rd_kafka_assign(rk, list);
+        /* Partitions lost while paused (a session timeout) come back
+         * paused in librdkafka but not in our state: start them fetching. */
+        rd_kafka_resume_partitions(rk, list);
     } else {
         /* The batch in flight holds records of these partitions: finish it
          * while they are still ours. */
@@ -589,6 +634,8 @@ prime_errcode_t prime_worker_emit(prime_worker_t *w, PGconn *conn, const prime_e
     if (!n)
         return PRIME_OK;
     w->emitted = true;
+    for (size_t i = 0; i < n; i++)
+        w->emitted_bytes += msgs[i].len + strlen(msgs[i].key);
     return outbox_write(conn, w->conf->group, msgs, n, err);
 }
 
@@ -631,15 +678,21 @@ static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
         {"auto.offset.reset", "earliest"},
         {"partition.assignment.strategy", "cooperative-sticky"},
         {"isolation.level", "read_committed"},
-        /* The worker queues records itself (merging partitions by time);
-         * librdkafka's own prefetch need not be its default 64 MB. */
-        {"queued.max.messages.kbytes", "16384"},
     };
+    char prefetch_kb[24], fetch_bytes[24];
 
     if (type == RD_KAFKA_CONSUMER) {
         rd_kafka_conf_set(conf, "group.id", c->group, errstr, sizeof(errstr));
         for (size_t i = 0; i < sizeof(consumer_defaults) / sizeof(consumer_defaults[0]); i++)
             rd_kafka_conf_set(conf, consumer_defaults[i][0], consumer_defaults[i][1], errstr, sizeof(errstr));
+        /* librdkafka's prefetch is an eighth of --memory-max-mb (the
+         * worker queues records itself, merging partitions by time), and
+         * one fetch no more than that (nor than librdkafka's default). */
+        snprintf(prefetch_kb, sizeof(prefetch_kb), "%lld", (long long)c->memory_max_mb * 1024 / 8);
+        snprintf(fetch_bytes, sizeof(fetch_bytes), "%lld",
+                 ((long long)c->memory_max_mb << 17) < 52428800 ? (long long)c->memory_max_mb << 17 : 52428800LL);
+        rd_kafka_conf_set(conf, "queued.max.messages.kbytes", prefetch_kb, errstr, sizeof(errstr));
+        rd_kafka_conf_set(conf, "fetch.max.bytes", fetch_bytes, errstr, sizeof(errstr));
         rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     } else {
         rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr));
@@ -667,14 +720,35 @@ static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
  * before the registration of its user and park them all. A batch does not
  * go past a partition that is empty but not caught up (it may hold older
  * records) for longer than a second (or --linger-ms). A partition with
- * 1000 records queued (or its share of four batches) is paused until half
- * of them are taken: that bounds the queues. Smaller thresholds made a
- * drain crawl, each resume waiting for a fetch. */
+ * 1000 records queued (or its share of four batches), or its share of the
+ * queues' bytes, is paused until half of them are taken: that bounds the
+ * queues. Smaller thresholds made a drain crawl, each resume waiting for a
+ * fetch.
+ *
+ * Bytes: --memory-max-mb is split an eighth for librdkafka's prefetch
+ * (new_client), three eighths for the partitions' queues, half for the
+ * batch; a record larger than a share still goes, alone. */
 
 static size_t pause_at(const prime_worker_t *w)
 {
     size_t n = w->nparts ? (size_t)w->conf->batch_max * 4 / w->nparts : 1000;
     return n < 1000 ? 1000 : n;
+}
+
+static size_t memory_max(const prime_worker_t *w)
+{
+    return (size_t)w->conf->memory_max_mb << 20;
+}
+
+/* A partition's share of the queues' bytes. */
+static size_t pause_bytes(const prime_worker_t *w)
+{
+    return memory_max(w) / 8 * 3 / (w->nparts ? w->nparts : 1);
+}
+
+static bool batch_full(const prime_worker_t *w)
+{
+    return w->n >= (size_t)w->conf->batch_max || w->batch_bytes >= memory_max(w) / 2;
 }
 
 static void set_paused(prime_worker_t *w, partition_state_t *p, bool pause)
@@ -731,10 +805,11 @@ static int receive(prime_worker_t *w, rd_kafka_message_t *m)
     if (!p->qlen)
         p->head_ts = h->timestamp;
     p->queue[(p->qhead + p->qlen++) % p->qcap] = h;
+    p->qbytes += held_size(h);
     p->received_next = h->record.offset + 1;
     p->last_ts = h->timestamp;
     w->queued++;
-    if (!p->paused && p->qlen >= pause_at(w))
+    if (!p->paused && (p->qlen >= pause_at(w) || p->qbytes >= pause_bytes(w)))
         set_paused(w, p, true);
     return 0;
 }
@@ -769,10 +844,12 @@ static int take(prime_worker_t *w, partition_state_t *p)
     }
     p->qhead = (p->qhead + 1) % p->qcap;
     p->qlen--;
+    p->qbytes -= held_size(h);
     w->queued--;
+    w->batch_bytes += held_size(h);
     if (p->qlen)
         p->head_ts = p->queue[p->qhead]->timestamp;
-    if (p->paused && p->qlen < pause_at(w) / 2)
+    if (p->paused && p->qlen < pause_at(w) / 2 && p->qbytes < pause_bytes(w) / 2)
         set_paused(w, p, false);
     w->batch[w->n] = h;
     w->records[w->n] = h->record;
@@ -799,7 +876,7 @@ static int fill_batch(prime_worker_t *w, bool force)
 
     for (size_t i = 0; i < w->nparts && !force; i++)
         horizon = horizon_of(w, &w->parts[i], horizon);
-    while (w->queued && w->n < (size_t)w->conf->batch_max) {
+    while (w->queued && !batch_full(w)) {
         partition_state_t *best = NULL;
         for (size_t i = 0; i < w->nparts; i++)
             if (w->parts[i].qlen && (!best || w->parts[i].head_ts < best->head_ts))
@@ -814,6 +891,26 @@ static int fill_batch(prime_worker_t *w, bool force)
     return 0;
 }
 
+/* Whether batches must wait for the outbox relay: from when the group's
+ * outbox holds more than --outbox-max-mb until it is down to half that
+ * (the relay measures it once a second; commits add what they wrote).
+ * Records then stay queued, and the queues' bounds pause the partitions. */
+static bool outbox_backpressure(prime_worker_t *w)
+{
+    int64_t backlog = atomic_load(&w->metrics.outbox_backlog), max = w->metrics.outbox_max;
+    bool waiting = atomic_load(&w->metrics.writers_waiting);
+
+    if (!waiting && backlog > max) {
+        prime_log(PRIME_LOG_WARN, "batches wait for the outbox relay", "backlog_bytes=%lld max_bytes=%lld",
+                  (long long)backlog, (long long)max);
+        atomic_store(&w->metrics.writers_waiting, true);
+    } else if (waiting && backlog <= max / 2) {
+        prime_log(PRIME_LOG_INFO, "outbox relay caught up; batches resume", "backlog_bytes=%lld", (long long)backlog);
+        atomic_store(&w->metrics.writers_waiting, false);
+    }
+    return atomic_load(&w->metrics.writers_waiting);
+}
+
 int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void *ctx)
 {
     prime_worker_t w = {.conf = conf, .apply = apply, .ctx = ctx};
@@ -825,9 +922,12 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
      * it is overtaken (its events may then wait in parking instead). */
     const double patience = conf->linger_ms > 1000 ? conf->linger_ms / 1000.0 : 1.0;
     rd_kafka_resp_err_t kerr;
+    bool outbox_waiting = false;
 
     prime_log_init(conf->name);
     metrics_init(&w.metrics, conf->name);
+    w.metrics.outbox_max = (int64_t)conf->outbox_max_mb << 20;
+    w.metrics.stall_seconds = conf->stall_seconds;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -838,7 +938,7 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
     if (db_connect(&w))
         goto out;
     if (!(w.consumer = new_client(&w, RD_KAFKA_CONSUMER)) || !(w.dlq = new_client(&w, RD_KAFKA_PRODUCER)) ||
-        !(w.relay = outbox_relay_start(conf))) {
+        !(w.relay = outbox_relay_start(conf, &w.metrics))) {
         w.fatal = 1;
         goto out;
     }
@@ -878,7 +978,8 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
         }
         if (got > 0)
             last_activity = now_s();
-        filled = got < 0 ? -1 : fill_batch(&w, blocked_since && now_s() - blocked_since >= patience);
+        outbox_waiting = outbox_backpressure(&w);
+        filled = got < 0 ? -1 : outbox_waiting ? 0 : fill_batch(&w, blocked_since && now_s() - blocked_since >= patience);
         if (filled == 1 && !blocked_since)
             blocked_since = now_s();
         else if (filled == 0)
@@ -889,11 +990,11 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
             break;
         }
         rd_kafka_poll(w.dlq, 0);
-        if (w.n && (w.n >= (size_t)conf->batch_max || now_s() - batch_started >= conf->linger_ms / 1000.0)) {
+        if (w.n && (batch_full(&w) || now_s() - batch_started >= conf->linger_ms / 1000.0)) {
             batch_commit(&w);
             batch_started = now_s(); /* what is still queued starts the next batch's wait */
         }
-        if (w.n == 0 && w.nparts && now_s() - last_activity >= 1.0) {
+        if (w.n == 0 && w.nparts && !outbox_waiting && now_s() - last_activity >= 1.0) {
             batch_run(&w, true); /* idle: housekeeping */
             last_activity = now_s();
         }

@@ -58,6 +58,11 @@ typedef struct prime_worker_conf {
     int linger_ms;             /* --linger-ms: longest wait to fill a batch (default 100) */
     int metrics_port;          /* --metrics-port: /metrics and /healthz on 127.0.0.1 (0: off) */
     int max_batches;           /* --max-batches: stop after this many committed batches (0: never; for tests) */
+    /* Memory and the outbox, in bytes rather than records (docs/workers.md): */
+    int memory_max_mb;         /* --memory-max-mb: records fetched but not yet committed, librdkafka's prefetch included (default 128) */
+    int outbox_chunk_mb;       /* --outbox-chunk-mb: outbox bytes the relay sends per transaction (default 8) */
+    int outbox_max_mb;         /* --outbox-max-mb: outbox backlog beyond which batches wait for the relay (default 256) */
+    int stall_seconds;         /* --stall-seconds: a relay without progress this long, work waiting, is unhealthy (default 30) */
     /* Set by the program, not the command line: called for every dead
      * letter, the runtime's own (undecodable, invalid) included, in the
      * batch's transaction, after it is queued (to audit it, say). NULL:
