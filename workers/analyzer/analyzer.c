@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +347,17 @@ int main(int argc, char **argv)
         a.threads = 1;
     if (a.threads > 64)
         a.threads = 64;
+    /* A batch is analysed before its answers go out and its offsets are
+     * committed, and the consumer is not polled meanwhile: a batch sized in
+     * records (10,000) would hold answers back for hours and outlast
+     * max.poll.interval.ms (5 min) with long files, getting the member
+     * evicted and the work done twice. Two files a thread bounds a batch by
+     * twice the per-file CPU budget. --batch-max still overrides it. */
+    bool batch_given = false;
+    for (int i = 0; i < nrest; i++)
+        batch_given |= !strcmp(rest[i], "--batch-max");
+    if (!batch_given)
+        conf.batch_max = 2 * a.threads;
     prime_error_clear(&err);
     a.analyzers = calloc((size_t)a.threads, sizeof(*a.analyzers));
     for (int t = 0; a.analyzers && t < a.threads; t++)
