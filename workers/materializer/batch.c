@@ -7,6 +7,7 @@
  * constraint the fold cannot see, say), the batch is redone event by event
  * under savepoints and only the offender is dead-lettered. */
 #include "batch.h"
+#include "prime/buf.h"
 #include "prime/log.h"
 #include "prime/pg.h"
 #include "store.h"
@@ -192,6 +193,23 @@ prime_errcode_t batch_make_item(prime_worker_t *w, const prime_registry_t *reg, 
     *out = (item_t){.record = *r, .event = ev, .fn = fn};
     *usable = true;
     return PRIME_OK;
+}
+
+char *batch_owned_partitions(const prime_worker_t *w)
+{
+    prime_buf_t b;
+    const char *topic;
+    int32_t partition;
+    char item[300];
+
+    prime_buf_init(&b, 0);
+    prime_pg_array_begin(&b);
+    for (size_t i = 0; prime_worker_partition(w, i, &topic, &partition); i++) {
+        snprintf(item, sizeof(item), "%s:%d", topic, (int)partition);
+        prime_pg_array_add(&b, item);
+    }
+    prime_pg_array_end(&b);
+    return prime_buf_steal(&b, NULL);
 }
 
 /* Per batch: items from records, duplicates skipped, folded and written,

@@ -52,6 +52,11 @@ prime_errcode_t batch_make_item(prime_worker_t *w, const prime_registry_t *reg, 
 prime_errcode_t batch_materialize(prime_worker_t *w, PGconn *conn, materializer_t *m, item_t *items, size_t n,
                                   size_t *applied, prime_error_t *err);
 
+/* The partitions assigned to this instance now, as a text[] literal of
+ * "topic:partition" (malloc'ed; NULL when out of memory): parked events of
+ * other partitions are their owners' to take out (parking.c). */
+char *batch_owned_partitions(const prime_worker_t *w);
+
 /* --- stream order (stream.c) ---------------------------------------------- */
 
 /* Sets prev of every item: the item before it in its stream (one key in one

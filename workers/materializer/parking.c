@@ -100,14 +100,15 @@ static int cmp_source(const void *x, const void *y)
     return a->record.offset < b->record.offset ? -1 : a->record.offset > b->record.offset;
 }
 
-/* Parked events chosen by where ($1 the group, $2 arg when given), taken
- * out of parking, in source order; decoded into items (decode), or records
- * only. */
+/* Parked events chosen by where ($1 the group, $3 arg when given), of the
+ * partitions this instance owns ($2), taken out of parking, in source
+ * order; decoded into items (decode), or records only. */
 static prime_errcode_t take_parked(prime_worker_t *w, PGconn *conn, const prime_registry_t *reg, const char *where,
                                    const char *arg, parked_t *out, bool decode, prime_error_t *err)
 {
     prime_buf_t sql;
-    const char *params[2] = {prime_worker_group(w), arg};
+    char *owned = batch_owned_partitions(w);
+    const char *params[3] = {prime_worker_group(w), owned, arg};
     PGresult *res;
     prime_errcode_t rc = PRIME_OK;
     int rows;
@@ -115,15 +116,18 @@ static prime_errcode_t take_parked(prime_worker_t *w, PGconn *conn, const prime_
     memset(out, 0, sizeof(*out));
     prime_buf_init(&sql, 0);
     prime_buf_printf(&sql,
-                     "DELETE FROM prime_pipeline.parked_events WHERE group_id = $1 AND %s "
+                     "DELETE FROM prime_pipeline.parked_events WHERE group_id = $1 "
+                     "AND source_topic || ':' || source_partition = ANY($2::text[]) AND %s "
                      "RETURNING source_topic, source_partition, source_offset, record_key, record_value, waiting_for",
                      where);
-    if (sql.failed) {
+    if (sql.failed || !owned) {
         prime_buf_free(&sql);
+        free(owned);
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory taking parked events");
     }
-    res = prime_pg_query(conn, sql.data, arg ? 2 : 1, params, "taking parked events", err);
+    res = prime_pg_query(conn, sql.data, arg ? 3 : 2, params, "taking parked events", err);
     prime_buf_free(&sql);
+    free(owned);
     if (!res)
         return err->code;
     rows = PQntuples(res);
@@ -210,7 +214,7 @@ prime_errcode_t parking_expire(prime_worker_t *w, PGconn *conn, materializer_t *
     prime_errcode_t rc;
 
     snprintf(interval, sizeof(interval), "%d seconds", m->park_max_seconds);
-    rc = take_parked(w, conn, m->reg, "parked_at < now() - $2::interval", interval, &expired, false, err);
+    rc = take_parked(w, conn, m->reg, "parked_at < now() - $3::interval", interval, &expired, false, err);
     for (size_t i = 0; !rc && i < expired.n; i++) {
         prime_error_t why;
         prime_error_clear(&why);

@@ -42,7 +42,15 @@ static prime_errcode_t unloaded_ids(rowset_t *s, char **ids, prime_error_t *err)
 }
 
 /* Values come back in the types' text output, as COPY takes them in
- * (booleans as t and f: a ::text cast would give true and false). */
+ * (booleans as t and f: a ::text cast would give true and false).
+ *
+ * Rows are read FOR UPDATE, in id order (and tables in their order): with
+ * several instances in a group, two batches that touch one row (a public
+ * preset used from two partitions, a project saved on one and its mix
+ * analysed on another) take turns, the second reading what the first
+ * committed, so that the write-back of whole rows loses nothing. The order
+ * makes a deadlock rare; one (SQLSTATE 40P01) is retriable: the batch is
+ * consumed again. */
 prime_errcode_t store_load(rowset_t *s, PGconn *conn, prime_error_t *err)
 {
     const table_t *t = &tables[s->table];
@@ -59,7 +67,7 @@ prime_errcode_t store_load(rowset_t *s, PGconn *conn, prime_error_t *err)
     prime_buf_puts(&sql, "SELECT ");
     for (size_t c = 0; c < t->ncolumns; c++)
         prime_buf_printf(&sql, "%s%s", c ? ", " : "", t->columns[c].name);
-    prime_buf_printf(&sql, " FROM public.%s WHERE id = ANY($1::uuid[])", t->name);
+    prime_buf_printf(&sql, " FROM public.%s WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", t->name);
     if (sql.failed) {
         rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory reading %s", t->name);
         goto out;
@@ -105,6 +113,59 @@ static void copy_value(prime_buf_t *b, const char *v)
         default: prime_buf_putc(b, *v);
         }
     }
+}
+
+/* Runs sql with $1 the ids of the dirty rows that were not in the database
+ * when read (created by this batch); *count gets its row count (unless
+ * NULL). */
+static prime_errcode_t with_new_ids(PGconn *conn, rowset_t *s, const prime_buf_t *sql, size_t *count,
+                                    prime_error_t *err)
+{
+    prime_buf_t ids;
+    const char *params[1];
+    PGresult *res;
+    prime_errcode_t rc = PRIME_OK;
+
+    prime_buf_init(&ids, 0);
+    prime_pg_array_begin(&ids);
+    for (size_t i = 0; i < s->n; i++)
+        if (s->rows[i]->present && s->rows[i]->dirty && !s->rows[i]->in_database)
+            prime_pg_array_add(&ids, s->rows[i]->id);
+    prime_pg_array_end(&ids);
+    params[0] = ids.data;
+    if (ids.failed || sql->failed)
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory writing %s", tables[s->table].name);
+    else if (!(res = prime_pg_query(conn, sql->data, 1, params, tables[s->table].name, err)))
+        rc = err->code;
+    else {
+        if (count)
+            *count = strtoull(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+    }
+    prime_buf_free(&ids);
+    return rc;
+}
+
+/* The rows this batch creates, inserted; one that exists already (another
+ * instance created it after this batch read) makes the batch retriable. */
+static prime_errcode_t insert_new(PGconn *conn, rowset_t *s, const prime_buf_t *sql, prime_error_t *err)
+{
+    size_t created = 0, inserted = 0;
+    prime_errcode_t rc;
+
+    for (size_t i = 0; i < s->n; i++)
+        created += s->rows[i]->present && s->rows[i]->dirty && !s->rows[i]->in_database;
+    if (!created)
+        return PRIME_OK;
+    if ((rc = with_new_ids(conn, s, sql, &inserted, err)))
+        return rc;
+    if (inserted == created)
+        return PRIME_OK;
+    prime_error_set(err, PRIME_ERR_DB, NULL,
+                    "%s: %zu of the %zu rows this batch creates were created meanwhile by another instance; "
+                    "the batch again", tables[s->table].name, created - inserted, created);
+    err->retriable = true;
+    return PRIME_ERR_DB;
 }
 
 prime_errcode_t store_write(rowset_t *s, PGconn *conn, prime_error_t *err)
@@ -171,12 +232,21 @@ prime_errcode_t store_write(rowset_t *s, PGconn *conn, prime_error_t *err)
     if (rc)
         goto out;
 
+    /* Rows read under their lock are written back; rows that were not
+     * there are inserted, and must still not be: another instance may have
+     * created one since (two creates of one id on two partitions). Then the
+     * batch is consumed again and sees it, as one instance would have. */
     prime_buf_reset(&sql);
-    prime_buf_printf(&sql, "INSERT INTO public.%s SELECT * FROM stage_%s ON CONFLICT (id) DO UPDATE SET ", t->name,
-                     t->name);
+    prime_buf_printf(&sql, "INSERT INTO public.%s SELECT * FROM stage_%s WHERE id = ANY($1::uuid[]) "
+                     "ON CONFLICT (id) DO NOTHING", t->name, t->name);
+    if ((rc = insert_new(conn, s, &sql, err)))
+        goto out;
+    prime_buf_reset(&sql);
+    prime_buf_printf(&sql, "INSERT INTO public.%s SELECT * FROM stage_%s WHERE id <> ALL($1::uuid[]) "
+                     "ON CONFLICT (id) DO UPDATE SET ", t->name, t->name);
     for (size_t c = 1; c < t->ncolumns; c++)
         prime_buf_printf(&sql, "%s%s = EXCLUDED.%s", c > 1 ? ", " : "", t->columns[c].name, t->columns[c].name);
-    if ((rc = exec_built(conn, &sql, t->name, err)))
+    if ((rc = with_new_ids(conn, s, &sql, NULL, err)))
         goto out;
     prime_buf_reset(&sql);
     prime_buf_printf(&sql, "TRUNCATE stage_%s", t->name);

@@ -468,6 +468,11 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
         }
         return;
     }
+    /* Every assigned partition is fenced, not only the batch's: apply()
+     * may have touched what belongs to any of them (parked events). */
+    for (size_t i = 0; i < w->nparts; i++)
+        if (w->parts[i].batch_next < 0 && w->parts[i].stored != NO_ROW)
+            w->parts[i].batch_next = w->parts[i].stored;
     if (store_offsets(w, &why)) {
         prime_pg_exec(w->db, "ROLLBACK", "ROLLBACK", NULL);
         resync(w, why);
@@ -494,8 +499,10 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
         outbox_relay_kick(w->relay);
     w->emitted = false;
     atomic_fetch_add(&w->metrics.outbox_backlog, (int_fast64_t)w->emitted_bytes); /* until the relay measures it */
-    if (n == 0)
-        return; /* housekeeping: not a batch */
+    if (n == 0) {
+        batch_drop(w); /* the fence's marks */
+        return;        /* housekeeping: not a batch */
+    }
     atomic_fetch_add(&w->metrics.records, n);
     metrics_observe_batch(&w->metrics, now_s() - t0);
     prime_log(PRIME_LOG_DEBUG, "batch committed", "records=%zu seconds=%.3f", n, now_s() - t0);
@@ -657,6 +664,15 @@ prime_errcode_t prime_worker_decode(prime_worker_t *w, const prime_registry_t *r
 const char *prime_worker_group(const prime_worker_t *w)
 {
     return w->conf->group;
+}
+
+bool prime_worker_partition(const prime_worker_t *w, size_t i, const char **topic, int32_t *partition)
+{
+    if (i >= w->nparts)
+        return false;
+    *topic = w->parts[i].topic;
+    *partition = w->parts[i].partition;
+    return true;
 }
 
 void prime_worker_count_applied(prime_worker_t *w, size_t n)

@@ -165,6 +165,13 @@ prime_errcode_t prime_worker_emit(prime_worker_t *w, PGconn *conn, const prime_e
 /* The consumer group, as offsets (and parked events) are stored under it. */
 const char *prime_worker_group(const prime_worker_t *w);
 
+/* The i-th partition assigned to this worker now (i from 0; false past the
+ * last), for apply() to touch, beyond its records, only what belongs to
+ * them (parked events). Each commit, housekeeping included, is fenced on
+ * every assigned partition's stored offset, so that a worker that lost one
+ * in a rebalance cannot commit what it did with it. */
+bool prime_worker_partition(const prime_worker_t *w, size_t i, const char **topic, int32_t *partition);
+
 /* Counts an event the worker applied (for the events_applied metric). */
 void prime_worker_count_applied(prime_worker_t *w, size_t n);
 
