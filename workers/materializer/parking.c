@@ -191,6 +191,9 @@ prime_errcode_t parking_unpark(prime_worker_t *w, PGconn *conn, materializer_t *
         parked_t p;
         before = *applied;
         rc = take_parked(w, conn, m->reg, m->parent_exists, NULL, &p, true, err);
+        /* A copy published again while the first waited: one applies. */
+        if (!rc)
+            rc = dedup_skip(w, conn, p.items, &p.n, err);
         if (!rc && p.n) {
             prime_log(PRIME_LOG_INFO, "unparking events whose parent was written", "events=%zu", p.n);
             rc = batch_materialize(w, conn, m, p.items, p.n, applied, err);
