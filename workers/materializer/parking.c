@@ -11,25 +11,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One statement for all of them (arrays of their coordinates, keys and
- * bytes as hex). */
+/* One statement for all of them (arrays of their coordinates, keys, bytes
+ * and headers as hex). */
 prime_errcode_t parking_park(prime_worker_t *w, PGconn *conn, item_t *items, size_t n, prime_error_t *err)
 {
-    prime_buf_t arrays[6]; /* topic, partition, offset, waiting_for, key hex, value hex */
-    const char *params[7];
+    prime_buf_t arrays[7]; /* topic, partition, offset, waiting_for, key hex, value hex, headers hex */
+    prime_buf_t headers;
+    const char *params[8];
     size_t parked = 0;
     prime_errcode_t rc = PRIME_OK;
 
-    prime_pg_arrays_begin(arrays, 6);
+    prime_buf_init(&headers, 0);
+    prime_pg_arrays_begin(arrays, 7);
     for (size_t i = 0; i < n && !rc; i++) {
-        char *key, *value, part[16], offset[24];
+        char *key, *value, *hdrs = NULL, part[16], offset[24];
         if (items[i].state != WAITING)
             continue;
+        prime_buf_reset(&headers);
+        if ((rc = prime_record_headers_pack(&items[i].record, &headers, err)))
+            break;
         key = stream_hex(items[i].record.key, items[i].record.key_len);
         value = stream_hex(items[i].record.value, items[i].record.len);
-        if (!key || !value) { /* never an empty key or value in parking */
+        if (headers.len)
+            hdrs = stream_hex(headers.data, headers.len);
+        if (!key || !value || (headers.len && !hdrs)) { /* never an empty key or value in parking */
             free(key);
             free(value);
+            free(hdrs);
             rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory parking events");
             break;
         }
@@ -41,30 +49,36 @@ prime_errcode_t parking_park(prime_worker_t *w, PGconn *conn, item_t *items, siz
         prime_pg_array_add(&arrays[3], items[i].waiting_for);
         prime_pg_array_add(&arrays[4], key);
         prime_pg_array_add(&arrays[5], value);
+        if (hdrs)
+            prime_pg_array_add(&arrays[6], hdrs);
+        else
+            prime_pg_array_add_null(&arrays[6]);
         free(key);
         free(value);
+        free(hdrs);
         prime_log(PRIME_LOG_DEBUG, "parked until its parent is written", "topic=%s partition=%d offset=%lld waiting_for=%s",
                   items[i].record.topic, (int)items[i].record.partition, (long long)items[i].record.offset,
                   items[i].waiting_for);
         parked++;
     }
-    if (!rc && !prime_pg_arrays_end(arrays, 6, params + 1))
+    if (!rc && !prime_pg_arrays_end(arrays, 7, params + 1))
         rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory parking events");
     params[0] = prime_worker_group(w);
     if (parked && !rc) {
         rc = prime_pg_exec_params(conn,
                                   "INSERT INTO prime_pipeline.parked_events (group_id, source_topic, source_partition, "
-                                  "source_offset, waiting_for, record_key, record_value, reason) "
-                                  "SELECT $1, t, p, o, wf, decode(k, 'hex'), decode(v, 'hex'), "
+                                  "source_offset, waiting_for, record_key, record_value, record_headers, reason) "
+                                  "SELECT $1, t, p, o, wf, decode(k, 'hex'), decode(v, 'hex'), decode(h, 'hex'), "
                                   "'parent row not written yet' FROM unnest($2::text[], $3::int[], $4::bigint[], "
-                                  "$5::text[], $6::text[], $7::text[]) AS x(t, p, o, wf, k, v) "
+                                  "$5::text[], $6::text[], $7::text[], $8::text[]) AS x(t, p, o, wf, k, v, h) "
                                   "ON CONFLICT (group_id, source_topic, source_partition, source_offset) "
                                   "DO UPDATE SET waiting_for = EXCLUDED.waiting_for",
-                                  7, params, "parking events", err);
+                                  8, params, "parking events", err);
         if (!rc)
             prime_log(PRIME_LOG_INFO, "parked until their parents are written", "events=%zu", parked);
     }
-    prime_pg_arrays_free(arrays, 6);
+    prime_pg_arrays_free(arrays, 7);
+    prime_buf_free(&headers);
     return rc;
 }
 
@@ -73,7 +87,7 @@ prime_errcode_t parking_park(prime_worker_t *w, PGconn *conn, item_t *items, siz
 typedef struct parked {
     item_t *items;
     size_t n;
-    char **owned; /* topics, keys and values the items point at */
+    char **owned; /* topics, keys, values and headers the items point at */
     size_t nowned;
 } parked_t;
 
@@ -116,7 +130,8 @@ static prime_errcode_t take_parked(prime_worker_t *w, PGconn *conn, const prime_
     prime_buf_init(&sql, 0);
     prime_buf_printf(&sql,
                      "DELETE FROM prime_pipeline.parked_events WHERE group_id = $1 AND %s "
-                     "RETURNING source_topic, source_partition, source_offset, record_key, record_value, waiting_for",
+                     "RETURNING source_topic, source_partition, source_offset, record_key, record_value, waiting_for, "
+                     "record_headers",
                      where);
     if (sql.failed) {
         prime_buf_free(&sql);
@@ -128,23 +143,26 @@ static prime_errcode_t take_parked(prime_worker_t *w, PGconn *conn, const prime_
         return err->code;
     rows = PQntuples(res);
     out->items = calloc((size_t)rows + 1, sizeof(*out->items));
-    out->owned = calloc((size_t)rows * 3 + 1, sizeof(char *));
+    out->owned = calloc((size_t)rows * 4 + 1, sizeof(char *));
     if (!out->items || !out->owned)
         rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory taking parked events");
     /* Source order keeps each owner's events in the order they were made. */
     for (int i = 0; i < rows && !rc; i++) {
-        size_t klen = 0, vlen = 0;
+        size_t klen = 0, vlen = 0, hlen = 0;
         unsigned char *key = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 3), &klen);
         unsigned char *value = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 4), &vlen);
+        unsigned char *headers =
+            PQgetisnull(res, i, 6) ? NULL : PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 6), &hlen);
         char *topic = strdup(PQgetvalue(res, i, 0));
         prime_record_t r = {.topic = topic, .partition = atoi(PQgetvalue(res, i, 1)),
                             .offset = atoll(PQgetvalue(res, i, 2)), .key = key, .key_len = klen, .value = value,
-                            .len = vlen};
+                            .len = vlen, .headers = headers, .headers_len = hlen};
         bool usable = false;
         out->owned[out->nowned++] = topic;
         out->owned[out->nowned++] = (char *)key;
         out->owned[out->nowned++] = (char *)value;
-        if (!topic || !key || !value) {
+        out->owned[out->nowned++] = (char *)headers;
+        if (!topic || !key || !value || (!headers && !PQgetisnull(res, i, 6))) {
             rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory taking parked events");
             break;
         }
@@ -205,7 +223,8 @@ prime_errcode_t parking_unpark(prime_worker_t *w, PGconn *conn, materializer_t *
     return rc;
 }
 
-/* The bounded wait: dead letters, with the reason. */
+/* The bounded wait: dead letters, with the reason and the headers the
+ * events came with. */
 prime_errcode_t parking_expire(prime_worker_t *w, PGconn *conn, materializer_t *m, prime_error_t *err)
 {
     char interval[32];
