@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Parking (issue 12 item 9), prime-materializer against the dev broker and an
-# ephemeral PostgreSQL: a parked event dead-lettered after its wait carries
-# the Kafka headers it was published with.
+# Parking's bounds (issue 12 items 8 and 9), prime-materializer against the
+# dev broker and an ephemeral PostgreSQL: a stream parks at most
+# --park-max-per-stream events and the ones beyond are dead-lettered with the
+# reason; a stream of 2,500 parked events comes out in chunks of at most 1,000
+# and applies in its order; a parked event dead-lettered after its wait
+# carries the Kafka headers it was published with.
 set -uo pipefail
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -34,7 +37,54 @@ ev() { # TYPE OWNER SECOND JSON-FIELDS
 user() { ev user.registered "$1" "$2" "\"email\":\"$3@example.com\",\"username\":\"$3\",\"display_name\":\"$3\",\"preferred_genres\":[],\"email_verified\":false"; }
 recall() { ev recall.set "$1" "$2" "\"category\":\"plugin\",\"recall_key\":\"k$3\",\"data\":{\"v\":$3}"; }
 
-# A parked event keeps its headers: published with a trace header (kcat
+# 1. The bound: five preferences of an owner not registered, with
+# --park-max-per-stream 3: three park, the two after them are dead-lettered
+# (the newcomer, not a parked one).
+u5=55555555-5555-4555-8555-555555555555
+for i in 1 2 3 4 5; do recall "$u5" "$i" "$i"; done >"$tmp/bound.jsonl"
+publish "$tmp/bound.jsonl"
+drain --park-max-per-stream 3
+check "the first three events of the stream are parked" "0,1,2" \
+  "SELECT string_agg(source_offset::text, ',' ORDER BY source_offset) FROM prime_pipeline.parked_events WHERE group_id = 'park'"
+got=$(count_dead "prime.source.offset=(3|4),.*prime.error.message=stream prime.recall/$u5 has 3 events parked waiting for prime_users:$u5|prime.error.message=stream prime.recall/$u5 has 3 events parked waiting for prime_users:$u5")
+if [ "$got" = 2 ]; then ok "the two beyond the bound are dead-lettered, naming the stream, the count and the row"
+else bad "dead letters beyond the bound: $got, expected 2"; fi
+user "$u5" 10 five >"$tmp/reg.jsonl"
+publish "$tmp/reg.jsonl"
+drain --park-max-per-stream 3
+check "when the owner registers, the three parked apply (the first three of the stream)" "k1,k2,k3" \
+  "SELECT string_agg(recall_key, ',' ORDER BY recall_key) FROM mixx_recall WHERE user_id = '$u5'"
+check "and nothing of the stream is parked" "0" "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = 'park'"
+
+# 2. Chunks: a project and 2,499 saves of an owner not registered park (under
+# the default bound of 10,000); when the owner registers they come out a
+# chunk of at most 1,000 at a time, in stream order: the last save's version.
+u6=66666666-6666-4666-8666-666666666666 p6=dddddddd-dddd-4ddd-8ddd-dddddddddddd
+{
+  ev project.created "$u6" 0 "\"project_id\":\"$p6\",\"name\":\"Long\",\"project_data\":{\"v\":1}"
+  for v in $(seq 1 2499); do
+    ev project.saved "$u6" $((v % 3000)) "\"project_id\":\"$p6\",\"base_version\":$v,\"project_data\":{\"v\":$((v + 1))}"
+  done
+} >"$tmp/long.jsonl"
+publish "$tmp/long.jsonl"
+drain --snapshot-every 0
+check "2,500 events of one stream parked" "2500" "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = 'park'"
+: >"$tmp/mat.log"
+user "$u6" 10 six >"$tmp/reg.jsonl"
+publish "$tmp/reg.jsonl"
+drain --snapshot-every 0
+check "they apply in their order: the project at version 2,500" "2500|{\"v\": 2500}" \
+  "SELECT project_version, project_data::text FROM studio_projects WHERE id = '$p6'"
+chunks=$(grep 'unparking events whose parent was written' "$tmp/mat.log" | sed 's/.*events=\([0-9]*\).*/\1/')
+largest=$(printf '%s\n' $chunks | sort -n | tail -1)
+total=$(printf '%s\n' $chunks | paste -sd+ | bc)
+if [ -n "$largest" ] && [ "$largest" -le 1000 ] && [ "$total" = 2500 ]; then
+  ok "taken out in chunks of at most 1,000 ($(echo $chunks | tr ' ' ','))"
+else
+  bad "chunks: [$(echo $chunks | tr ' ' ',')], expected each at most 1000, 2500 in all"
+fi
+
+# 3. A parked event keeps its headers: published with a trace header (kcat
 # -H), parked for an owner who never registers, dead-lettered after
 # --park-max-seconds with the trace header and the reason.
 u7=77777777-7777-4777-8777-777777777777

@@ -266,7 +266,7 @@ prime_errcode_t batch_apply(prime_worker_t *w, PGconn *conn, const prime_record_
     if (!rc)
         rc = batch_materialize(w, conn, m, items, count, &applied, err);
     if (!rc)
-        rc = parking_park(w, conn, items, count, err);
+        rc = parking_park(w, conn, m, items, count, err);
     if (!rc)
         rc = parking_unpark(w, conn, m, &applied, err);
     if (!rc)

@@ -17,6 +17,7 @@ typedef struct materializer {
     fold_t fold;
     derived_t *derived;   /* audit records and snapshots of the changes */
     int park_max_seconds; /* --park-max-seconds */
+    int park_max_per_stream; /* --park-max-per-stream */
     char *parent_exists;  /* SQL: parked events whose parent row exists now (parking_condition_sql) */
 } materializer_t;
 
@@ -88,14 +89,16 @@ prime_errcode_t dedup_record(prime_worker_t *w, PGconn *conn, const item_t *item
 /* --- parking (parking.c) -------------------------------------------------- */
 
 /* Parks the WAITING items (prime_pipeline.parked_events, with their
- * headers), one statement. */
-prime_errcode_t parking_park(prime_worker_t *w, PGconn *conn, item_t *items, size_t n, prime_error_t *err);
-/* Takes the parked events whose parent row exists now, folds them, parks
- * again what still waits; repeats while it applies something. */
+ * headers), one statement; those from Kafka beyond m->park_max_per_stream
+ * parked in their stream are dead-lettered instead. */
+prime_errcode_t parking_park(prime_worker_t *w, PGconn *conn, const materializer_t *m, item_t *items, size_t n,
+                             prime_error_t *err);
+/* Takes the parked events whose parent row exists now, in chunks, folds
+ * them, parks again what still waits; repeats while it applies something. */
 prime_errcode_t parking_unpark(prime_worker_t *w, PGconn *conn, materializer_t *m, size_t *applied,
                                prime_error_t *err);
 /* Dead-letters the parked events older than m->park_max_seconds, with the
- * row they waited for and the headers they came with. */
+ * row they waited for and the headers they came with; a chunk a call. */
 prime_errcode_t parking_expire(prime_worker_t *w, PGconn *conn, materializer_t *m, prime_error_t *err);
 /* The SQL condition on parked_events that the parent row exists now
  * (malloc'ed; NULL when out of memory). */
