@@ -21,11 +21,43 @@
  * memory of a drain rose by about 50 MB. */
 #define DERIVED_CHUNK 1000
 
-/* Folds items over the rows and writes them; refused events are
- * dead-lettered, events whose parent is missing (or whose stream has an
+/* The events a pass refused, with why: dead-lettered only once the pass
+ * that stands has decided. The set-based pass may be undone and redone
+ * event by event, where the same event may be refused again (or apply, the
+ * offender before it gone): a dead letter sent at once would be sent twice,
+ * or for an event that then applied. */
+typedef struct refusal {
+    item_t *item;
+    prime_error_t why;
+} refusal_t;
+
+typedef struct refusals {
+    refusal_t *v;
+    size_t n, cap;
+} refusals_t;
+
+static prime_errcode_t refuse(refusals_t *l, item_t *it, bool for_good, const prime_error_t *why,
+                              prime_error_t *err)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        refusal_t *grown = realloc(l->v, cap * sizeof(*grown));
+        if (!grown)
+            return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory noting a refused event");
+        l->v = grown;
+        l->cap = cap;
+    }
+    it->state = REFUSED;
+    it->refused_for_good = for_good;
+    l->v[l->n++] = (refusal_t){.item = it, .why = *why};
+    return PRIME_OK;
+}
+
+/* Folds items over the rows and writes them; refused events are noted in
+ * refused (for the caller to dead-letter), events whose parent is missing (or whose stream has an
  * earlier event waiting) are left WAITING. Database errors are returned. */
 static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, materializer_t *m, item_t *items, size_t n,
-                                   size_t *applied, prime_error_t *err)
+                                   size_t *applied, refusals_t *refused, prime_error_t *err)
 {
     fold_t *f = &m->fold;
     prime_errcode_t rc = PRIME_OK;
@@ -38,15 +70,15 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, materializer
         rc = stream_find_parked(w, conn, items, n, err);
     /* COLLECT: every event names its rows; then they are read, one query a
      * table. An event refused here (an id that cannot be a row's) is
-     * dead-lettered; out of memory fails the batch. */
+     * refused; out of memory fails the batch. */
     for (size_t i = 0; i < n && !rc; i++) {
         fold_result_t r;
         items[i].state = PENDING;
         items[i].waiting_for[0] = '\0';
+        items[i].refused_for_good = false;
         r = items[i].fn(f, items[i].event, COLLECT);
         if (r == FOLD_REFUSED) {
-            items[i].state = REFUSED;
-            rc = prime_worker_dead_letter(w, &items[i].record, &f->why, err);
+            rc = refuse(refused, &items[i], true, &f->why, err);
         } else if (r != FOLD_OK || fold_failed(f)) {
             fold_failed(f);
             rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "%s", f->why.message);
@@ -88,8 +120,7 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, materializer
             }
             progress = 1;
             if (r == FOLD_REFUSED) {
-                items[i].state = REFUSED;
-                rc = prime_worker_dead_letter(w, &items[i].record, &f->why, err);
+                rc = refuse(refused, &items[i], true, &f->why, err);
             } else {
                 items[i].state = APPLIED;
                 (*applied)++;
@@ -126,30 +157,36 @@ static prime_errcode_t materialize(prime_worker_t *w, PGconn *conn, materializer
     return rc;
 }
 
-/* materialize() in a savepoint; event by event when the database refuses. */
+/* materialize() in a savepoint; event by event when the database refuses.
+ * Then the refused are dead-lettered, once, and the judged taken in. */
 prime_errcode_t batch_materialize(prime_worker_t *w, PGconn *conn, materializer_t *m, item_t *items, size_t n,
                                   size_t *applied, prime_error_t *err)
 {
     prime_errcode_t rc;
     size_t applied_before = *applied;
+    refusals_t refused = {0};
     char msg[768];
 
     if ((rc = prime_pg_exec(conn, "SAVEPOINT pass", "SAVEPOINT", err)))
         return rc;
-    rc = materialize(w, conn, m, items, n, applied, err);
-    if (!rc || err->retriable || PQstatus(conn) != CONNECTION_OK)
-        return rc;
+    rc = materialize(w, conn, m, items, n, applied, &refused, err);
+    if (!rc)
+        goto decided;
+    if (err->retriable || PQstatus(conn) != CONNECTION_OK)
+        goto out;
     prime_log(PRIME_LOG_WARN, "batch refused by the database; applying event by event", "error=\"%s\"",
               prime_log_value(err->message, msg, sizeof(msg)));
     prime_error_clear(err);
+    refused.n = 0; /* the set-based pass is undone: its refusals too */
     if ((rc = prime_pg_exec(conn, "ROLLBACK TO SAVEPOINT pass", "ROLLBACK TO SAVEPOINT", err)))
-        return rc;
+        goto out;
     *applied = applied_before;
     if ((rc = stream_link(items, n, err)))
-        return rc;
+        goto out;
     for (size_t i = 0; i < n && !rc; i++) {
         prime_error_t why;
         long prev = items[i].prev;
+        size_t mark = refused.n, applied_mark = *applied;
         prime_error_clear(&why);
         if (prev >= 0 && items[prev].state == WAITING) {
             /* Behind a waiting event of its stream: waits with it. */
@@ -159,16 +196,28 @@ prime_errcode_t batch_materialize(prime_worker_t *w, PGconn *conn, materializer_
         }
         if ((rc = prime_pg_exec(conn, "SAVEPOINT one", "SAVEPOINT", err)))
             break;
-        if (materialize(w, conn, m, &items[i], 1, applied, &why) == PRIME_OK) {
+        if (materialize(w, conn, m, &items[i], 1, applied, &refused, &why) == PRIME_OK) {
             rc = prime_pg_exec(conn, "RELEASE SAVEPOINT one", "RELEASE", err);
         } else if (why.retriable || PQstatus(conn) != CONNECTION_OK) {
             *err = why;
             rc = why.code;
         } else if (!(rc = prime_pg_exec(conn, "ROLLBACK TO SAVEPOINT one", "ROLLBACK TO SAVEPOINT", err))) {
-            items[i].state = REFUSED;
-            rc = prime_worker_dead_letter(w, &items[i].record, &why, err);
+            /* The database's refusal: a constraint that may hold no longer
+             * (a parent row missing, a child still there), not judged. */
+            refused.n = mark;
+            *applied = applied_mark;
+            rc = refuse(&refused, &items[i], false, &why, err);
         }
     }
+    if (rc)
+        goto out;
+decided:
+    for (size_t k = 0; k < refused.n && !rc; k++)
+        rc = prime_worker_dead_letter(w, &refused.v[k].item->record, &refused.v[k].why, err);
+    if (!rc)
+        rc = dedup_record(w, conn, items, n, err);
+out:
+    free(refused.v);
     return rc;
 }
 
@@ -235,7 +284,7 @@ prime_errcode_t batch_apply(prime_worker_t *w, PGconn *conn, const prime_record_
     if (!rc)
         rc = batch_materialize(w, conn, m, items, count, &applied, err);
     if (!rc)
-        rc = parking_park(w, conn, items, count, err);
+        rc = parking_park(w, conn, m, items, count, err);
     if (!rc)
         rc = parking_unpark(w, conn, m, &applied, err);
     if (!rc)

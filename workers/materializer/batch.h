@@ -17,6 +17,7 @@ typedef struct materializer {
     fold_t fold;
     derived_t *derived;   /* audit records and snapshots of the changes */
     int park_max_seconds; /* --park-max-seconds */
+    int park_max_per_stream; /* --park-max-per-stream */
     char *parent_exists;  /* SQL: parked events whose parent row exists now (parking_condition_sql) */
 } materializer_t;
 
@@ -32,6 +33,7 @@ typedef struct item {
     item_state_t state;
     char waiting_for[WAITING_FOR_MAX];
     bool from_parking;
+    bool refused_for_good;              /* REFUSED by the rules (not by the database): judged */
     long prev;                          /* the previous item of the same stream (topic, key), or -1 */
     char blocked_by[WAITING_FOR_MAX];   /* set when the stream has events in parking */
 } item_t;
@@ -47,8 +49,10 @@ prime_errcode_t batch_make_item(prime_worker_t *w, const prime_registry_t *reg, 
 
 /* Folds items over the rows and writes them, in a savepoint; when the
  * database refuses the set-based write (a constraint the fold cannot see),
- * again event by event, dead-lettering only the events it refuses. Items
- * left WAITING are for the caller to park. *applied counts the applied. */
+ * again event by event, dead-lettering only the events it refuses. The
+ * refused are dead-lettered once the pass that stands has decided (once
+ * per commit), and the judged are taken in (dedup_record). Items left
+ * WAITING are for the caller to park. *applied counts the applied. */
 prime_errcode_t batch_materialize(prime_worker_t *w, PGconn *conn, materializer_t *m, item_t *items, size_t n,
                                   size_t *applied, prime_error_t *err);
 
@@ -75,22 +79,31 @@ char *stream_hex(const void *data, size_t len);
 
 /* --- events published twice (dedup.c) ------------------------------------ */
 
-/* Takes the items' event ids in (prime_pipeline.applied_events, in the
- * batch's transaction) and drops the items whose id was taken in before,
- * by an earlier batch or earlier in this one: a second publication of an
- * event is skipped, logged, and changes nothing. */
+/* Drops the items whose event id was taken in before (by an earlier batch,
+ * prime_pipeline.applied_events) and the later copies of an id within these
+ * items: a second publication of an event is skipped, logged, and changes
+ * nothing. */
 prime_errcode_t dedup_skip(prime_worker_t *w, PGconn *conn, item_t *items, size_t *n, prime_error_t *err);
+/* Takes in the ids of the items judged (APPLIED, or REFUSED by the rules),
+ * in the batch's transaction. Not those that wait, nor those the database
+ * refused: their dead letters, published again once the cause is fixed,
+ * apply. A retriable error when another transaction took one in since
+ * dedup_skip(). */
+prime_errcode_t dedup_record(prime_worker_t *w, PGconn *conn, const item_t *items, size_t n, prime_error_t *err);
 
 /* --- parking (parking.c) -------------------------------------------------- */
 
-/* Parks the WAITING items (prime_pipeline.parked_events), one statement. */
-prime_errcode_t parking_park(prime_worker_t *w, PGconn *conn, item_t *items, size_t n, prime_error_t *err);
-/* Takes the parked events whose parent row exists now, folds them, parks
- * again what still waits; repeats while it applies something. */
+/* Parks the WAITING items (prime_pipeline.parked_events, with their
+ * headers), one statement; those from Kafka beyond m->park_max_per_stream
+ * parked in their stream are dead-lettered instead. */
+prime_errcode_t parking_park(prime_worker_t *w, PGconn *conn, const materializer_t *m, item_t *items, size_t n,
+                             prime_error_t *err);
+/* Takes the parked events whose parent row exists now, in chunks, folds
+ * them, parks again what still waits; repeats while it applies something. */
 prime_errcode_t parking_unpark(prime_worker_t *w, PGconn *conn, materializer_t *m, size_t *applied,
                                prime_error_t *err);
 /* Dead-letters the parked events older than m->park_max_seconds, with the
- * row they waited for. */
+ * row they waited for and the headers they came with; a chunk a call. */
 prime_errcode_t parking_expire(prime_worker_t *w, PGconn *conn, materializer_t *m, prime_error_t *err);
 /* The SQL condition on parked_events that the parent row exists now
  * (malloc'ed; NULL when out of memory). */

@@ -33,13 +33,16 @@ static const char *const default_topics[] = {"prime.users",    "prime.auth",    
 
 int main(int argc, char **argv)
 {
-    materializer_t m = {.park_max_seconds = 3600};
+    materializer_t m = {.park_max_seconds = 3600, .park_max_per_stream = 10000};
     int snapshot_every = 10, rc;
     const prime_worker_option_t options[] = {
         {"--snapshot-every", "an auto snapshot every N project versions (default 10; 0: none)", &snapshot_every, 0,
          1000000},
         {"--park-max-seconds", "longest wait for a missing parent row, in seconds (default 3600)",
          &m.park_max_seconds, 1, 100000000},
+        {"--park-max-per-stream",
+         "most events parked in one stream (topic and key); more are dead-lettered (default 10000)",
+         &m.park_max_per_stream, 1, 100000000},
         {NULL, NULL, NULL, 0, 0},
     };
     prime_worker_conf_t conf;

@@ -83,52 +83,59 @@ char *stream_hex(const void *data, size_t len)
 }
 
 /* Streams of these items with events already parked: their first item here
- * waits behind the last parked one (blocked_by is what that one waits for). */
+ * waits behind the last parked one (blocked_by is what that one waits for).
+ * For an item from Kafka every parked event of its stream is earlier; for
+ * one taken from parking (a chunk), only those parked before it in source
+ * order (an earlier chunk's event parked again). */
 prime_errcode_t stream_find_parked(prime_worker_t *w, PGconn *conn, item_t *items, size_t n, prime_error_t *err)
 {
-    prime_buf_t topics, keys;
-    const char *params[3];
+    prime_buf_t cols[4]; /* topic, key hex, partition and offset (NULL for items from Kafka) */
+    const char *params[5];
     PGresult *res;
     size_t *heads = malloc((n ? n : 1) * sizeof(*heads)), nheads = 0;
     prime_errcode_t rc = PRIME_OK;
 
     if (!heads)
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
-    prime_buf_init(&topics, 0);
-    prime_buf_init(&keys, 0);
-    prime_pg_array_begin(&topics);
-    prime_pg_array_begin(&keys);
+    prime_pg_arrays_begin(cols, 4);
     for (size_t i = 0; i < n; i++) {
-        char *hex;
+        char *hex, part[16], offset[24];
         items[i].blocked_by[0] = '\0';
-        /* The first item of each stream that came from Kafka. */
-        if (items[i].prev >= 0 || items[i].from_parking)
+        /* The first item of each stream. */
+        if (items[i].prev >= 0)
             continue;
         if (!(hex = stream_hex(items[i].record.key, items[i].record.key_len))) {
             rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory looking for parked streams");
             break;
         }
-        prime_pg_array_add(&topics, items[i].record.topic);
-        prime_pg_array_add(&keys, hex);
+        prime_pg_array_add(&cols[0], items[i].record.topic);
+        prime_pg_array_add(&cols[1], hex);
+        if (items[i].from_parking) {
+            snprintf(part, sizeof(part), "%d", (int)items[i].record.partition);
+            snprintf(offset, sizeof(offset), "%lld", (long long)items[i].record.offset);
+            prime_pg_array_add(&cols[2], part);
+            prime_pg_array_add(&cols[3], offset);
+        } else {
+            prime_pg_array_add_null(&cols[2]);
+            prime_pg_array_add_null(&cols[3]);
+        }
         heads[nheads++] = i;
         free(hex);
     }
-    prime_pg_array_end(&topics);
-    prime_pg_array_end(&keys);
-    if (!rc && (topics.failed || keys.failed))
+    if (!prime_pg_arrays_end(cols, 4, params + 1) && !rc)
         rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory looking for parked streams");
     if (!rc && nheads) {
-        /* For each stream head (by position), what its stream's last parked event waits for. */
+        /* For each stream head (by position), what its stream's last parked event (before it) waits for. */
         params[0] = prime_worker_group(w);
-        params[1] = topics.data;
-        params[2] = keys.data;
         res = prime_pg_query(conn,
                              "SELECT DISTINCT ON (x.ord) x.ord, p.waiting_for "
-                             "FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS x(topic, key, ord) "
+                             "FROM unnest($2::text[], $3::text[], $4::int[], $5::bigint[]) WITH ORDINALITY "
+                             "AS x(topic, key, part, off, ord) "
                              "JOIN prime_pipeline.parked_events p ON p.group_id = $1 AND p.source_topic = x.topic "
                              "AND p.record_key = decode(x.key, 'hex') "
+                             "AND (x.part IS NULL OR (p.source_partition, p.source_offset) < (x.part, x.off)) "
                              "ORDER BY x.ord, p.source_partition DESC, p.source_offset DESC",
-                             3, params, "looking for parked streams", err);
+                             5, params, "looking for parked streams", err);
         if (!res)
             rc = err->code;
         for (int r = 0; !rc && r < PQntuples(res); r++) {
@@ -137,8 +144,7 @@ prime_errcode_t stream_find_parked(prime_worker_t *w, PGconn *conn, item_t *item
         }
         PQclear(res);
     }
-    prime_buf_free(&topics);
-    prime_buf_free(&keys);
+    prime_pg_arrays_free(cols, 4);
     free(heads);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "metrics.h"
 #include "outbox.h"
 #include "kafka_conf.h"
+#include "headers.h"
 #include "prime/pg.h"
 
 #include <librdkafka/rdkafka.h>
@@ -593,15 +594,12 @@ static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
 prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t *r, const prime_error_t *why,
                                          prime_error_t *err)
 {
-    const held_t *orig = r->internal;
     rd_kafka_headers_t *hdrs;
     char part[16], offset[24];
     rd_kafka_resp_err_t kerr;
 
-    if (orig && orig->headers)
-        hdrs = rd_kafka_headers_copy(orig->headers);
-    else
-        hdrs = rd_kafka_headers_new(8);
+    if (!(hdrs = headers_of(r)))
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory for a dead letter's headers");
     snprintf(part, sizeof(part), "%d", (int)r->partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)r->offset);
     rd_kafka_header_add(hdrs, "prime.error.class", -1, prime_errcode_name(why->code), -1);
@@ -627,6 +625,12 @@ prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t
     if (w->conf->on_dead_letter)
         return w->conf->on_dead_letter(w, w->db, r, why, w->ctx, err);
     return PRIME_OK;
+}
+
+const rd_kafka_headers_t *worker_record_headers(const prime_record_t *r)
+{
+    const held_t *h = r->internal;
+    return h ? h->headers : NULL;
 }
 
 int64_t prime_record_timestamp(const prime_record_t *r)

@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "prime/buf.h"
 #include "prime/error.h"
 #include "prime/event.h"
 
@@ -114,7 +115,15 @@ struct prime_record {
     size_t len;
     const void *internal;      /* the runtime's (headers, timestamp): a record a worker makes itself,
                                 * such as one read back from its own table, leaves it zero */
+    const void *headers;       /* a record a worker makes itself: the headers it came with, as */
+    size_t headers_len;        /* prime_record_headers_pack() packed them (NULL, 0: none) */
 };
+
+/* Appends r's Kafka headers to out as one byte string, which a record made
+ * from it carries back in headers (say, a record kept in a table and read
+ * back): its dead letter then has the headers the original came with.
+ * Appends nothing when r has none. PRIME_ERR_NOMEM when out of memory. */
+prime_errcode_t prime_record_headers_pack(const prime_record_t *r, prime_buf_t *out, prime_error_t *err);
 
 /* The record's Kafka timestamp (ms since the epoch), or -1 when unknown
  * (a record that did not come from the consumer). */

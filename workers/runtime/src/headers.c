@@ -1,0 +1,72 @@
+/* A record's Kafka headers as one byte string and back (headers.h,
+ * prime/worker.h). Each header: its name, a NUL, the value's length as 4
+ * bytes big-endian (0xffffffff: a null value), the value. */
+#include "headers.h"
+#include "prime/buf.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#define NULL_VALUE 0xffffffffu
+
+prime_errcode_t prime_record_headers_pack(const prime_record_t *r, prime_buf_t *out, prime_error_t *err)
+{
+    const rd_kafka_headers_t *h = worker_record_headers(r);
+    const char *name;
+    const void *value;
+    size_t len;
+
+    if (!h) { /* a record made from a stored one carries them packed */
+        if (r->headers_len)
+            prime_buf_append(out, r->headers, r->headers_len);
+    } else {
+        for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &value, &len); i++) {
+            uint32_t n = value ? (uint32_t)len : NULL_VALUE;
+            unsigned char be[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+                                   (unsigned char)n};
+            prime_buf_append(out, name, strlen(name) + 1);
+            prime_buf_append(out, be, sizeof(be));
+            if (value)
+                prime_buf_append(out, value, len);
+        }
+    }
+    if (out->failed)
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory packing a record's headers");
+    return PRIME_OK;
+}
+
+/* Unpacks what prime_record_headers_pack() wrote; a cut or malformed
+ * string (it came back from a table) ends the list where it stops making
+ * sense: the dead letter goes out with the headers read so far. */
+static void unpack(rd_kafka_headers_t *h, const unsigned char *p, size_t len)
+{
+    const unsigned char *end = p + len;
+
+    while (p < end) {
+        const unsigned char *nul = memchr(p, '\0', (size_t)(end - p));
+        uint32_t n;
+        if (!nul || end - nul < 5)
+            return;
+        n = (uint32_t)nul[1] << 24 | (uint32_t)nul[2] << 16 | (uint32_t)nul[3] << 8 | nul[4];
+        if (n != NULL_VALUE && n > (size_t)(end - nul - 5))
+            return;
+        rd_kafka_header_add(h, (const char *)p, -1, n == NULL_VALUE ? NULL : nul + 5,
+                            n == NULL_VALUE ? 0 : (ssize_t)n);
+        p = nul + 5 + (n == NULL_VALUE ? 0 : n);
+    }
+}
+
+rd_kafka_headers_t *headers_of(const prime_record_t *r)
+{
+    const rd_kafka_headers_t *consumed = worker_record_headers(r);
+    rd_kafka_headers_t *h;
+
+    if (consumed)
+        return rd_kafka_headers_copy(consumed);
+    if (!(h = rd_kafka_headers_new(8)))
+        return NULL;
+    if (r->headers && r->headers_len)
+        unpack(h, r->headers, r->headers_len);
+    return h;
+}
