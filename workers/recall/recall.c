@@ -361,23 +361,27 @@ static prime_errcode_t lock_and_read(PGconn *conn, batch_t *b, prime_error_t *er
     return rc;
 }
 
-static int cmp_item(const void *a, const void *b)
+static int cmp_key(const void *a, const void *b)
 {
     const recall_item_t *x = *(recall_item_t *const *)a, *y = *(recall_item_t *const *)b;
     int c = strcmp(x->user, y->user);
     if (!c)
         c = strcmp(x->category, y->category);
-    if (!c)
-        c = strcmp(x->key, y->key);
-    if (!c)
-        c = (int)y->present - (int)x->present; /* the row's item first */
+    return c ? c : strcmp(x->key, y->key);
+}
+
+static int cmp_item(const void *a, const void *b)
+{
+    int c = cmp_key(a, b);
+    if (!c) /* the row's item first: it is the one kept */
+        c = (int)(*(recall_item_t *const *)b)->present - (int)(*(recall_item_t *const *)a)->present;
     return c;
 }
 
 static recall_item_t *find_item(batch_t *b, const char *user, const char *category, const char *key)
 {
-    recall_item_t probe = {.user = (char *)user, .category = (char *)category, .key = (char *)key, .present = true};
-    recall_item_t *p = &probe, **found = bsearch(&p, b->items, b->nitems, sizeof(*b->items), cmp_item);
+    recall_item_t probe = {.user = (char *)user, .category = (char *)category, .key = (char *)key};
+    recall_item_t *p = &probe, **found = bsearch(&p, b->items, b->nitems, sizeof(*b->items), cmp_key);
     return found ? *found : NULL;
 }
 
