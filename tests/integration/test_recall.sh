@@ -122,7 +122,9 @@ check "the project's mix analysed: loudness and loudness range; the other file i
   "SELECT usage_count, data->'integrated_lufs', data->'loudness_range_lu', confidence FROM mixx_recall WHERE user_id = '$u1' AND category = 'mixing'"
 check "device registered and logged in with: workflow" '2|Studio Mac|desktop' \
   "SELECT usage_count, data->>'device_name', data->>'device_type' FROM mixx_recall WHERE user_id = '$u1' AND category = 'workflow' AND recall_key = 'device:mac'"
-check "forgotten: no row, no trace" "0" "SELECT count(*) FROM mixx_recall WHERE recall_key = 'main'"
+check "forgotten: no row, no trace" "0|0" "SELECT (SELECT count(*) FROM mixx_recall WHERE recall_key = 'main'),
+  (SELECT count(*) FROM prime_pipeline.recall_state s WHERE NOT EXISTS (SELECT FROM mixx_recall m WHERE m.id = s.id))"
+check "every row has its state" "0" "SELECT count(*) FROM mixx_recall m WHERE NOT EXISTS (SELECT FROM prime_pipeline.recall_state s WHERE s.id = m.id)"
 check "every category's confidences in [0, 1], adding up to at most 1" "0" \
   "SELECT count(*) FROM (SELECT user_id, category FROM mixx_recall GROUP BY 1, 2 HAVING sum(confidence) > 1 OR min(confidence) < 0) x"
 check "decay: three house projects a year ago lose to one techno project this week" "techno|house|3" \
@@ -166,7 +168,9 @@ fi
 # partitions: six users' uses of one category from prime.projects and
 # prime.recall (which the group may give to different instances), plugins
 # from prime.presets and prime.recall, logins from prime.users.
-digest() { psql -d "$1" -qAtc "SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM mixx_recall t"; }
+digest() { # the rows and the state they are computed from
+  psql -d "$1" -qAtc "SELECT md5(string_agg(t::text || s.state::text, '|' ORDER BY t.id)) FROM mixx_recall t JOIN prime_pipeline.recall_state s USING (id)"
+}
 for db in one two; do
   psql -qc "CREATE DATABASE $db" >/dev/null
   "$PRIME_MIGRATE" --db "${PRIME_TEST_DB/dbname=prime/dbname=$db}" >/dev/null

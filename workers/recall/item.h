@@ -2,7 +2,7 @@
 #define PRIME_RECALL_ITEM_H
 
 /* One Mixx Recall item (a row of mixx_recall: user, category, recall_key)
- * and what it has learned, kept in the row's recall_state column. Every
+ * and what it has learned, kept in prime_pipeline.recall_state. Every
  * change is order-free (counts, exact sums, maxima), so the state after a
  * set of signals does not depend on the batches they came in. */
 
@@ -20,11 +20,11 @@ typedef struct recall_item {
     bool present;  /* the row exists in the database */
     bool gone;     /* forgotten: the row is deleted */
     bool touched;  /* its category changed this batch: written back */
-    cJSON *state;  /* the recall_state object (docs/recall.md) */
+    cJSON *state;  /* the prime_pipeline.recall_state object (docs/recall.md) */
     double confidence;
 } recall_item_t;
 
-/* A new item (state from the row's recall_state text, or empty when NULL).
+/* A new item (state from its recall_state text, or empty when NULL).
  * NULL when out of memory or the text is not a JSON object. */
 recall_item_t *recall_item_new(const char *id, const char *user, const char *category, const char *key,
                                const char *state);
@@ -60,7 +60,7 @@ bool recall_items_score(recall_item_t *const *items, size_t n, int64_t h_us);
 
 /* The data column: the item and its aggregates (malloc'ed JSON text). */
 char *recall_item_data(const recall_item_t *it);
-/* The recall_state column (malloc'ed JSON text). */
+/* The text for prime_pipeline.recall_state (malloc'ed JSON). */
 char *recall_item_state_text(const recall_item_t *it);
 
 #endif

@@ -347,11 +347,11 @@ static prime_errcode_t lock_and_read(PGconn *conn, batch_t *b, prime_error_t *er
          * usage count, without evidence. */
         b->rows = PQexecParams(
             conn,
-            "SELECT id::text, user_id::text, category, recall_key, coalesce(recall_state, jsonb_build_object("
-            "'uses', coalesce(usage_count, 0), "
-            "'first', (extract(epoch FROM coalesce(created_at, now())) * 1000000)::bigint, "
-            "'last', (extract(epoch FROM coalesce(last_used_at, now())) * 1000000)::bigint))::text "
-            "FROM mixx_recall WHERE (user_id, category) IN "
+            "SELECT m.id::text, m.user_id::text, m.category, m.recall_key, coalesce(s.state, jsonb_build_object("
+            "'uses', coalesce(m.usage_count, 0), "
+            "'first', (extract(epoch FROM coalesce(m.created_at, now())) * 1000000)::bigint, "
+            "'last', (extract(epoch FROM coalesce(m.last_used_at, now())) * 1000000)::bigint))::text "
+            "FROM mixx_recall m LEFT JOIN prime_pipeline.recall_state s ON s.id = m.id WHERE (m.user_id, m.category) IN "
             "(SELECT DISTINCT u::uuid, c FROM unnest($1::text[], $2::text[]) AS x(u, c))",
             2, NULL, params, NULL, NULL, 0);
         if (PQresultStatus(b->rows) != PGRES_TUPLES_OK)
@@ -413,7 +413,7 @@ static prime_errcode_t gather_items(batch_t *b, prime_error_t *err)
         recall_item_t *it = new_item(PQgetvalue(b->rows, (int)r, 1), PQgetvalue(b->rows, (int)r, 2),
                                      PQgetvalue(b->rows, (int)r, 3), PQgetvalue(b->rows, (int)r, 4), true);
         if (!it)
-            return prime_error_set(err, PRIME_ERR_INVALID, "recall_state", "mixx_recall row %s: state is not a JSON object",
+            return prime_error_set(err, PRIME_ERR_INVALID, "state", "prime_pipeline.recall_state of %s: not a JSON object",
                                    PQgetvalue(b->rows, (int)r, 0));
         snprintf(it->id, sizeof(it->id), "%s", PQgetvalue(b->rows, (int)r, 0));
         b->items[b->nitems++] = it;
@@ -491,14 +491,18 @@ static prime_errcode_t score(recall_t *rc, batch_t *b, prime_error_t *err)
     return PRIME_OK;
 }
 
+/* The seed columns, then the state (prime_pipeline.recall_state), from
+ * the same column arrays. */
 #define UPSERT                                                                                                   \
     "INSERT INTO mixx_recall (id, user_id, category, recall_key, data, confidence, usage_count, last_used_at, "  \
-    "created_at, updated_at, recall_state) "                                                                     \
+    "created_at, updated_at) "                                                                                   \
     "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::numeric[], "          \
-    "$7::int[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::jsonb[]) "                        \
+    "$7::int[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[]) "                                      \
     "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, confidence = EXCLUDED.confidence, "                    \
-    "usage_count = EXCLUDED.usage_count, last_used_at = EXCLUDED.last_used_at, "                               \
-    "updated_at = EXCLUDED.updated_at, recall_state = EXCLUDED.recall_state"
+    "usage_count = EXCLUDED.usage_count, last_used_at = EXCLUDED.last_used_at, updated_at = EXCLUDED.updated_at"
+#define UPSERT_STATE                                                                                             \
+    "INSERT INTO prime_pipeline.recall_state (id, state) SELECT * FROM unnest($1::uuid[], $2::jsonb[]) "         \
+    "ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state"
 
 static prime_errcode_t write_back(PGconn *conn, batch_t *b, prime_error_t *err)
 {
@@ -558,7 +562,11 @@ static prime_errcode_t write_back(PGconn *conn, batch_t *b, prime_error_t *err)
                                   "deleting forgotten recall items", err);
     }
     if (!rc && nup)
-        rc = prime_pg_exec_params(conn, UPSERT, 11, params, "writing recall items", err);
+        rc = prime_pg_exec_params(conn, UPSERT, 10, params, "writing recall items", err);
+    if (!rc && nup) {
+        const char *state_params[2] = {params[0], params[10]}; /* ids and states */
+        rc = prime_pg_exec_params(conn, UPSERT_STATE, 2, state_params, "writing recall state", err);
+    }
     prime_pg_arrays_free(cols, 11);
     prime_buf_free(&gone);
     return rc;
