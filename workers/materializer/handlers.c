@@ -686,123 +686,6 @@ static int session_left(fold_t *f, const prime_event_t *ev, phase_t phase)
     return FOLD_OK;
 }
 
-/* --- mixx_recall --------------------------------------------------------------- */
-
-/* Namespace of Mixx Recall row ids: uuid5(NAMESPACE_URL,
- * "https://prime.mixclub.studio/mixx_recall"). The name is owner, category
- * and recall_key joined by newlines, none of which may hold one. */
-#define RECALL_NAMESPACE "f599dc62-f662-5188-baed-487f0b1131f6"
-
-static row_t *recall_row(fold_t *f, const prime_event_t *ev)
-{
-    char name[512], id[PRIME_UUID_TEXT];
-    int len = snprintf(name, sizeof(name), "%s\n%s\n%s", prime_event_string(ev, "owner_user_id"),
-                       prime_event_string(ev, "category"), prime_event_string(ev, "recall_key"));
-    if (len < 0 || (size_t)len >= sizeof(name) || prime_uuid_v5(RECALL_NAMESPACE, name, (size_t)len, id))
-        return NULL;
-    return rows_track(&f->sets[T_MIXX_RECALL], id);
-}
-
-/* Data merged shallowly: the event's top-level members replace the row's. */
-static void merge_data(fold_t *f, row_t *r, const char *update)
-{
-    size_t c = column_index(T_MIXX_RECALL, "data");
-    cJSON *base = cJSON_Parse(r->values[c] ? r->values[c] : "{}"), *add = cJSON_Parse(update), *m;
-    char *printed;
-
-    if (!cJSON_IsObject(base)) {
-        cJSON_Delete(base);
-        base = cJSON_CreateObject();
-    }
-    for (m = add ? add->child : NULL; m; m = m->next) {
-        if (cJSON_GetObjectItemCaseSensitive(base, m->string))
-            cJSON_ReplaceItemInObjectCaseSensitive(base, m->string, cJSON_Duplicate(m, 1));
-        else
-            cJSON_AddItemToObject(base, m->string, cJSON_Duplicate(m, 1));
-    }
-    printed = cJSON_PrintUnformatted(base);
-    row_set(&f->sets[T_MIXX_RECALL], r, c, printed);
-    cJSON_free(printed);
-    cJSON_Delete(base);
-    cJSON_Delete(add);
-}
-
-static row_t *recall_create(fold_t *f, row_t *r, const prime_event_t *ev, const char *when)
-{
-    rowset_t *s = &f->sets[T_MIXX_RECALL];
-    row_create(s, r, when);
-    row_set(s, r, column_index(T_MIXX_RECALL, "user_id"), prime_event_string(ev, "owner_user_id"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "category"), prime_event_string(ev, "category"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "recall_key"), prime_event_string(ev, "recall_key"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "data"), "{}");
-    return r;
-}
-
-static int recall_set(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *user = user_row(f, ev), *r = recall_row(f, ev);
-    rowset_t *s = &f->sets[T_MIXX_RECALL];
-    char when[PRIME_TIME_TEXT];
-
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (!r)
-        return refuse(f, "recall_key", "category and recall_key are too long together");
-    if (!user->present)
-        return missing(f, "prime_users", user->id);
-    event_time(ev, when);
-    if (!r->present)
-        recall_create(f, r, ev, when);
-    row_set(s, r, column_index(T_MIXX_RECALL, "data"), prime_event_string(ev, "data"));
-    set_if_given(f, T_MIXX_RECALL, r, ev, "confidence", "confidence");
-    row_set(s, r, column_index(T_MIXX_RECALL, "updated_at"), when);
-    return FOLD_OK;
-}
-
-/* A use counts, refreshes last_used_at, merges the settings in use, and
- * moves confidence a tenth of the way to 1 (two decimals, as the column). */
-static int recall_used(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *user = user_row(f, ev), *r = recall_row(f, ev);
-    rowset_t *s = &f->sets[T_MIXX_RECALL];
-    size_t count_col = column_index(T_MIXX_RECALL, "usage_count"), conf_col = column_index(T_MIXX_RECALL, "confidence");
-    char when[PRIME_TIME_TEXT], buf[32];
-
-    if (phase == COLLECT)
-        return FOLD_OK;
-    if (!r)
-        return refuse(f, "recall_key", "category and recall_key are too long together");
-    if (!user->present)
-        return missing(f, "prime_users", user->id);
-    event_time(ev, when);
-    if (!r->present) {
-        recall_create(f, r, ev, when); /* the first use creates the preference, used once */
-    } else {
-        double c = r->values[conf_col] ? atof(r->values[conf_col]) : 1.0;
-        snprintf(buf, sizeof(buf), "%lld", atoll(r->values[count_col]) + 1);
-        row_set(s, r, count_col, buf);
-        snprintf(buf, sizeof(buf), "%.2f", (double)(long long)((c + (1.0 - c) * 0.1) * 100.0 + 0.5) / 100.0);
-        row_set(s, r, conf_col, buf);
-    }
-    if (prime_event_string(ev, "data"))
-        merge_data(f, r, prime_event_string(ev, "data"));
-    row_set(s, r, column_index(T_MIXX_RECALL, "last_used_at"), when);
-    row_set(s, r, column_index(T_MIXX_RECALL, "updated_at"), when);
-    return FOLD_OK;
-}
-
-/* Forgetting what is not there is already done: one owner's events are in
- * order, so it was never set or was forgotten before. */
-static int recall_forgotten(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r = recall_row(f, ev);
-
-    if (phase == COLLECT || !r || !r->present)
-        return FOLD_OK;
-    delete_cascading(f, T_MIXX_RECALL, r);
-    return FOLD_OK;
-}
-
 /* --- audio_files ------------------------------------------------------------- */
 
 static const char *const audio_columns[] = {
@@ -1322,9 +1205,9 @@ static const struct {
     {"session.joined", session_joined},
     {"session.heartbeat", session_heartbeat},
     {"session.left", session_left},
-    {"recall.set", recall_set},
-    {"recall.used", recall_used},
-    {"recall.forgotten", recall_forgotten},
+    {"recall.set", no_row_change}, /* mixx_recall is prime-recall's (docs/recall.md) */
+    {"recall.used", no_row_change},
+    {"recall.forgotten", no_row_change},
     {"audio.file_uploaded", audio_file_uploaded},
     {"audio.stem_uploaded", audio_stem_uploaded},
     {"audio.file_deleted", audio_file_deleted},
