@@ -85,6 +85,7 @@ analysed() { # FILE TIME LUFS LRA
   ev user.device_registered "$u1" 10:50 "\"registered_device_id\":\"mac\",\"device_name\":\"Studio Mac\",\"device_type\":\"desktop\""
   ev user.logged_in "$u1" 10:51 "\"credential_id\":null"
   ev recall.used "$u1" 10:52 "\"category\":\"workflow\",\"recall_key\":\"bounce\""
+  ev recall.used "${u1^^}" 10:55 "\"category\":\"workflow\",\"recall_key\":\"bounce\""  # the owner in upper case
   ev recall.set "$u1" 10:53 "\"category\":\"genre\",\"recall_key\":\"main\",\"data\":{\"preferred\":[\"trap\"]}"
   ev recall.forgotten "$u1" 10:54 "\"category\":\"genre\",\"recall_key\":\"main\""
   # u2: three house projects a year ago, one techno project this week.
@@ -122,6 +123,8 @@ check "the project's mix analysed: loudness and loudness range; the other file i
   "SELECT usage_count, data->'integrated_lufs', data->'loudness_range_lu', confidence FROM mixx_recall WHERE user_id = '$u1' AND category = 'mixing'"
 check "device registered and logged in with: workflow" '2|Studio Mac|desktop' \
   "SELECT usage_count, data->>'device_name', data->>'device_type' FROM mixx_recall WHERE user_id = '$u1' AND category = 'workflow' AND recall_key = 'device:mac'"
+check "an owner id in upper case is the same user" "2" \
+  "SELECT usage_count FROM mixx_recall WHERE user_id = '$u1' AND category = 'workflow' AND recall_key = 'bounce'"
 check "forgotten: no row, no trace" "0|0" "SELECT (SELECT count(*) FROM mixx_recall WHERE recall_key = 'main'),
   (SELECT count(*) FROM prime_pipeline.recall_state s WHERE NOT EXISTS (SELECT FROM mixx_recall m WHERE m.id = s.id))"
 check "every row has its state" "0" "SELECT count(*) FROM mixx_recall m WHERE NOT EXISTS (SELECT FROM prime_pipeline.recall_state s WHERE s.id = m.id)"

@@ -327,7 +327,10 @@ static prime_errcode_t lock_and_read(PGconn *conn, batch_t *b, prime_error_t *er
 
     prime_pg_arrays_begin(cols, 2);
     for (size_t i = 0; i < b->signals.n; i++) {
-        prime_pg_array_add(&cols[0], b->signals.items[i].user);
+        char canon[PRIME_UUID_TEXT];
+        /* Canonical: an upper-case owner id must take the same lock. */
+        prime_uuid_canonical(b->signals.items[i].user, canon);
+        prime_pg_array_add(&cols[0], canon);
         prime_pg_array_add(&cols[1], b->signals.items[i].category);
     }
     if (!prime_pg_arrays_end(cols, 2, params)) {
