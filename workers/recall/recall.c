@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Namespace of Mixx Recall row ids, as the materializer made them:
  * uuid5(NAMESPACE_URL, "https://prime.mixclub.studio/mixx_recall") of
@@ -613,6 +614,10 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
         rc = lock_and_read(conn, &b, err);
     if (!rc && b.signals.n)
         rc = gather_items(&b, err);
+    /* For tests: widens the window between reading a category and writing
+     * it back, where two instances without the lock would lose updates. */
+    if (!rc && b.signals.n && getenv("PRIME_RECALL_DELAY_MS"))
+        usleep((useconds_t)atoi(getenv("PRIME_RECALL_DELAY_MS")) * 1000);
     if (!rc && b.signals.n) {
         fold(rc_, &b);
         rc = score(rc_, &b, err);
