@@ -77,6 +77,7 @@ analysed() { # FILE TIME LUFS LRA
   ev project.metadata_updated "$u1" 10:21 "\"project_id\":\"$p2\",\"bpm\":141,\"cleared_fields\":[]"
   ev preset.created "$u1" 10:30 "\"preset_id\":\"$pr1\",\"name\":\"Warm\",\"plugin_type\":\"MixxDrive\",\"parameters\":{\"drive\":0.4,\"mode\":\"warm\"},\"is_public\":false,\"is_system_preset\":false,\"tags\":[]"
   for i in 1 2 3; do ev preset.used "$u1" "10:3$i" "\"preset_id\":\"$pr1\""; done
+  ev preset.used "$u1" 10:39 "\"preset_id\":\"99999999-9999-4999-8999-999999999999\""  # never created
   ev recall.used "$u1" 10:34 "\"category\":\"plugin\",\"recall_key\":\"MixxDrive\",\"data\":{\"drive\":0.6}"
   ev recall.used "$u1" 10:35 "\"category\":\"plugin\",\"recall_key\":\"MixxDrive\",\"data\":{\"drive\":0.6}"
   ev recall.set "$u1" 10:36 "\"category\":\"plugin\",\"recall_key\":\"MixxEQ\",\"data\":{\"bands\":[1,2]},\"confidence\":0.3"
@@ -142,6 +143,8 @@ if dead_letters | grep -q "prime.worker=recall.*user $u3 is not in prime_users\|
 else
   bad "no dead letter for u3: $(dead_letters | tail -3)"
 fi
+grep -q 'msg="events without their project, preset or file row: no signal" events=1' "$tmp/recall.log" \
+  && ok "a preset that was never created: no signal, and a warning says so" || bad "no warning for the unknown preset"
 grep -q 'msg="event published twice; applied once"' "$tmp/recall.log" && ok "the repeated event is logged as such" \
   || bad "no log line for the repeated event"
 

@@ -164,7 +164,7 @@ static prime_errcode_t load_context(PGconn *conn, batch_t *b, prime_error_t *err
  * drop_silent, the events that have none are dropped from the batch. */
 static prime_errcode_t build_signals(batch_t *b, bool drop_silent, prime_error_t *err)
 {
-    size_t kept = 0;
+    size_t kept = 0, no_context = 0;
 
     signal_list_free(&b->signals);
     for (size_t i = 0; i < b->n; i++) {
@@ -186,6 +186,8 @@ static prime_errcode_t build_signals(batch_t *b, bool drop_silent, prime_error_t
             preset.parameters = b->parameters[r];
         } else if (!strcmp(type, "audio.analyzed") && (r = find_row(b->files, prime_event_string(ev, "file_id"))) >= 0) {
             is_mix = !strcmp(PQgetvalue(b->files, r, 1), "t");
+        } else if (!strcmp(type, "project.saved") || !strcmp(type, "preset.used") || !strcmp(type, "audio.analyzed")) {
+            no_context++;
         }
         if ((got = signals_of(&b->signals, drop_silent ? kept : i, ev, &project, &preset, is_mix)) < 0)
             return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
@@ -200,6 +202,11 @@ static prime_errcode_t build_signals(batch_t *b, bool drop_silent, prime_error_t
     }
     if (drop_silent)
         b->n = kept;
+    /* Not lost in silence: the row an implicit signal needs was not there
+     * (the materializer behind, or the row deleted). */
+    if (drop_silent && no_context)
+        prime_log(PRIME_LOG_WARN, "events without their project, preset or file row: no signal", "events=%zu",
+                  no_context);
     return PRIME_OK;
 }
 
