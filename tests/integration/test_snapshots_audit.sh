@@ -82,8 +82,8 @@ workers "$PRIME_TEST_DB" 1
   # Quotes, a backslash, commas and parentheses: the row
   # goes to row_hash() as a composite literal, which must keep them.
   ev user.profile_updated "$u2" 8 '"display_name":"Echo \"The\" (back\\slash), inc","bio":"a, b (c)"'
-  ev recall.set "$u1" 8 '"category":"plugin","recall_key":"MixxDrive","data":{"drive":0.3},"confidence":0.5'
-  ev recall.forgotten "$u1" 9 '"category":"plugin","recall_key":"MixxDrive"'
+  ev preset.created "$u1" 8 '"preset_id":"abababab-abab-4bab-8bab-abababababab","name":"Warm","plugin_type":"MixxDrive","parameters":{"drive":0.3},"is_public":false,"is_system_preset":false,"tags":[]'
+  ev preset.deleted "$u1" 9 '"preset_id":"abababab-abab-4bab-8bab-abababababab"'
 } >"$tmp/setup.jsonl"
 publish "$tmp/setup.jsonl"
 wait_for "the mix's analysis reached the project" "-9.50" "SELECT current_lufs FROM studio_projects WHERE id = '$p1'"
@@ -148,9 +148,9 @@ check "inserts audited with the columns they wrote" "insert|prime_users|$u1|desk
 check "a save's record: actor, time, the columns that changed (not the size: same length), source" \
   "update|$u1|2026-11-25 10:01:41+00|{project_data,project_version,updated_at,last_saved_at}|prime.projects" \
   "SELECT operation, actor_user_id, occurred_at, changed_columns, source_topic FROM prime_pipeline.audit_log a WHERE entity_id = '$p1' AND occurred_at = '2026-11-25 10:01:41+00'"
-check "a delete is audited: no columns, no row hash (forgetting a recall preference)" "insert|
+check "a delete is audited: no columns, no row hash (deleting a preset)" "insert|
 delete|{}|" \
-  "SELECT operation, CASE operation WHEN 'delete' THEN changed_columns::text || '|' || coalesce(row_hash, '') END FROM prime_pipeline.audit_log WHERE entity_type = 'mixx_recall' ORDER BY occurred_at"
+  "SELECT operation, CASE operation WHEN 'delete' THEN changed_columns::text || '|' || coalesce(row_hash, '') END FROM prime_pipeline.audit_log WHERE entity_type = 'plugin_presets' ORDER BY occurred_at"
 check "the stale save is audited as rejected, with both versions" \
   "rejected|stale save: based on version 3, the project is at version 25" \
   "SELECT operation, detail FROM prime_pipeline.audit_log WHERE operation = 'rejected'"

@@ -488,120 +488,6 @@ static fold_result_t session_left(fold_t *f, const prime_event_t *ev, phase_t ph
     return FOLD_OK;
 }
 
-/* --- mixx_recall --------------------------------------------------------------- */
-
-/* Namespace of Mixx Recall row ids: uuid5(NAMESPACE_URL,
- * "https://prime.mixclub.studio/mixx_recall"). The name is owner, category
- * and recall_key joined by newlines, none of which may hold one. */
-#define RECALL_NAMESPACE "f599dc62-f662-5188-baed-487f0b1131f6"
-
-static fold_result_t recall_row(fold_t *f, const prime_event_t *ev, row_t **out)
-{
-    char name[512], id[PRIME_UUID_TEXT];
-    int len = snprintf(name, sizeof(name), "%s\n%s\n%s", prime_event_string(ev, "owner_user_id"),
-                       prime_event_string(ev, "category"), prime_event_string(ev, "recall_key"));
-    if (len < 0 || (size_t)len >= sizeof(name) || prime_uuid_v5(RECALL_NAMESPACE, name, (size_t)len, id))
-        return fold_refuse(f, "recall_key", "category and recall_key are too long together");
-    return fold_track(f, T_MIXX_RECALL, id, "recall_key", out);
-}
-
-/* Data merged shallowly: the event's top-level members replace the row's. */
-static void merge_data(fold_t *f, row_t *r, const char *update)
-{
-    size_t c = C_mixx_recall_data;
-    cJSON *base = prime_json_parse(r->values[c] ? r->values[c] : "{}"), *add = prime_json_parse(update), *m;
-
-    if (!cJSON_IsObject(base)) {
-        cJSON_Delete(base);
-        base = cJSON_CreateObject();
-    }
-    for (m = add ? add->child : NULL; m; m = m->next) {
-        if (cJSON_GetObjectItemCaseSensitive(base, m->string))
-            cJSON_ReplaceItemInObjectCaseSensitive(base, m->string, cJSON_Duplicate(m, 1));
-        else
-            cJSON_AddItemToObject(base, m->string, cJSON_Duplicate(m, 1));
-    }
-    set_json(f, T_MIXX_RECALL, r, c, base);
-    cJSON_Delete(add);
-}
-
-static row_t *recall_create(fold_t *f, row_t *r, const prime_event_t *ev, const char *when)
-{
-    rowset_t *s = &f->sets[T_MIXX_RECALL];
-    row_create(s, r, when);
-    row_set(s, r, C_mixx_recall_user_id, prime_event_string(ev, "owner_user_id"));
-    row_set(s, r, C_mixx_recall_category, prime_event_string(ev, "category"));
-    row_set(s, r, C_mixx_recall_recall_key, prime_event_string(ev, "recall_key"));
-    row_set(s, r, C_mixx_recall_data, "{}");
-    return r;
-}
-
-static fold_result_t recall_set(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *user, *r;
-    rowset_t *s = &f->sets[T_MIXX_RECALL];
-    char when[PRIME_TIME_TEXT];
-    fold_result_t rc;
-
-    if ((rc = user_row(f, ev, &user)) || (rc = recall_row(f, ev, &r)) || phase == COLLECT)
-        return rc;
-    if (!user->present)
-        return fold_missing(f, T_PRIME_USERS, user->id);
-    fold_event_time(ev, when);
-    if (!r->present)
-        recall_create(f, r, ev, when);
-    row_set(s, r, C_mixx_recall_data, prime_event_string(ev, "data"));
-    fold_set_if_given(f, T_MIXX_RECALL, r, ev, "confidence", C_mixx_recall_confidence);
-    row_set(s, r, C_mixx_recall_updated_at, when);
-    return FOLD_OK;
-}
-
-/* A use counts, refreshes last_used_at, merges the settings in use, and
- * moves confidence a tenth of the way to 1 (two decimals, as the column). */
-static fold_result_t recall_used(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *user, *r;
-    rowset_t *s = &f->sets[T_MIXX_RECALL];
-    size_t count_col = C_mixx_recall_usage_count, conf_col = C_mixx_recall_confidence;
-    char when[PRIME_TIME_TEXT], buf[32];
-    fold_result_t rc;
-
-    if ((rc = user_row(f, ev, &user)) || (rc = recall_row(f, ev, &r)) || phase == COLLECT)
-        return rc;
-    if (!user->present)
-        return fold_missing(f, T_PRIME_USERS, user->id);
-    fold_event_time(ev, when);
-    if (!r->present) {
-        recall_create(f, r, ev, when); /* the first use creates the preference, used once */
-    } else {
-        double c = r->values[conf_col] ? atof(r->values[conf_col]) : 1.0;
-        snprintf(buf, sizeof(buf), "%lld", atoll(r->values[count_col]) + 1);
-        row_set(s, r, count_col, buf);
-        snprintf(buf, sizeof(buf), "%.2f", (double)(long long)((c + (1.0 - c) * 0.1) * 100.0 + 0.5) / 100.0);
-        row_set(s, r, conf_col, buf);
-    }
-    if (prime_event_string(ev, "data"))
-        merge_data(f, r, prime_event_string(ev, "data"));
-    row_set(s, r, C_mixx_recall_last_used_at, when);
-    row_set(s, r, C_mixx_recall_updated_at, when);
-    return FOLD_OK;
-}
-
-/* Forgetting what is not there is already done: one owner's events are in
- * order, so it was never set or was forgotten before. */
-static fold_result_t recall_forgotten(fold_t *f, const prime_event_t *ev, phase_t phase)
-{
-    row_t *r;
-    fold_result_t rc = recall_row(f, ev, &r);
-
-    if (rc == FOLD_REFUSED) /* too long to have been set */
-        return FOLD_OK;
-    if (rc || phase == COLLECT || !r->present)
-        return rc;
-    fold_delete(f, T_MIXX_RECALL, r);
-    return FOLD_OK;
-}
-
 /* --- audio_files ------------------------------------------------------------- */
 
 static const size_t audio_columns[] = {
@@ -1129,9 +1015,9 @@ static const struct {
     {"session.joined", session_joined},
     {"session.heartbeat", session_heartbeat},
     {"session.left", session_left},
-    {"recall.set", recall_set},
-    {"recall.used", recall_used},
-    {"recall.forgotten", recall_forgotten},
+    {"recall.set", no_row_change}, /* mixx_recall is prime-recall's (docs/recall.md) */
+    {"recall.used", no_row_change},
+    {"recall.forgotten", no_row_change},
     {"audio.file_uploaded", audio_file_uploaded},
     {"audio.stem_uploaded", audio_stem_uploaded},
     {"audio.file_deleted", audio_file_deleted},

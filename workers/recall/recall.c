@@ -1,0 +1,692 @@
+/* prime-recall: Mixx Recall, learned from what users do (docs/recall.md).
+ * The only writer of mixx_recall. Each batch: decode, take the event ids
+ * in (an event published twice is applied once), look up the rows that
+ * implicit signals need (projects, presets, audio files) in one query
+ * each, lock the batch's (user, category) pairs in one order, read their
+ * items in one query, fold the signals into them, recompute the touched
+ * categories' confidences, and write them back in one statement (deletes
+ * in another). The runtime commits the offsets in the same transaction. */
+#include "item.h"
+#include "show.h"
+#include "signals.h"
+
+#include "prime/buf.h"
+#include "prime/log.h"
+#include "prime/pg.h"
+#include "prime/time.h"
+#include "prime/worker.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Namespace of Mixx Recall row ids, as the materializer made them:
+ * uuid5(NAMESPACE_URL, "https://prime.mixclub.studio/mixx_recall") of
+ * owner, category and recall_key joined by newlines. */
+#define RECALL_NAMESPACE "f599dc62-f662-5188-baed-487f0b1131f6"
+/* The first key of the two-key advisory locks on (user, category): the
+ * two-key space is apart from the one-key locks other workers take. */
+#define RECALL_LOCK_CLASS "1919247724" /* "recl" */
+
+typedef struct recall {
+    prime_registry_t *reg;
+    int64_t half_life_us;
+} recall_t;
+
+typedef struct batch {
+    prime_event_t **events;
+    const prime_record_t **records; /* each event's record */
+    size_t n;
+    PGresult *projects, *presets, *files, *owners, *rows; /* sorted by id */
+    cJSON **parameters;             /* parsed presets' parameters, by presets row */
+    signal_list_t signals;
+    recall_item_t **items;
+    size_t nitems;
+} batch_t;
+
+static void batch_free(batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        prime_event_free(b->events[i]);
+    free(b->events);
+    free(b->records);
+    if (b->presets && b->parameters)
+        for (int i = 0; i < PQntuples(b->presets); i++)
+            cJSON_Delete(b->parameters[i]);
+    free(b->parameters);
+    PQclear(b->projects);
+    PQclear(b->presets);
+    PQclear(b->files);
+    PQclear(b->owners);
+    PQclear(b->rows);
+    signal_list_free(&b->signals);
+    for (size_t i = 0; i < b->nitems; i++)
+        recall_item_free(b->items[i]);
+    free(b->items);
+}
+
+static const char *type_of(const prime_event_t *ev)
+{
+    return prime_event_string(ev, "event_type");
+}
+
+/* Runs a query with one text-array parameter: the ids (field) of the
+ * batch's events of type. *res is NULL when there are none. */
+static prime_errcode_t lookup(PGconn *conn, batch_t *b, const char *type, const char *field, const char *sql,
+                              const char *what, PGresult **res, prime_error_t *err)
+{
+    prime_buf_t ids;
+    const char *params[1];
+    size_t count = 0;
+
+    *res = NULL;
+    prime_buf_init(&ids, 0);
+    prime_pg_array_begin(&ids);
+    for (size_t i = 0; i < b->n; i++)
+        if (!strcmp(type_of(b->events[i]), type)) {
+            prime_pg_array_add(&ids, prime_event_string(b->events[i], field));
+            count++;
+        }
+    prime_pg_array_end(&ids);
+    if (!count) {
+        prime_buf_free(&ids);
+        return PRIME_OK;
+    }
+    params[0] = ids.data;
+    *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+    prime_buf_free(&ids);
+    if (PQresultStatus(*res) != PGRES_TUPLES_OK) {
+        prime_errcode_t rc = prime_pg_error(conn, *res, what, sql, err);
+        PQclear(*res);
+        *res = NULL;
+        return rc;
+    }
+    return PRIME_OK;
+}
+
+/* Row of res (sorted by its first column, a uuid: byte order is the
+ * canonical text's strcmp order) whose first column is id, or -1. */
+static int find_row(const PGresult *res, const char *id)
+{
+    char canon[PRIME_UUID_TEXT];
+    int lo = 0, hi = res ? PQntuples(res) : 0;
+
+    prime_uuid_canonical(id, canon);
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(PQgetvalue(res, mid, 0), canon);
+        if (!c)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static const char *value_or_null(const PGresult *res, int r, int c)
+{
+    return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
+}
+
+/* The context implicit signals need, one query per kind of row. */
+static prime_errcode_t load_context(PGconn *conn, batch_t *b, prime_error_t *err)
+{
+    prime_errcode_t rc;
+
+    rc = lookup(conn, b, "project.saved", "project_id",
+                "SELECT id::text, user_id::text, genre, bpm::float8, key, time_signature, sample_rate "
+                "FROM studio_projects WHERE id = ANY($1::uuid[]) ORDER BY id",
+                "reading the saved projects", &b->projects, err);
+    if (!rc)
+        rc = lookup(conn, b, "preset.used", "preset_id",
+                    "SELECT id::text, plugin_type, parameters::text FROM plugin_presets WHERE id = ANY($1::uuid[]) "
+                    "ORDER BY id",
+                    "reading the used presets", &b->presets, err);
+    if (!rc)
+        rc = lookup(conn, b, "audio.analyzed", "file_id",
+                    "SELECT id::text, is_mix FROM audio_files WHERE id = ANY($1::uuid[]) ORDER BY id",
+                    "reading the analysed files", &b->files, err);
+    if (rc)
+        return rc;
+    b->parameters = calloc((size_t)(b->presets ? PQntuples(b->presets) : 0) + 1, sizeof(*b->parameters));
+    if (!b->parameters)
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    for (int r = 0; b->presets && r < PQntuples(b->presets); r++)
+        b->parameters[r] = cJSON_Parse(PQgetvalue(b->presets, r, 2));
+    return PRIME_OK;
+}
+
+/* The signals of every event of the batch, with its context. With
+ * drop_silent, the events that have none are dropped from the batch. */
+static prime_errcode_t build_signals(batch_t *b, bool drop_silent, prime_error_t *err)
+{
+    size_t kept = 0, no_context = 0;
+
+    signal_list_free(&b->signals);
+    for (size_t i = 0; i < b->n; i++) {
+        const prime_event_t *ev = b->events[i];
+        const char *type = type_of(ev);
+        signal_project_t project = {0};
+        signal_preset_t preset = {0};
+        int is_mix = -1, r, got;
+        if (!strcmp(type, "project.saved") && (r = find_row(b->projects, prime_event_string(ev, "project_id"))) >= 0) {
+            project.user = PQgetvalue(b->projects, r, 1);
+            project.genre = value_or_null(b->projects, r, 2);
+            project.bpm = PQgetisnull(b->projects, r, 3) ? 0 : atof(PQgetvalue(b->projects, r, 3));
+            project.key = value_or_null(b->projects, r, 4);
+            project.time_signature = value_or_null(b->projects, r, 5);
+            project.sample_rate = PQgetisnull(b->projects, r, 6) ? 0 : atoi(PQgetvalue(b->projects, r, 6));
+        } else if (!strcmp(type, "preset.used") &&
+                   (r = find_row(b->presets, prime_event_string(ev, "preset_id"))) >= 0) {
+            preset.plugin = PQgetvalue(b->presets, r, 1);
+            preset.parameters = b->parameters[r];
+        } else if (!strcmp(type, "audio.analyzed") && (r = find_row(b->files, prime_event_string(ev, "file_id"))) >= 0) {
+            is_mix = !strcmp(PQgetvalue(b->files, r, 1), "t");
+        } else if (!strcmp(type, "project.saved") || !strcmp(type, "preset.used") || !strcmp(type, "audio.analyzed")) {
+            no_context++;
+        }
+        if ((got = signals_of(&b->signals, drop_silent ? kept : i, ev, &project, &preset, is_mix)) < 0)
+            return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+        if (!drop_silent)
+            continue;
+        if (got) {
+            b->records[kept] = b->records[i];
+            b->events[kept++] = b->events[i];
+        } else {
+            prime_event_free(b->events[i]);
+        }
+    }
+    if (drop_silent)
+        b->n = kept;
+    /* Not lost in silence: the row an implicit signal needs was not there
+     * (the materializer behind, or the row deleted). */
+    if (drop_silent && no_context)
+        prime_log(PRIME_LOG_WARN, "events without their project, preset or file row: no signal", "events=%zu",
+                  no_context);
+    return PRIME_OK;
+}
+
+static int cmp_text(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Takes the event ids of the batch's events in (prime_pipeline.
+ * applied_events, under this worker's group) and keeps the events whose
+ * id was new: an event published twice is applied once. */
+static prime_errcode_t take_in(prime_worker_t *w, PGconn *conn, batch_t *b, prime_error_t *err)
+{
+    prime_buf_t ids;
+    const char *params[2];
+    PGresult *res;
+    prime_errcode_t rc = PRIME_OK;
+    size_t kept = 0, fresh;
+    char **found;
+
+    if (!b->n)
+        return PRIME_OK;
+    prime_buf_init(&ids, 0);
+    prime_pg_array_begin(&ids);
+    for (size_t i = 0; i < b->n; i++)
+        prime_pg_array_add(&ids, prime_event_string(b->events[i], "event_id"));
+    prime_pg_array_end(&ids);
+    params[0] = prime_worker_group(w);
+    params[1] = ids.data;
+    res = PQexecParams(conn,
+                       "INSERT INTO prime_pipeline.applied_events (group_id, event_id) "
+                       "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id::text",
+                       2, NULL, params, NULL, NULL, 0);
+    prime_buf_free(&ids);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = prime_pg_error(conn, res, "recording event ids", NULL, err);
+        PQclear(res);
+        return rc;
+    }
+    fresh = (size_t)PQntuples(res);
+    if (!(found = calloc(fresh + 1, sizeof(*found)))) {
+        PQclear(res);
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    }
+    bool *taken = calloc(fresh + 1, sizeof(*taken));
+    if (!taken) {
+        free(found);
+        PQclear(res);
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    }
+    for (size_t r = 0; r < fresh; r++)
+        found[r] = PQgetvalue(res, (int)r, 0);
+    qsort(found, fresh, sizeof(*found), cmp_text);
+    /* An id comes back once: its first event in the batch takes it. */
+    for (size_t i = 0; i < b->n; i++) {
+        char canon[PRIME_UUID_TEXT], *key = canon, **hit;
+        prime_uuid_canonical(prime_event_string(b->events[i], "event_id"), canon);
+        hit = bsearch(&key, found, fresh, sizeof(*found), cmp_text);
+        if (hit && !taken[hit - found]) {
+            taken[hit - found] = true;
+            b->records[kept] = b->records[i];
+            b->events[kept++] = b->events[i];
+        } else {
+            prime_log(PRIME_LOG_INFO, "event published twice; applied once", "event_id=%s", canon);
+            prime_event_free(b->events[i]);
+        }
+    }
+    b->n = kept;
+    free(taken);
+    free(found);
+    PQclear(res);
+    return PRIME_OK;
+}
+
+/* Keeps the events whose owner is in prime_users; the others are
+ * dead-lettered before their ids are taken in, so that prime-dlq can
+ * replay them once the user exists (a row would break the foreign key). */
+static prime_errcode_t check_owners(prime_worker_t *w, PGconn *conn, batch_t *b, prime_error_t *err)
+{
+    prime_buf_t ids;
+    const char *params[1];
+    prime_errcode_t rc = PRIME_OK;
+    size_t kept = 0;
+
+    if (!b->n)
+        return PRIME_OK;
+    prime_buf_init(&ids, 0);
+    prime_pg_array_begin(&ids);
+    for (size_t i = 0; i < b->n; i++)
+        prime_pg_array_add(&ids, prime_event_string(b->events[i], "owner_user_id"));
+    prime_pg_array_end(&ids);
+    params[0] = ids.data;
+    b->owners = PQexecParams(conn, "SELECT id::text FROM prime_users WHERE id = ANY($1::uuid[]) ORDER BY id", 1, NULL,
+                             params, NULL, NULL, 0);
+    prime_buf_free(&ids);
+    if (PQresultStatus(b->owners) != PGRES_TUPLES_OK)
+        return prime_pg_error(conn, b->owners, "reading the owners", NULL, err);
+    for (size_t i = 0; i < b->n; i++) {
+        const char *owner = prime_event_string(b->events[i], "owner_user_id");
+        if (!rc && find_row(b->owners, owner) < 0) {
+            prime_error_t why;
+            prime_error_clear(&why);
+            prime_error_set(&why, PRIME_ERR_INVALID, "owner_user_id",
+                            "user %s is not in prime_users (not registered yet, or deleted)", owner);
+            rc = prime_worker_dead_letter(w, b->records[i], &why, err);
+            prime_event_free(b->events[i]);
+            continue;
+        }
+        b->records[kept] = b->records[i];
+        b->events[kept++] = b->events[i];
+    }
+    b->n = kept;
+    return rc;
+}
+
+/* Locks the batch's (user, category) pairs, in one order (the lock key's),
+ * so that two instances never wait for each other in a cycle; then reads
+ * every item of those categories. A category's confidences depend on all
+ * its items, which is why the lock is on the category, not the row. */
+static prime_errcode_t lock_and_read(PGconn *conn, batch_t *b, prime_error_t *err)
+{
+    prime_buf_t cols[2];
+    const char *params[2];
+    PGresult *res;
+    prime_errcode_t rc = PRIME_OK;
+
+    prime_pg_arrays_begin(cols, 2);
+    for (size_t i = 0; i < b->signals.n; i++) {
+        char canon[PRIME_UUID_TEXT];
+        /* Canonical: an upper-case owner id must take the same lock. */
+        prime_uuid_canonical(b->signals.items[i].user, canon);
+        prime_pg_array_add(&cols[0], canon);
+        prime_pg_array_add(&cols[1], b->signals.items[i].category);
+    }
+    if (!prime_pg_arrays_end(cols, 2, params)) {
+        prime_pg_arrays_free(cols, 2);
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    }
+    res = PQexecParams(conn,
+                       "SELECT count(pg_advisory_xact_lock(" RECALL_LOCK_CLASS ", h)) FROM "
+                       "(SELECT DISTINCT hashtext(u || '/' || c) AS h FROM unnest($1::text[], $2::text[]) AS x(u, c) "
+                       "ORDER BY 1) AS s",
+                       2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = prime_pg_error(conn, res, "locking the categories", NULL, err);
+    PQclear(res);
+    if (!rc) {
+        /* A row from before prime-recall has no state: it starts from its
+         * usage count, without evidence. */
+        b->rows = PQexecParams(
+            conn,
+            "SELECT m.id::text, m.user_id::text, m.category, m.recall_key, coalesce(s.state, jsonb_build_object("
+            "'uses', coalesce(m.usage_count, 0), "
+            "'first', (extract(epoch FROM coalesce(m.created_at, now())) * 1000000)::bigint, "
+            "'last', (extract(epoch FROM coalesce(m.last_used_at, now())) * 1000000)::bigint))::text "
+            "FROM mixx_recall m LEFT JOIN prime_pipeline.recall_state s ON s.id = m.id WHERE (m.user_id, m.category) IN "
+            "(SELECT DISTINCT u::uuid, c FROM unnest($1::text[], $2::text[]) AS x(u, c))",
+            2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(b->rows) != PGRES_TUPLES_OK)
+            rc = prime_pg_error(conn, b->rows, "reading the recall items", NULL, err);
+    }
+    prime_pg_arrays_free(cols, 2);
+    return rc;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    const recall_item_t *x = *(recall_item_t *const *)a, *y = *(recall_item_t *const *)b;
+    int c = strcmp(x->user, y->user);
+    if (!c)
+        c = strcmp(x->category, y->category);
+    return c ? c : strcmp(x->key, y->key);
+}
+
+static int cmp_item(const void *a, const void *b)
+{
+    int c = cmp_key(a, b);
+    if (!c) /* the row's item first: it is the one kept */
+        c = (int)(*(recall_item_t *const *)b)->present - (int)(*(recall_item_t *const *)a)->present;
+    return c;
+}
+
+static recall_item_t *find_item(batch_t *b, const char *user, const char *category, const char *key)
+{
+    recall_item_t probe = {.user = (char *)user, .category = (char *)category, .key = (char *)key};
+    recall_item_t *p = &probe, **found = bsearch(&p, b->items, b->nitems, sizeof(*b->items), cmp_key);
+    return found ? *found : NULL;
+}
+
+static recall_item_t *new_item(const char *user, const char *category, const char *key, const char *state,
+                               bool present)
+{
+    char name[600], id[PRIME_UUID_TEXT], canon[PRIME_UUID_TEXT];
+    int len;
+    recall_item_t *it;
+
+    prime_uuid_canonical(user, canon);
+    len = snprintf(name, sizeof(name), "%s\n%s\n%s", canon, category, key);
+    if (len < 0 || (size_t)len >= sizeof(name) || prime_uuid_v5(RECALL_NAMESPACE, name, (size_t)len, id))
+        return NULL;
+    if ((it = recall_item_new(id, canon, category, key, state)))
+        it->present = present;
+    return it;
+}
+
+/* The rows read and one item per signal's key, sorted, one per key. */
+static prime_errcode_t gather_items(batch_t *b, prime_error_t *err)
+{
+    size_t rows = (size_t)PQntuples(b->rows), n = 0;
+
+    b->items = calloc(rows + b->signals.n + 1, sizeof(*b->items));
+    if (!b->items)
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    for (size_t r = 0; r < rows; r++) {
+        recall_item_t *it = new_item(PQgetvalue(b->rows, (int)r, 1), PQgetvalue(b->rows, (int)r, 2),
+                                     PQgetvalue(b->rows, (int)r, 3), PQgetvalue(b->rows, (int)r, 4), true);
+        if (!it)
+            return prime_error_set(err, PRIME_ERR_INVALID, "state", "prime_pipeline.recall_state of %s: not a JSON object",
+                                   PQgetvalue(b->rows, (int)r, 0));
+        snprintf(it->id, sizeof(it->id), "%s", PQgetvalue(b->rows, (int)r, 0));
+        b->items[b->nitems++] = it;
+    }
+    for (size_t i = 0; i < b->signals.n; i++) {
+        const signal_t *s = &b->signals.items[i];
+        if (!(b->items[b->nitems] = new_item(s->user, s->category, s->key, NULL, false)))
+            return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+        b->nitems++;
+    }
+    qsort(b->items, b->nitems, sizeof(*b->items), cmp_item);
+    for (size_t i = 0; i < b->nitems; i++) {
+        if (n && !strcmp(b->items[n - 1]->user, b->items[i]->user) &&
+            !strcmp(b->items[n - 1]->category, b->items[i]->category) &&
+            !strcmp(b->items[n - 1]->key, b->items[i]->key)) {
+            recall_item_free(b->items[i]);
+            continue;
+        }
+        b->items[n++] = b->items[i];
+    }
+    b->nitems = n;
+    return PRIME_OK;
+}
+
+static void fold(recall_t *rc, batch_t *b)
+{
+    char canon[PRIME_UUID_TEXT];
+
+    for (size_t i = 0; i < b->signals.n; i++) {
+        const signal_t *s = &b->signals.items[i];
+        recall_item_t *it;
+        prime_uuid_canonical(s->user, canon);
+        if (!(it = find_item(b, canon, s->category, s->key)))
+            continue; /* cannot happen: every signal's key was gathered */
+        it->touched = true;
+        switch (s->kind) {
+        case SIGNAL_FORGET:
+            recall_item_clear(it);
+            it->gone = true;
+            break;
+        case SIGNAL_SET:
+            it->gone = false;
+            recall_item_pin(it, s->t_us, s->event_id, s->confidence, s->settings);
+            break;
+        case SIGNAL_USE:
+            it->gone = false;
+            recall_item_use(it, s->t_us, rc->half_life_us);
+            recall_item_count_settings(it, s->settings);
+            for (int m = 0; m < s->nmoments; m++)
+                recall_item_moment(it, s->moment_name[m], s->moment[m]);
+            for (int a = 0; a < s->nattrs; a++)
+                recall_item_attr(it, s->attr_name[a], s->t_us, s->attr_value[a]);
+            break;
+        }
+    }
+}
+
+/* Confidences of every category a signal touched, over all its items in
+ * key order (the items are sorted by user, category, key). */
+static prime_errcode_t score(recall_t *rc, batch_t *b, prime_error_t *err)
+{
+    for (size_t start = 0, end; start < b->nitems; start = end) {
+        bool touched = false;
+        for (end = start; end < b->nitems && !strcmp(b->items[end]->user, b->items[start]->user) &&
+                          !strcmp(b->items[end]->category, b->items[start]->category);
+             end++)
+            touched |= b->items[end]->touched;
+        if (!touched)
+            continue;
+        for (size_t i = start; i < end; i++)
+            b->items[i]->touched = true; /* its confidence may move: written back */
+        if (!recall_items_score(b->items + start, end - start, rc->half_life_us))
+            return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    }
+    return PRIME_OK;
+}
+
+/* The seed columns, then the state (prime_pipeline.recall_state), from
+ * the same column arrays. */
+#define UPSERT                                                                                                   \
+    "INSERT INTO mixx_recall (id, user_id, category, recall_key, data, confidence, usage_count, last_used_at, "  \
+    "created_at, updated_at) "                                                                                   \
+    "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::numeric[], "          \
+    "$7::int[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[]) "                                      \
+    "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, confidence = EXCLUDED.confidence, "                    \
+    "usage_count = EXCLUDED.usage_count, last_used_at = EXCLUDED.last_used_at, updated_at = EXCLUDED.updated_at"
+#define UPSERT_STATE                                                                                             \
+    "INSERT INTO prime_pipeline.recall_state (id, state) SELECT * FROM unnest($1::uuid[], $2::jsonb[]) "         \
+    "ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state"
+
+static prime_errcode_t write_back(PGconn *conn, batch_t *b, prime_error_t *err)
+{
+    prime_buf_t cols[11], gone;
+    const char *params[11];
+    size_t nup = 0, ngone = 0;
+    prime_errcode_t rc = PRIME_OK;
+
+    prime_pg_arrays_begin(cols, 11);
+    prime_buf_init(&gone, 0);
+    prime_pg_array_begin(&gone);
+    for (size_t i = 0; i < b->nitems && !rc; i++) {
+        recall_item_t *it = b->items[i];
+        char num[32], when[3][PRIME_TIME_TEXT], *data, *state;
+        int64_t uses;
+        if (!it->touched)
+            continue;
+        if (it->gone) {
+            if (it->present) {
+                prime_pg_array_add(&gone, it->id);
+                ngone++;
+            }
+            continue;
+        }
+        data = recall_item_data(it);
+        state = recall_item_state_text(it);
+        if (!data || !state) {
+            free(data), free(state);
+            rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+            break;
+        }
+        prime_pg_array_add(&cols[0], it->id);
+        prime_pg_array_add(&cols[1], it->user);
+        prime_pg_array_add(&cols[2], it->category);
+        prime_pg_array_add(&cols[3], it->key);
+        prime_pg_array_add(&cols[4], data);
+        snprintf(num, sizeof(num), "%.2f", it->confidence);
+        prime_pg_array_add(&cols[5], num);
+        uses = recall_item_uses(it);
+        snprintf(num, sizeof(num), "%lld", (long long)(uses > INT_MAX ? INT_MAX : uses));
+        prime_pg_array_add(&cols[6], num);
+        prime_time_format_rfc3339(recall_item_last(it), when[0]);
+        prime_time_format_rfc3339(recall_item_first(it), when[1]);
+        prime_pg_array_add(&cols[7], when[0]);
+        prime_pg_array_add(&cols[8], when[1]);
+        prime_pg_array_add(&cols[9], when[0]);
+        prime_pg_array_add(&cols[10], state);
+        free(data), free(state);
+        nup++;
+    }
+    prime_pg_array_end(&gone);
+    if (!rc && !prime_pg_arrays_end(cols, 11, params))
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    if (!rc && ngone) {
+        const char *p[1] = {gone.data};
+        rc = prime_pg_exec_params(conn, "DELETE FROM mixx_recall WHERE id = ANY($1::uuid[])", 1, p,
+                                  "deleting forgotten recall items", err);
+    }
+    if (!rc && nup)
+        rc = prime_pg_exec_params(conn, UPSERT, 10, params, "writing recall items", err);
+    if (!rc && nup) {
+        const char *state_params[2] = {params[0], params[10]}; /* ids and states */
+        rc = prime_pg_exec_params(conn, UPSERT_STATE, 2, state_params, "writing recall state", err);
+    }
+    prime_pg_arrays_free(cols, 11);
+    prime_buf_free(&gone);
+    return rc;
+}
+
+static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record_t *records, size_t n, void *ctx,
+                             prime_error_t *err)
+{
+    recall_t *rc_ = ctx;
+    batch_t b = {0};
+    prime_errcode_t rc = PRIME_OK;
+    size_t taken = 0;
+
+    b.events = calloc(n + 1, sizeof(*b.events));
+    b.records = calloc(n + 1, sizeof(*b.records));
+    if (!b.records || !b.events) {
+        free(b.records), free(b.events);
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        prime_event_t *ev = NULL;
+        if ((rc = prime_worker_decode(w, rc_->reg, &records[i], &ev, err)) || !ev)
+            continue;
+        b.records[b.n] = &records[i];
+        b.events[b.n++] = ev;
+    }
+    if (!rc)
+        rc = load_context(conn, &b, err);
+    /* Only events with signals are taken in (their ids recorded); then
+     * the signals of the events that were new. */
+    if (!rc)
+        rc = build_signals(&b, true, err);
+    if (!rc)
+        rc = check_owners(w, conn, &b, err);
+    if (!rc)
+        rc = take_in(w, conn, &b, err);
+    if (!rc)
+        rc = build_signals(&b, false, err);
+    taken = b.n;
+    if (!rc && b.signals.n)
+        rc = lock_and_read(conn, &b, err);
+    if (!rc && b.signals.n)
+        rc = gather_items(&b, err);
+    /* For tests: widens the window between reading a category and writing
+     * it back, where two instances without the lock would lose updates. */
+    if (!rc && b.signals.n && getenv("PRIME_RECALL_DELAY_MS"))
+        usleep((useconds_t)atoi(getenv("PRIME_RECALL_DELAY_MS")) * 1000);
+    if (!rc && b.signals.n) {
+        fold(rc_, &b);
+        rc = score(rc_, &b, err);
+    }
+    if (!rc && b.signals.n)
+        rc = write_back(conn, &b, err);
+    if (!rc)
+        prime_worker_count_applied(w, taken);
+    batch_free(&b);
+    return rc;
+}
+
+static const char *const default_topics[] = {"prime.recall", "prime.projects", "prime.presets", "prime.analysis",
+                                             "prime.users", NULL};
+
+int main(int argc, char **argv)
+{
+    char **rest = calloc((size_t)argc + 1, sizeof(char *));
+    int nrest = 0, rc;
+    double days = 30;
+    prime_worker_conf_t conf;
+    recall_t r = {0};
+    prime_error_t err;
+
+    if (argc > 1 && !strcmp(argv[1], "show")) {
+        free(rest);
+        return recall_show(argc - 1, argv + 1);
+    }
+    /* Its own options first; the rest are the runtime's. */
+    for (int i = 0; rest && i < argc; i++) {
+        if (i + 1 < argc && !strcmp(argv[i], "--half-life-days")) {
+            char *end;
+            days = strtod(argv[++i], &end);
+            if (*end || end == argv[i] || !(days >= 0.001 && days <= 36500)) {
+                fprintf(stderr, "prime-recall: --half-life-days: expected 0.001 to 36500, got '%s'\n", argv[i]);
+                free(rest);
+                return 2;
+            }
+        } else {
+            rest[nrest++] = argv[i];
+        }
+    }
+    if (!rest)
+        return 1;
+    rc = prime_worker_conf_parse(&conf, "recall", default_topics, nrest, rest);
+    if (rc) {
+        if (rc < 0) {
+            puts("  --half-life-days D    a use weighs half as much D days (event time) later (default 30)");
+            puts("prime-recall show USER [--category C] [--json] [--db CONNINFO]");
+        }
+        free(rest);
+        return rc < 0 ? 0 : rc;
+    }
+    r.half_life_us = llround(days * 86400.0 * 1e6);
+    prime_error_clear(&err);
+    if (!(r.reg = prime_registry_new(&err))) {
+        fprintf(stderr, "prime-recall: %s\n", err.message);
+        free(rest);
+        return 1;
+    }
+    rc = prime_worker_run(&conf, apply, &r);
+    prime_registry_free(r.reg);
+    free(rest);
+    return rc;
+}
