@@ -69,6 +69,7 @@ if [ -z "$external" ]; then
   "${PRIME_ANALYZER:-prime-analyzer}" --storage-root "$storage" --threads 2 "${common[@]}" >"$tmp/analyzer.log" 2>&1 & pids+=($!)
   "${PRIME_SNAPSHOT_WRITER:-prime-snapshot-writer}" "${common[@]}" >"$tmp/snapshots.log" 2>&1 & pids+=($!)
   "$audit_bin" writer "${common[@]}" >"$tmp/audit.log" 2>&1 & pids+=($!)
+  "${PRIME_RECALL:-prime-recall}" "${common[@]}" >"$tmp/recall.log" 2>&1 & pids+=($!)
 fi
 
 # --- the cast, their files -------------------------------------------------------------
@@ -167,6 +168,8 @@ wait_until "the materializer caught up" 90 caught_up prime-materializer prime.us
 wait_until "the outbox relayed" 60 query_is 0 "SELECT count(*) FROM prime_pipeline.outbox" && ok "the outbox is empty"
 wait_until "the snapshot writer caught up" 60 caught_up prime-snapshot-writer prime.snapshots && ok "the snapshot writer read prime.snapshots to its end"
 wait_until "the audit writer caught up" 60 caught_up prime-audit-writer prime.audit && ok "the audit writer read prime.audit to its end"
+wait_until "prime-recall caught up" 60 caught_up prime-recall prime.recall prime.projects prime.presets prime.users \
+  prime.analysis && ok "prime-recall read its topics to the end"
 check "nothing parked" "0" "SELECT count(*) FROM prime_pipeline.parked_events"
 
 # --- the tables ------------------------------------------------------------------------
@@ -189,9 +192,9 @@ midnight-drive-mix.wav|f|||$version|12.000
 midnight-drive-vox.wav|t|vocals|$mix|$version|12.000" \
   "SELECT filename, is_stem, stem_type, parent_file_id, audio_analysis->>'analyzer_version', round(duration_seconds, 3) FROM audio_files ORDER BY filename"
 check "the vocal stem is mono, as rendered (measured, not as uploaded)" "1" "SELECT channels FROM audio_files WHERE id = '$vox'"
-check "Mixx Recall: set (a count of 1, the seed's default), used three times, confidence moving toward 1, data merged" \
-  "plugin|MixxDrive|4|0.64|{\"mix\": 0.6, \"drive\": 0.3}|2026-11-25 10:34:00+00" \
-  "SELECT category, recall_key, usage_count, confidence, data, last_used_at FROM mixx_recall"
+check "Mixx Recall (prime-recall): set pins its confidence, three uses counted, their settings learned" \
+  "plugin|MixxDrive|3|0.50|{\"item\": \"MixxDrive\", \"drive\": 0.3, \"pinned\": true, \"usage_count\": 3, \"common_settings\": {\"mix\": 0.4}}|2026-11-25 10:34:00+00" \
+  "SELECT category, recall_key, usage_count, confidence, data, last_used_at FROM mixx_recall WHERE category = 'plugin' AND recall_key = 'MixxDrive'"
 check "the public preset: used by its owner and two others" "Air Vox|$kai|3|2026-11-25 10:43:00+00" \
   "SELECT name, user_id, usage_count, last_used_at FROM plugin_presets"
 check "the collaboration: Echo still in, Kai left, ended with its notes" \
@@ -221,7 +224,10 @@ else
   bad "prime-audit verify --rows: $(cat "$tmp/verify.out")"
 fi
 kc -C -t prime.dlq -o beginning -e -q -f '%h|%s\n' >"$tmp/dlq" 2>/dev/null
-[ "$(wc -l <"$tmp/dlq")" = 1 ] && ok "one dead letter" || bad "dead letters: $(cat "$tmp/dlq")"
+[ "$(wc -l <"$tmp/dlq")" = 2 ] && [ "$(grep -c 'prime.worker=materializer' "$tmp/dlq")" = 1 ] &&
+  [ "$(grep -c 'prime.worker=recall' "$tmp/dlq")" = 1 ] &&
+  ok "one dead letter from each worker that reads prime.projects (the materializer, prime-recall)" ||
+  bad "dead letters: $(cat "$tmp/dlq")"
 grep -q 'prime.error.class=decode' "$tmp/dlq" && grep -q 'prime.source.topic=prime.projects' "$tmp/dlq" &&
   grep -q 'prime.error.message=[^,]*single-object' "$tmp/dlq" && grep -q '|mix=1;bpm=140$' "$tmp/dlq" &&
   ok "the bad record is in prime.dlq with its reason, its source and its bytes" || bad "dead letter: $(cat "$tmp/dlq")"
