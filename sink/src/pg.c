@@ -41,6 +41,71 @@ static int line_of(const char *sql, long pos)
     return line;
 }
 
+/* Who is at fault when PostgreSQL refuses a statement, by SQLSTATE class
+ * (the first two characters; https://www.postgresql.org/docs/current/errcodes-appendix.html).
+ * "retry": the environment is at fault (the server, its schema, its
+ * permissions, its configuration, its resources): the same statement can
+ * succeed once an operator or time fixes it, so the worker waits and
+ * retries, and dead-letters nothing. Not "retry": the data is at fault,
+ * the same statement with the same values fails every time, so the event
+ * is dead-lettered. */
+static const struct sqlstate_class {
+    const char prefix[4];
+    bool retry;
+} sqlstate_classes[] = {
+    {"08", true},  /* connection exception: the server went away */
+    {"0A", true},  /* feature not supported: the server is older than the SQL */
+    {"0B", true},  /* invalid transaction initiation: the program's state, not the event */
+    {"0F", true},  /* locator exception */
+    {"0L", true},  /* invalid grantor */
+    {"0P", true},  /* invalid role specification */
+    {"20", false}, /* case not found (PL/pgSQL CASE over a value) */
+    {"21", false}, /* cardinality violation: two rows of the batch for one key (isolated one by one) */
+    {"22", false}, /* data exception: a value out of range, malformed, too long */
+    {"23", false}, /* integrity constraint violation: the event clashes with a row (unique, check, foreign key) */
+    {"24", true},  /* invalid cursor state: the program's state */
+    {"25", true},  /* invalid transaction state: read-only transaction (a replica), aborted transaction */
+    {"26", true},  /* invalid SQL statement name */
+    {"27", false}, /* triggered data change violation: a trigger refused the change of this row */
+    {"28", true},  /* invalid authorization: password, role or pg_hba changed */
+    {"2B", true},  /* dependent privilege descriptors still exist */
+    {"2D", true},  /* invalid transaction termination */
+    {"2F", true},  /* SQL routine exception: a function in the database */
+    {"34", true},  /* invalid cursor name */
+    {"38", true},  /* external routine exception */
+    {"39", true},  /* external routine invocation exception */
+    {"3B", true},  /* savepoint exception: the program's state */
+    {"3D", true},  /* invalid catalog name: the database does not exist */
+    {"3F", true},  /* invalid schema name: a schema dropped or renamed */
+    {"40", true},  /* transaction rollback: serialization failure, deadlock */
+    {"42", true},  /* syntax error or access rule violation: undefined column, table or function (schema drift),
+                      insufficient privilege, type mismatch with the live schema: nothing in the event fixes it */
+    {"44", false}, /* WITH CHECK OPTION violation: the row does not fit the view */
+    {"53", true},  /* insufficient resources: disk full, out of memory, too many connections */
+    {"54", false}, /* program limit exceeded: a value too large for an index row, too many columns */
+    {"55", true},  /* object not in prerequisite state: lock not available, object in use */
+    {"57", true},  /* operator intervention: shutdown, cancel, statement timeout */
+    {"58", true},  /* system error: I/O error, file missing on the server */
+    {"72", true},  /* snapshot failure */
+    {"F0", true},  /* configuration file error */
+    {"HV", true},  /* foreign data wrapper error: a remote server */
+    {"P0", false}, /* PL/pgSQL raise_exception: a trigger refused this row */
+    {"XX", true},  /* internal error, data corrupted, index corrupted: the server's state */
+};
+
+bool prime_pg_sqlstate_retriable(const char *sqlstate)
+{
+    if (!sqlstate || strlen(sqlstate) != 5)
+        return true; /* no SQLSTATE: libpq lost the server */
+    for (size_t i = 0; i < sizeof(sqlstate_classes) / sizeof(sqlstate_classes[0]); i++)
+        if (!strncmp(sqlstate, sqlstate_classes[i].prefix, 2))
+            return sqlstate_classes[i].retry;
+    /* A class this build does not know is a server newer than it: waiting
+     * loses nothing and shows on /healthz; dead-lettering could lose every
+     * event. */
+    return true;
+}
+
 prime_errcode_t prime_pg_error(PGconn *conn, const PGresult *res, const char *what, const char *sql,
                                prime_error_t *err)
 {
@@ -61,11 +126,7 @@ prime_errcode_t prime_pg_error(PGconn *conn, const PGresult *res, const char *wh
     code = prime_error_set(err, PRIME_ERR_DB, NULL, "%s%s: %s%s%s%s [SQLSTATE %s]", what, where, primary,
                            detail ? " (" : "", detail ? detail : "", detail ? ")" : "",
                            state ? state : "none");
-    /* Class 08 (connection exception), 57P (operator intervention, e.g. a
-     * shutdown) and 40 (serialization, deadlock) can succeed on retry. */
-    if (err && err->code == PRIME_ERR_DB &&
-        (PQstatus(conn) != CONNECTION_OK ||
-         (state && (!strncmp(state, "08", 2) || !strncmp(state, "57P", 3) || !strncmp(state, "40", 2)))))
+    if (err && err->code == PRIME_ERR_DB && (PQstatus(conn) != CONNECTION_OK || prime_pg_sqlstate_retriable(state)))
         err->retriable = true;
     return code;
 }
