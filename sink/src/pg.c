@@ -106,14 +106,66 @@ bool prime_pg_sqlstate_retriable(const char *sqlstate)
     return true;
 }
 
+/* Whether a quoted word of a message is one of the objects the server
+ * named in the error's fields (a table, column, constraint, type): those
+ * are the schema's, not the data's. */
+static bool names_object(const PGresult *res, const char *word, size_t len)
+{
+    static const int fields[] = {PG_DIAG_SCHEMA_NAME, PG_DIAG_TABLE_NAME, PG_DIAG_COLUMN_NAME,
+                                 PG_DIAG_DATATYPE_NAME, PG_DIAG_CONSTRAINT_NAME};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        const char *f = PQresultErrorField(res, fields[i]);
+        if (f && strlen(f) == len && !memcmp(f, word, len))
+            return true;
+    }
+    return false;
+}
+
+/* The primary message of a data error without the values it quotes
+ * ("invalid input syntax for type uuid: \"...\"", "value \"...\" is out of
+ * range"): everything from the first quoted word that is not a named object
+ * on is replaced, since a value may itself hold quotes. */
+static void without_values(const PGresult *res, const char *primary, char *out, size_t size)
+{
+    const char *p = primary;
+
+    while ((p = strchr(p, '"'))) {
+        const char *end = strchr(p + 1, '"');
+        if (!end || !names_object(res, p + 1, (size_t)(end - p - 1)))
+            break;
+        p = end + 1;
+    }
+    snprintf(out, size, "%.*s%s", (int)(p ? p - primary : (long)strlen(primary)), primary, p ? "(value withheld)" : "");
+}
+
+/* The key columns of a unique or foreign key violation, from its DETAIL
+ * "Key (col, ...)=(values) ...": the columns only, never the values. */
+static void key_columns(const char *detail, char *out, size_t size)
+{
+    const char *end = detail && !strncmp(detail, "Key (", 5) ? strstr(detail, ")=(") : NULL;
+
+    *out = '\0';
+    if (end)
+        snprintf(out, size, "; key (%.*s)", (int)(end - detail - 5), detail + 5);
+}
+
+/* Secrets and personal data must not leave the database through its error
+ * texts (docs/workers.md): the message kept here goes to logs, dead-letter
+ * headers and audit records. So DETAIL (which copies the row: "Key
+ * (session_token)=(...)", "Failing row contains (...)"), CONTEXT (which
+ * quotes COPY lines) and HINT are never copied, and a data error's primary
+ * message keeps the objects it names but not the values it quotes. What is
+ * kept names the table, column and constraint: enough for an operator. */
 prime_errcode_t prime_pg_error(PGconn *conn, const PGresult *res, const char *what, const char *sql,
                                prime_error_t *err)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
     const char *position = res ? PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION) : NULL;
-    char where[48] = "";
+    const char *table = res ? PQresultErrorField(res, PG_DIAG_TABLE_NAME) : NULL;
+    const char *column = res ? PQresultErrorField(res, PG_DIAG_COLUMN_NAME) : NULL;
+    bool retriable = PQstatus(conn) != CONNECTION_OK || prime_pg_sqlstate_retriable(state);
+    char where[48] = "", text[400], key[160] = "", object[200] = "";
     prime_errcode_t code;
 
     if (!primary) {
@@ -123,10 +175,20 @@ prime_errcode_t prime_pg_error(PGconn *conn, const PGresult *res, const char *wh
     }
     if (position && sql)
         snprintf(where, sizeof(where), " (line %d)", line_of(sql, atol(position)));
-    code = prime_error_set(err, PRIME_ERR_DB, NULL, "%s%s: %s%s%s%s [SQLSTATE %s]", what, where, primary,
-                           detail ? " (" : "", detail ? detail : "", detail ? ")" : "",
+    if (retriable) {
+        snprintf(text, sizeof(text), "%s", primary);
+    } else {
+        without_values(res, primary, text, sizeof(text));
+        key_columns(res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL, key, sizeof(key));
+    }
+    if (table && column)
+        snprintf(object, sizeof(object), "; column %s.%s", table, column);
+    /* libpq's own messages (no result) end in a newline. */
+    for (size_t n = strlen(text); n && (text[n - 1] == '\n' || text[n - 1] == ' '); n--)
+        text[n - 1] = '\0';
+    code = prime_error_set(err, PRIME_ERR_DB, NULL, "%s%s: %s%s%s [SQLSTATE %s]", what, where, text, key, object,
                            state ? state : "none");
-    if (err && err->code == PRIME_ERR_DB && (PQstatus(conn) != CONNECTION_OK || prime_pg_sqlstate_retriable(state)))
+    if (err && err->code == PRIME_ERR_DB && retriable)
         err->retriable = true;
     return code;
 }

@@ -457,6 +457,40 @@ static void error_of(PGconn *c, const char *sql, prime_error_t *err)
     CU_ASSERT_EQUAL(prime_pg_exec(c, sql, "test", err), PRIME_ERR_DB);
 }
 
+/* A refused value never reaches the message: not from DETAIL ("Key
+ * (secret)=(...)", "Failing row contains (...)"), not from the primary
+ * message ("invalid input syntax for type uuid: \"...\""). The objects
+ * are named: the key's columns, the constraint. */
+static void test_data_errors_withhold_values(void)
+{
+    PGconn *c = connect_db("migrated");
+    prime_error_t err;
+
+    CU_ASSERT_FATAL(exec_ok(c, "CREATE TABLE leak (id INT PRIMARY KEY, secret TEXT UNIQUE, n INT CHECK (n > 0), "
+                               "u UUID, email TEXT NOT NULL DEFAULT 'x')"));
+    CU_ASSERT_FATAL(exec_ok(c, "INSERT INTO leak (id, secret, n) VALUES (1, 'canary-7f3a', 1)"));
+    error_of(c, "INSERT INTO leak (id, secret, n) VALUES (2, 'canary-7f3a', 1)", &err);
+    CU_ASSERT_PTR_NULL(strstr(err.message, "canary"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "leak_secret_key"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "key (secret)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "SQLSTATE 23505"));
+    CU_ASSERT_FALSE(err.retriable);
+    error_of(c, "INSERT INTO leak (id, secret, n) VALUES (3, 'canary-8b1c', -1)", &err);
+    CU_ASSERT_PTR_NULL(strstr(err.message, "canary"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "leak_n_check"));
+    CU_ASSERT_FALSE(err.retriable);
+    error_of(c, "INSERT INTO leak (id, secret, n, email) VALUES (4, 'canary-9d2e', 1, NULL)", &err);
+    CU_ASSERT_PTR_NULL(strstr(err.message, "canary"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "column leak.email"));
+    error_of(c, "INSERT INTO leak (id, u) VALUES (5, 'canary-\"quoted\"-value')", &err);
+    CU_ASSERT_PTR_NULL(strstr(err.message, "canary"));
+    CU_ASSERT_PTR_NULL(strstr(err.message, "quoted"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "SQLSTATE 22P02"));
+    CU_ASSERT_FALSE(err.retriable);
+    CU_ASSERT(exec_ok(c, "DROP TABLE leak"));
+    PQfinish(c);
+}
+
 /* A column dropped by hand, a missing table, a permission refused: the
  * environment's fault, retriable, and the message names what is missing. */
 static void test_environment_errors_are_retriable(void)
@@ -492,6 +526,7 @@ int main(void)
         {"SQL errors name the statement line and SQLSTATE", test_sql_errors_name_the_line},
         {"audit_log refuses UPDATE, DELETE and TRUNCATE", test_audit_log_is_append_only},
         {"SQLSTATE classes: the data's fault or the environment's", test_sqlstate_classes},
+        {"data errors withhold the values (DETAIL, quoted values)", test_data_errors_withhold_values},
         {"schema drift and permissions are retriable", test_environment_errors_are_retriable},
         {"schemas/sql/schema.expected is what the migrations make", test_expected_schema_is_current},
         {"--status names each drift, as a read-only user too", test_status_finds_drift},

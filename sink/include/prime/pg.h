@@ -13,10 +13,12 @@
 PGconn *prime_pg_connect(const char *conninfo, prime_error_t *err);
 
 /* Fills err from a failed result (or the connection when res is NULL):
- * SQLSTATE, message, detail and, when the server gives a position in sql,
- * the line of sql it points at. what names the statement for the message.
- * Environment faults (see prime_pg_sqlstate_retriable) are marked
- * retriable. Returns PRIME_ERR_DB. */
+ * what failed, the server's message, the line of sql it points at (when
+ * the server gives a position in sql) and the SQLSTATE. The message never
+ * holds a value of a row: DETAIL and CONTEXT are left out, and a data
+ * error's quoted values are withheld (only the key's column names, the
+ * table, column and constraint are kept). Environment faults (see
+ * prime_pg_sqlstate_retriable) are marked retriable. Returns PRIME_ERR_DB. */
 prime_errcode_t prime_pg_error(PGconn *conn, const PGresult *res, const char *what, const char *sql,
                                prime_error_t *err);
 
