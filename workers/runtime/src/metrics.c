@@ -31,6 +31,13 @@ void metrics_observe_batch(metrics_t *m, double seconds)
     atomic_fetch_add(&m->batches, 1);
 }
 
+void metrics_set_fault(metrics_t *m, const char *why)
+{
+    pthread_mutex_lock(&m->lock);
+    snprintf(m->fault, sizeof(m->fault), "%s", why ? why : "");
+    pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_set_lag(metrics_t *m, int n, const char *const *topics, const int32_t *partitions, const int64_t *lags)
 {
     pthread_mutex_lock(&m->lock);
@@ -59,6 +66,9 @@ static void render(metrics_t *m, prime_buf_t *b)
     counter(b, "prime_records_consumed_total", "Records consumed and committed, dead letters included.", w,
             atomic_load(&m->records));
     counter(b, "prime_dead_letters_total", "Records sent to prime.dlq.", w, atomic_load(&m->dead_letters));
+    counter(b, "prime_records_skipped_total",
+            "Records passed over unapplied: the stored offset was past the log's end, or retention deleted them.", w,
+            atomic_load(&m->skipped));
     counter(b, "prime_retries_total", "Batches abandoned and consumed again after a database failure.", w,
             atomic_load(&m->retries));
     prime_buf_printf(b, "# HELP prime_batch_seconds Time to apply and commit one batch.\n"
@@ -106,8 +116,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         render(m, &body);
     } else if (!strcmp(url, "/healthz")) {
         int ok = atomic_load(&m->db_up) && atomic_load(&m->consuming);
+        /* A fault first: each retry reconnects, and "unreachable" for that
+         * instant would hide why. */
+        pthread_mutex_lock(&m->lock);
+        if (m->fault[0]) {
+            ok = 0;
+            prime_buf_printf(&body, "environment fault, retrying: %s\n", m->fault);
+        }
+        pthread_mutex_unlock(&m->lock);
         status = ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
-        prime_buf_puts(&body, ok ? "ok\n" : atomic_load(&m->db_up) ? "consumer not running\n" : "database unreachable\n");
+        if (!body.len)
+            prime_buf_puts(&body, ok ? "ok\n" : atomic_load(&m->db_up) ? "consumer not running\n" : "database unreachable\n");
     } else {
         status = MHD_HTTP_NOT_FOUND;
         prime_buf_puts(&body, "not found: try /metrics or /healthz\n");
