@@ -6,7 +6,8 @@
 # running. Each canary is then looked for in the workers' logs, prime.dlq's
 # headers, prime.audit, audit_log and /metrics, and found 0 times. A dead
 # letter's payload is the original event, which carries the hash by design:
-# its headers are what is checked.
+# its headers are what is checked. The same batch holds an event the fold
+# refuses before the database refuses the batch: it is dead-lettered once.
 set -uo pipefail
 tmp=$(mktemp -d)
 pids=()
@@ -14,11 +15,6 @@ trap 'for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$tmp"
 . "$(dirname "$0")/../support/testlib.sh"
 export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
 "$PRIME_MIGRATE" >/dev/null || exit 1
-
-port=$((20000 + RANDOM % 20000))
-common=(--linger-ms 100 -X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
-"$PRIME_MATERIALIZER" --group mat --metrics-port "$port" "${common[@]}" >>"$tmp/mat.log" 2>&1 & pids+=($!)
-"$PRIME_AUDIT" writer --group audit "${common[@]}" >>"$tmp/audit.log" 2>&1 & pids+=($!)
 
 token_canary=c0ffee5ec7e7
 token=sha256:${token_canary}$(printf '%052d' 1)
@@ -35,26 +31,38 @@ user() { ev user.registered "$1" "$2" "\"email\":\"$email_canary@example.com\",\
 session() { ev auth.session_started "$u1" "$2" "\"session_id\":\"$1\",\"session_token_hash\":\"$token\",\"device_name\":\"Mac\",\"device_type\":\"desktop\",\"access_token_hash\":\"sha256:$(printf 'a%063d' "$2")\",\"refresh_token_hash\":\"sha256:$(printf 'b%063d' "$2")\",\"access_token_expires_at\":\"2026-11-25T11:00:00Z\",\"refresh_token_expires_at\":\"2026-11-26T10:00:00Z\",\"ip_address\":\"192.0.2.1\",\"user_agent\":\"test\""; }
 {
   user "$u1" 1 nova
+  user "$u1" 2 nova_again    # refused by the fold (already registered), in the batch the database refuses
   user "$u2" 2 echo          # the same email: prime_users_email_key refuses it
   session "$s1" 3
   session "$s2" 4            # the same session token: auth_sessions_session_token_key refuses it
 } >"$tmp/events.jsonl"
 "$PRIME_PUBLISH" "$tmp/events.jsonl" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
+# Started after the events are in, with a long linger: one batch holds them all.
+port=$((20000 + RANDOM % 20000))
+common=(--linger-ms 1000 -X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+"$PRIME_MATERIALIZER" --group mat --metrics-port "$port" "${common[@]}" >>"$tmp/mat.log" 2>&1 & pids+=($!)
+"$PRIME_AUDIT" writer --group audit "${common[@]}" >>"$tmp/audit.log" 2>&1 & pids+=($!)
 
 headers() { kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null; }
 for _ in $(seq 600); do
-  [ "$(on_topic prime.dlq)" -ge 2 ] && [ "$(psql -qAtc "SELECT count(*) FROM prime_pipeline.audit_log WHERE operation = 'dead_lettered'")" -ge 2 ] && break
+  [ "$(on_topic prime.dlq)" -ge 3 ] && [ "$(psql -qAtc "SELECT count(*) FROM prime_pipeline.audit_log WHERE operation = 'dead_lettered'")" -ge 3 ] && break
   sleep 0.1
 done
 check "the first user and session are applied" "1|1" \
   "SELECT (SELECT count(*) FROM prime_users), (SELECT count(*) FROM auth_sessions)"
 headers >"$tmp/dlq-headers"
-[ "$(on_topic prime.dlq)" = 2 ] && ok "two dead letters" || bad "dead letters: $(on_topic prime.dlq)"
+# The set-based pass refused the duplicate registration, then the database
+# refused the pass; event by event, it is refused again: one dead letter.
+[ "$(grep -c 'msg="batch refused by the database; applying event by event"' "$tmp/mat.log")" -ge 1 ] \
+  && ok "the batch was redone event by event" || bad "no event-by-event pass: $(grep -c . "$tmp/mat.log") log lines"
+[ "$(grep -c 'the user is already registered' "$tmp/dlq-headers")" = 1 ] \
+  && ok "an event refused in both passes is dead-lettered once" || bad "dead letters of the duplicate registration: $(grep -c 'the user is already registered' "$tmp/dlq-headers")"
+[ "$(on_topic prime.dlq)" = 3 ] && ok "three dead letters" || bad "dead letters: $(on_topic prime.dlq)"
 grep -q 'prime_users_email_key.*key (email).*SQLSTATE 23505' "$tmp/dlq-headers" \
   && ok "the email's unique violation is dead-lettered, naming the constraint and column" || bad "headers: $(cat "$tmp/dlq-headers")"
 grep -q 'auth_sessions_session_token_key.*key (session_token).*SQLSTATE 23505' "$tmp/dlq-headers" \
   && ok "the session token's unique violation is dead-lettered, naming the constraint and column" || bad "headers: $(cat "$tmp/dlq-headers")"
-check "both dead letters are audited" "2" "SELECT count(*) FROM prime_pipeline.audit_log WHERE operation = 'dead_lettered'"
+check "each dead letter is audited once" "3" "SELECT count(*) FROM prime_pipeline.audit_log WHERE operation = 'dead_lettered'"
 
 # Every output, then each canary in it.
 kcat -b "$PRIME_BROKERS" -C -t prime.audit -o beginning -e -q -f '%h %k %s\n' >"$tmp/audit-topic" 2>/dev/null

@@ -292,7 +292,7 @@ static prime_errcode_t materialize_or_isolate(prime_worker_t *w, PGconn *conn, m
                                               size_t n, size_t *applied, prime_error_t *err)
 {
     prime_errcode_t rc;
-    size_t applied_before = *applied;
+    size_t applied_before = *applied, dead_before = prime_worker_dead_letter_mark(w);
     char msg[768];
 
     if ((rc = prime_pg_exec(conn, "SAVEPOINT pass", "SAVEPOINT", err)))
@@ -305,11 +305,15 @@ static prime_errcode_t materialize_or_isolate(prime_worker_t *w, PGconn *conn, m
     prime_error_clear(err);
     if ((rc = prime_pg_exec(conn, "ROLLBACK TO SAVEPOINT pass", "ROLLBACK TO SAVEPOINT", err)))
         return rc;
+    /* The pass's dead letters go with its rows: the events it refused are
+     * refused again below, and dead-lettered once. */
+    prime_worker_dead_letter_rewind(w, dead_before);
     *applied = applied_before;
     link_streams(items, n);
     for (size_t i = 0; i < n && !rc; i++) {
         prime_error_t why;
         long prev = items[i].prev;
+        size_t dead_mark = prime_worker_dead_letter_mark(w);
         prime_error_clear(&why);
         if (prev >= 0 && items[prev].state == WAITING) {
             /* Behind a waiting event of its stream: waits with it. */
@@ -325,6 +329,7 @@ static prime_errcode_t materialize_or_isolate(prime_worker_t *w, PGconn *conn, m
             *err = why;
             rc = why.code;
         } else if (!(rc = prime_pg_exec(conn, "ROLLBACK TO SAVEPOINT one", "ROLLBACK TO SAVEPOINT", err))) {
+            prime_worker_dead_letter_rewind(w, dead_mark);
             items[i].state = REFUSED;
             rc = prime_worker_dead_letter(w, &items[i].record, &why, err);
         }
