@@ -79,6 +79,8 @@ done
 check "the token is in its column" "1" "SELECT count(*) FROM auth_sessions WHERE session_token = '$token'"
 [ "$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%s\n' 2>/dev/null | grep -a -c "$token_canary")" = 1 ] \
   && ok "the refused session's dead letter carries the event as published" || bad "dlq payloads"
-for p in "${pids[@]}"; do kill -TERM "$p"; wait "$p"; done
+for p in "${pids[@]}"; do
+  kill -TERM "$p"; wait "$p" && ok "a worker stops cleanly (exit 0)" || bad "a worker exited $? (see its log)"
+done
 pids=()
 finish
