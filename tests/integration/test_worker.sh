@@ -191,6 +191,8 @@ until_true 30 "healthz_says 'environment fault, retrying'" && ok "/healthz repor
 healthz_says '503 Service Unavailable' && healthz_says "column 'payload' of relation 'worker_echo' does not exist" && ok "/healthz is 503 and names the column" \
   || bad "healthz: $(http /healthz)"
 until_true 30 '[ "$(metric prime_retries_total)" -ge 4 ]' && ok "the batch is retried" || bad "retries $(metric prime_retries_total)"
+[ "$(http /metrics | awk '$1 == "prime_up{worker=\"echo\"}" {print $2}')" = 0 ] && ok "prime_up is 0 during the fault" \
+  || bad "prime_up: $(http /metrics | grep '^prime_up')"
 [ "$(grep -c 'msg="environment fault:' "$tmp/worker.log")" = $((faults_before + 1)) ] \
   && ok "the fault is logged once, not per retry" || bad "fault lines: $(grep -c 'environment fault:' "$tmp/worker.log")"
 [ "$(on_topic prime.dlq)" = "$dlq_before" ] && [ "$(rows)" = "$rows_before" ] && [ "$(stored_sum)" = "$stored_before" ] \

@@ -90,9 +90,13 @@ static void render(metrics_t *m, prime_buf_t *b)
         prime_buf_printf(b, "prime_consumer_lag{worker=\"%s\",topic=\"%s\",partition=\"%d\"} %lld\n", w, m->lag[i].topic,
                          (int)m->lag[i].partition, (long long)m->lag[i].lag);
     pthread_mutex_unlock(&m->lock);
-    prime_buf_printf(b, "# HELP prime_up 1 when the database is reachable and the consumer is running.\n"
+    pthread_mutex_lock(&m->lock);
+    int fault = m->fault[0] != '\0';
+    pthread_mutex_unlock(&m->lock);
+    prime_buf_printf(b, "# HELP prime_up 1 when the database is reachable, the consumer is running and no "
+                        "environment fault holds the batches.\n"
                         "# TYPE prime_up gauge\nprime_up{worker=\"%s\"} %d\n",
-                     w, atomic_load(&m->db_up) && atomic_load(&m->consuming));
+                     w, atomic_load(&m->db_up) && atomic_load(&m->consuming) && !fault);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,

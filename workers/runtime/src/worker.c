@@ -253,8 +253,12 @@ static int read_stored_offsets(prime_worker_t *w)
                        1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         char safe[512];
+        prime_error_t err;
+        /* Through prime_pg_error: no DETAIL or CONTEXT text in a log. */
+        prime_error_clear(&err);
+        prime_pg_error(w->db, res, "reading stored offsets", NULL, &err);
         prime_log(PRIME_LOG_WARN, "cannot read stored offsets", "error=\"%s\"",
-                  prime_log_value(PQresultErrorMessage(res), safe, sizeof(safe)));
+                  prime_log_value(err.message, safe, sizeof(safe)));
         PQclear(res);
         db_close(w);
         return -1;
