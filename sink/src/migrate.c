@@ -156,8 +156,10 @@ static prime_errcode_t run(PGconn *conn, prime_migrate_mode_t mode, FILE *log, i
 
 /* --- the live schema against the migrations' -------------------------------
  *
- * Every fact of a table (a column with its type, NOT NULL and default; an
- * index; a constraint; a trigger) as one line "table<TAB>what<TAB>definition",
+ * Every fact of a table (a column with its type, NOT NULL, default and
+ * position among the live columns, since a column dropped and added again
+ * comes last and COPY and row literals go by position; an index; a
+ * constraint; a trigger) as one line "table<TAB>what<TAB>definition",
  * read from the catalogs (which any user may read) in one query. The facts
  * that the migrations give are schemas/sql/schema.expected, compiled in;
  * prime-migrate --print-schema on a fresh database writes it, and
@@ -168,6 +170,7 @@ static prime_errcode_t run(PGconn *conn, prime_migrate_mode_t mode, FILE *log, i
     "  THEN n.nspname IN ('public', 'prime_pipeline') ELSE n.nspname || '.' || c.relname = ANY ($1::text[]) END) " \
     "SELECT t.name, 'column ' || a.attname, format_type(a.atttypid, a.atttypmod) "                             \
     "  || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '') " \
+    "  || ', position ' || row_number() OVER (PARTITION BY t.oid ORDER BY a.attnum) "                             \
     "  FROM t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped "               \
     "  LEFT JOIN pg_attrdef d ON d.adrelid = t.oid AND d.adnum = a.attnum "                                     \
     "UNION ALL SELECT t.name, 'index ' || i.relname, pg_get_indexdef(x.indexrelid) FROM t "                     \
