@@ -58,7 +58,8 @@ static int suite_init(void)
     if (!admin)
         return 1;
     int ok = exec_ok(admin, "CREATE DATABASE migrated") && exec_ok(admin, "CREATE DATABASE seeded") &&
-             exec_ok(admin, "CREATE DATABASE raced") && exec_ok(admin, "CREATE DATABASE drifted");
+             exec_ok(admin, "CREATE DATABASE raced") && exec_ok(admin, "CREATE DATABASE drifted") &&
+             exec_ok(admin, "CREATE DATABASE handmade");
     PQfinish(admin);
     return ok ? 0 : 1;
 }
@@ -303,7 +304,8 @@ static void test_sql_errors_name_the_line(void)
     CU_ASSERT_EQUAL(prime_pg_exec(c, "SELECT 1;\nSELECT 2;\nSELEC 3;", "three statements", &err), PRIME_ERR_DB);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "three statements (line 3)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "SQLSTATE 42601"));
-    CU_ASSERT(!err.retriable);
+    /* Class 42: the SQL does not fit the server, no event is to blame. */
+    CU_ASSERT(err.retriable);
     PQfinish(c);
 }
 
@@ -327,6 +329,194 @@ static void test_audit_log_is_append_only(void)
     PQfinish(c);
 }
 
+/* Status of db as role (NULL: the suite's), its log in *text. */
+static prime_errcode_t status_of(const char *db, const char *role, int timeout_ms, int *pending, int *drift,
+                                 char **text, prime_error_t *err)
+{
+    char ci[700];
+    size_t len = 0;
+    FILE *log = open_memstream(text, &len);
+    PGconn *c;
+    prime_errcode_t rc;
+
+    conninfo_for(db, ci, sizeof(ci));
+    if (role)
+        snprintf(ci + strlen(ci), sizeof(ci) - strlen(ci), " user=%s", role);
+    prime_error_clear(err);
+    if (!(c = prime_pg_connect(ci, err))) {
+        fclose(log);
+        return PRIME_ERR_DB;
+    }
+    rc = prime_migrate_with_timeout(c, PRIME_MIGRATE_STATUS, timeout_ms, log, pending, drift, err);
+    fclose(log);
+    PQfinish(c);
+    return rc;
+}
+
+/* Changed by hand after the migrations: a column dropped (the columns
+ * after it move up a position), a type changed, an index dropped. --status names each, for a read-only user too, and the
+ * program exits 1; a second migrate run says so instead of "up to date". */
+static void test_status_finds_drift(void)
+{
+    PGconn *c;
+    prime_error_t err;
+    char *text = NULL, cmd[1200], ci[700];
+    int pending = -1, drift = -1, applied = -1;
+
+    CU_ASSERT_EQUAL_FATAL(migrate_db("handmade", &applied, &err), PRIME_OK);
+    CU_ASSERT_EQUAL(status_of("handmade", NULL, 1000, &pending, &drift, &text, &err), PRIME_OK);
+    CU_ASSERT_EQUAL(drift, 0);
+    CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "schema   matches the migrations"));
+    free(text);
+    c = connect_db("handmade");
+    CU_ASSERT_FATAL(c && exec_ok(c, "ALTER TABLE auth_sessions DROP COLUMN user_agent; "
+                                    "ALTER TABLE prime_users ALTER COLUMN username TYPE VARCHAR(50); "
+                                    "DROP INDEX idx_prime_users_email; "
+                                    "DROP ROLE IF EXISTS reader; CREATE ROLE reader LOGIN; GRANT pg_read_all_data TO reader; "
+                                    "ALTER ROLE reader SET default_transaction_read_only = on"));
+    PQfinish(c);
+    for (int as_reader = 0; as_reader < 2; as_reader++) {
+        text = NULL;
+        CU_ASSERT_EQUAL(status_of("handmade", as_reader ? "reader" : NULL, 1000, &pending, &drift, &text, &err), PRIME_OK);
+        if (err.code)
+            fprintf(stderr, "status: %s\n", err.message);
+        CU_ASSERT_EQUAL(pending, 0);
+        /* user_agent gone, the three columns after it one position up, username, the index */
+        CU_ASSERT_EQUAL(drift, 6);
+        CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "drift    public.auth_sessions.is_revoked: expected boolean default "
+                                                    "false, position 13, found boolean default false, position 12"));
+        CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "drift    public.auth_sessions.user_agent: expected text, position 12, found nothing"));
+        CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "drift    public.prime_users.username: expected text not null, "
+                                                    "position 4, found character varying(50) not null, position 4"));
+        CU_ASSERT_PTR_NOT_NULL(text && strstr(text, "drift    public.prime_users index idx_prime_users_email: expected "
+                                                    "CREATE INDEX idx_prime_users_email ON public.prime_users USING btree "
+                                                    "(email), found nothing"));
+        free(text);
+    }
+    conninfo_for("handmade", ci, sizeof(ci));
+    snprintf(cmd, sizeof(cmd), "'%s' --db '%s user=reader' --status >/dev/null", prime_test_env("PRIME_MIGRATE"), ci);
+    CU_ASSERT_EQUAL(WEXITSTATUS(system(cmd)), 1);
+    snprintf(cmd, sizeof(cmd), "'%s' --db '%s' | grep -q 'schema drifted from them in 6 places'",
+             prime_test_env("PRIME_MIGRATE"), ci);
+    CU_ASSERT_EQUAL(WEXITSTATUS(system(cmd)), 0);
+}
+
+/* A migration holding the lock: a status gives up after its time-out with
+ * a message saying why, instead of hanging. */
+static void test_lock_timeout(void)
+{
+    PGconn *holder = connect_db("handmade");
+    prime_error_t err;
+    char *text = NULL;
+    int pending, drift;
+
+    CU_ASSERT_FATAL(holder && exec_ok(holder, "SELECT pg_advisory_lock(7254301906542813)"));
+    CU_ASSERT_EQUAL(status_of("handmade", NULL, 300, &pending, &drift, &text, &err), PRIME_ERR_DB);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "the migration lock is held by another session"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "after 300 ms"));
+    free(text);
+    PQfinish(holder);
+    text = NULL;
+    CU_ASSERT_EQUAL(status_of("handmade", NULL, 300, &pending, &drift, &text, &err), PRIME_OK);
+    free(text);
+}
+
+/* The migrations' schema as compiled in is the one they make: a migration
+ * added without regenerating schemas/sql/schema.expected fails here. */
+static void test_expected_schema_is_current(void)
+{
+    prime_error_t err;
+    char *text = NULL;
+    int pending = -1, drift = -1;
+
+    CU_ASSERT_EQUAL(status_of("migrated", NULL, 1000, &pending, &drift, &text, &err), PRIME_OK);
+    CU_ASSERT_EQUAL(drift, 0);
+    if (drift)
+        fprintf(stderr, "%s\nregenerate: prime-migrate --print-schema > schemas/sql/schema.expected (fresh database)\n",
+                text);
+    free(text);
+}
+
+/* The classes by who is at fault: the data (dead-letter the event) or the
+ * environment (wait and retry). */
+static void test_sqlstate_classes(void)
+{
+    static const char *const data[] = {"22001", "22003", "22P02", "22021", "23505", "23502", "23503", "23514",
+                                       "21000", "P0001", NULL};
+    static const char *const environment[] = {"42703", "42P01", "42883", "42501", "28P01", "3D000", "3F000",
+                                              "53100", "53200", "55P03", "57014", "57P01", "58030", "XX001",
+                                              "08006", "40001", "40P01", "25006", "ZZ999", NULL};
+    for (int i = 0; data[i]; i++)
+        CU_ASSERT_FALSE(prime_pg_sqlstate_retriable(data[i]));
+    for (int i = 0; environment[i]; i++)
+        CU_ASSERT_TRUE(prime_pg_sqlstate_retriable(environment[i]));
+    CU_ASSERT_TRUE(prime_pg_sqlstate_retriable(NULL));
+}
+
+/* One failed statement, its error as prime_pg_error makes it. */
+static void error_of(PGconn *c, const char *sql, prime_error_t *err)
+{
+    prime_error_clear(err);
+    CU_ASSERT_EQUAL(prime_pg_exec(c, sql, "test", err), PRIME_ERR_DB);
+}
+
+/* A refused value never reaches the message: not from DETAIL ("Key
+ * (secret)=(...)", "Failing row contains (...)"), not from the primary
+ * message ("invalid input syntax for type uuid: \"...\""). The objects
+ * are named: the key's columns, the constraint. */
+static void test_data_errors_withhold_values(void)
+{
+    PGconn *c = connect_db("migrated");
+    prime_error_t err;
+
+    CU_ASSERT_FATAL(exec_ok(c, "CREATE TABLE leak (id INT PRIMARY KEY, secret TEXT UNIQUE, n INT CHECK (n > 0), "
+                               "u UUID, email TEXT NOT NULL DEFAULT 'x')"));
+    CU_ASSERT_FATAL(exec_ok(c, "INSERT INTO leak (id, secret, n) VALUES (1, 'canary-7f3a', 1)"));
+    error_of(c, "INSERT INTO leak (id, secret, n) VALUES (2, 'canary-7f3a', 1)", &err);
+    CU_ASSERT_PTR_NULL(strstr(err.message, "canary"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "leak_secret_key"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "key (secret)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "SQLSTATE 23505"));
+    CU_ASSERT_FALSE(err.retriable);
+    error_of(c, "INSERT INTO leak (id, secret, n) VALUES (3, 'canary-8b1c', -1)", &err);
+    CU_ASSERT_PTR_NULL(strstr(err.message, "canary"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "leak_n_check"));
+    CU_ASSERT_FALSE(err.retriable);
+    error_of(c, "INSERT INTO leak (id, secret, n, email) VALUES (4, 'canary-9d2e', 1, NULL)", &err);
+    CU_ASSERT_PTR_NULL(strstr(err.message, "canary"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "column leak.email"));
+    error_of(c, "INSERT INTO leak (id, u) VALUES (5, 'canary-\"quoted\"-value')", &err);
+    CU_ASSERT_PTR_NULL(strstr(err.message, "canary"));
+    CU_ASSERT_PTR_NULL(strstr(err.message, "quoted"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "SQLSTATE 22P02"));
+    CU_ASSERT_FALSE(err.retriable);
+    CU_ASSERT(exec_ok(c, "DROP TABLE leak"));
+    PQfinish(c);
+}
+
+/* A column dropped by hand, a missing table, a permission refused: the
+ * environment's fault, retriable, and the message names what is missing. */
+static void test_environment_errors_are_retriable(void)
+{
+    PGconn *c = connect_db("migrated");
+    prime_error_t err;
+
+    CU_ASSERT_FATAL(exec_ok(c, "CREATE TABLE drifted (id INT, kept TEXT)"));
+    error_of(c, "INSERT INTO drifted (id, gone) VALUES (1, 'x')", &err);
+    CU_ASSERT_TRUE(err.retriable);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "gone"));
+    error_of(c, "SELECT * FROM no_such_table", &err);
+    CU_ASSERT_TRUE(err.retriable);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "no_such_table"));
+    CU_ASSERT_FATAL(exec_ok(c, "DROP ROLE IF EXISTS nobody_much; CREATE ROLE nobody_much"));
+    CU_ASSERT_FATAL(exec_ok(c, "SET ROLE nobody_much"));
+    error_of(c, "INSERT INTO drifted (id) VALUES (1)", &err);
+    CU_ASSERT_TRUE(err.retriable);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "SQLSTATE 42501"));
+    CU_ASSERT(exec_ok(c, "RESET ROLE; DROP TABLE drifted; DROP ROLE nobody_much"));
+    PQfinish(c);
+}
+
 int main(void)
 {
     static const prime_test_t tests[] = {
@@ -338,6 +528,12 @@ int main(void)
         {"an unreachable server is a retriable error", test_unreachable_server_is_retriable},
         {"SQL errors name the statement line and SQLSTATE", test_sql_errors_name_the_line},
         {"audit_log refuses UPDATE, DELETE and TRUNCATE", test_audit_log_is_append_only},
+        {"SQLSTATE classes: the data's fault or the environment's", test_sqlstate_classes},
+        {"data errors withhold the values (DETAIL, quoted values)", test_data_errors_withhold_values},
+        {"schema drift and permissions are retriable", test_environment_errors_are_retriable},
+        {"schemas/sql/schema.expected is what the migrations make", test_expected_schema_is_current},
+        {"--status names each drift, as a read-only user too", test_status_finds_drift},
+        {"the migration lock times out with a message", test_lock_timeout},
         {NULL, NULL},
     };
     return prime_test_run("migrate", suite_init, NULL, tests);

@@ -195,4 +195,121 @@ kill -TERM "$zombie" "$other"; wait "$zombie"; rc1=$?; wait "$other"; rc2=$?; wo
 [ "$rc1" = 0 ] && [ "$rc2" = 0 ] && ok "zombie and successor stop cleanly (no double apply)" || bad "worker exits $rc1 $rc2"
 ! grep -q 'level=error' "$tmp"/*.log && ok "no errors logged" || bad "errors: $(grep -h 'level=error' "$tmp"/*.log | head -3)"
 
+! grep -q 'msg="dead-lettered"' <(sed -n "/two workers/,\$p" "$tmp/worker.log" 2>/dev/null) && [ "$(on_topic prime.dlq)" = 10 ] \
+  && ok "two workers: nothing dead-lettered (a double apply would be)" || bad "dead letters after handover: $(on_topic prime.dlq)"
+
+http() { (exec 3<>"/dev/tcp/127.0.0.1/$port"; printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&3; cat <&3) 2>/dev/null; }
+until_true() { # SECONDS 'CONDITION': until the condition (shell text, evaluated each time) holds
+  local i limit=$(($1 * 10))
+  for ((i = 0; i < limit; i++)); do eval "$2" && return 0; sleep 0.1; done
+  return 1
+}
+raw() { # KEY VALUE: one record, its value bytes as given (printf escapes)
+  printf "%s\t$2\n" "$1" | kcat -b "$PRIME_BROKERS" -P -t prime.test -K $'\t' 2>>"$tmp/kcat.log"
+  produced=$((produced + 1))
+}
+healthz_says() { http /healthz | grep -q "$1"; }
+metric() { http /metrics | awk -v m="$1{worker=\"echo\"}" '$1 == m {print $2}'; }
+
+# 7. Records at fault that apply() does not dead-letter itself: one it
+# refuses with an error (as an answer that does not fit its schema), one cut
+# inside a UTF-8 character (PostgreSQL refuses the text, SQLSTATE 22021).
+# Each is dead-lettered with its reason; the worker keeps running and
+# applies every other record (it used to exit 1, on every restart).
+start_worker --metrics-port "$port"
+dlq_before=$(on_topic prime.dlq) rows_before=$(rows)
+produce 20
+raw user-1 'FAIL-answer'
+raw user-2 'cut-\xc3'
+produce 20
+wait_rows $((rows_before + 40)) 60 && ok "records around two poison records are applied" || bad "poison: $(rows) of $((rows_before + 40))"
+until_true 20 '[ "$(on_topic prime.dlq)" -ge $((dlq_before + 2)) ]'
+kill -0 "$worker_pid" 2>/dev/null && ok "the worker keeps running past poison records" || bad "the worker exited"
+dlq=$(kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h|%s\n' 2>/dev/null | grep -a -E '\|(FAIL-answer|cut-)')
+[ "$(on_topic prime.dlq)" = $((dlq_before + 2)) ] && [ "$(grep -c . <<<"$dlq")" = 2 ] && ok "2 dead letters, each once" \
+  || bad "dead letters: $(( $(on_topic prime.dlq) - dlq_before )): $dlq"
+grep -q 'prime.error.message=the answer does not fit its schema (test).*|FAIL-answer' <<<"$dlq" \
+  && ok "the refused record is dead-lettered with apply()'s reason" || bad "dlq: $dlq"
+grep -a -q 'prime.error.message=inserting worker_echo rows: .*SQLSTATE 22021.*|cut-' <<<"$dlq" \
+  && ok "the record cut inside a UTF-8 character is dead-lettered with the database's reason" || bad "dlq: $dlq"
+[ "$(stored_sum)" = "$produced" ] && ok "offsets move past the poison records" || bad "stored sum $(stored_sum) of $produced"
+
+# 8. An environment fault: a column dropped by hand. Nothing is
+# dead-lettered and nothing committed; /healthz says why; the fault is
+# logged once, not at every retry; once the column is back, every record
+# waiting is applied.
+dlq_before=$(on_topic prime.dlq) rows_before=$(rows) stored_before=$(stored_sum)
+faults_before=$(grep -c 'msg="environment fault:' "$tmp/worker.log")
+psql -qc "ALTER TABLE worker_echo DROP COLUMN payload"
+produce 30
+until_true 30 "healthz_says 'environment fault, retrying'" && ok "/healthz reports the environment fault" \
+  || bad "healthz: $(http /healthz)"
+healthz_says '503 Service Unavailable' && healthz_says "column 'payload' of relation 'worker_echo' does not exist" && ok "/healthz is 503 and names the column" \
+  || bad "healthz: $(http /healthz)"
+until_true 30 '[ "$(metric prime_retries_total)" -ge 4 ]' && ok "the batch is retried" || bad "retries $(metric prime_retries_total)"
+[ "$(http /metrics | awk '$1 == "prime_up{worker=\"echo\"}" {print $2}')" = 0 ] && ok "prime_up is 0 during the fault" \
+  || bad "prime_up: $(http /metrics | grep '^prime_up')"
+[ "$(grep -c 'msg="environment fault:' "$tmp/worker.log")" = $((faults_before + 1)) ] \
+  && ok "the fault is logged once, not per retry" || bad "fault lines: $(grep -c 'environment fault:' "$tmp/worker.log")"
+[ "$(on_topic prime.dlq)" = "$dlq_before" ] && [ "$(rows)" = "$rows_before" ] && [ "$(stored_sum)" = "$stored_before" ] \
+  && ok "nothing dead-lettered, nothing applied, no offset moved" || bad "during the fault: dlq $(on_topic prime.dlq) rows $(rows) stored $(stored_sum)"
+kill -0 "$worker_pid" 2>/dev/null && ok "the worker waits, it does not exit" || bad "the worker exited"
+psql -qc "ALTER TABLE worker_echo ADD COLUMN payload TEXT"
+wait_rows $((rows_before + 30)) 60 && ok "the column restored: every waiting record is applied" || bad "after restore: $(rows)"
+[ "$(psql -qAtc "SELECT count(payload) FROM worker_echo")" = 30 ] && ok "with its payload" || bad "payloads: $(psql -qAtc "SELECT count(payload) FROM worker_echo")"
+until_true 10 "healthz_says '200 OK'" && ok "/healthz is 200 again" || bad "healthz: $(http /healthz)"
+grep -q 'msg="environment fault cleared"' "$tmp/worker.log" && ok "the end of the fault is logged" || bad "no recovery line"
+[ "$(on_topic prime.dlq)" = "$dlq_before" ] && ok "still nothing dead-lettered" || bad "dlq $(on_topic prime.dlq)"
+stop_worker
+
+# 9. The dead-letter producer fails for good (an idempotent producer's
+# fatal error, raised through librdkafka's test hook): logged, replaced,
+# and the dead letters still go out, each once.
+PRIME_TEST_DLQ_FATAL=1 start_worker
+dlq_before=$(on_topic prime.dlq) rows_before=$(rows)
+produce 5 POISON
+produce 15
+wait_rows $((rows_before + 15)) 60 && ok "after a fatal producer error, records are applied" || bad "after fatal: $(rows)"
+until_true 20 '[ "$(on_topic prime.dlq)" -ge $((dlq_before + 5)) ]'
+[ "$(on_topic prime.dlq)" = $((dlq_before + 5)) ] && ok "and the dead letters delivered by a new producer, each once" \
+  || bad "dlq after fatal: $(( $(on_topic prime.dlq) - dlq_before ))"
+grep -q 'level=error .*msg="dead-letter producer failed for good; replacing it" error="_FATAL\|level=error .*failed for good; replacing it" error=".*OUT_OF_ORDER' "$tmp/worker.log" \
+  && ok "the fatal error is logged with librdkafka's reason" || bad "no fatal log: $(grep 'failed for good' "$tmp/worker.log")"
+kill -0 "$worker_pid" 2>/dev/null && ok "the worker runs on" || bad "the worker exited"
+stop_worker
+
+# 10. Records lost to retention: the dev broker keeps the last 5 MB of a
+# partition. Partition 0 gets 7 MB while the worker is stopped, so its
+# stored offset falls before the log's start: logged, counted.
+stored0=$(psql -qAtc "SELECT next_offset FROM prime_pipeline.consumer_offsets WHERE group_id = 'prime-echo' AND topic = 'prime.test' AND kafka_partition = 0")
+big=$(head -c 100000 /dev/zero | tr '\0' x)
+for i in $(seq 70); do printf 'big-%d-%s\n' "$i" "$big"; done | kcat -b "$PRIME_BROKERS" -P -t prime.test -p 0 2>>"$tmp/kcat.log"
+first0=$(kcat -b "$PRIME_BROKERS" -C -t prime.test -p 0 -o beginning -c 1 -q -f '%o\n' 2>/dev/null)
+if [ -n "$stored0" ] && [ -n "$first0" ] && [ "$first0" -gt "$stored0" ]; then
+  start_worker --metrics-port "$port"
+  until_true 60 "grep -q 'msg=\"records deleted from the log before they were applied' \"\$tmp/worker.log\"" \
+    && ok "records lost to retention are logged" || bad "no retention log"
+  grep -q "partition=0 stored=$stored0 log_start=$first0 lost=$((first0 - stored0))" "$tmp/worker.log" \
+    && ok "with the partition, the offsets and the count" || bad "retention log: $(grep 'retention' "$tmp/worker.log")"
+  until_true 20 '[ "$(metric prime_records_skipped_total)" = $((first0 - stored0)) ]' \
+    && ok "and counted in /metrics" || bad "skipped metric $(metric prime_records_skipped_total), expected $((first0 - stored0))"
+  stop_worker
+else
+  bad "retention did not delete records before the stored offset ($stored0, log start $first0)"
+fi
+
+# 11. The stored offset past the end of the log (the topic was recreated,
+# say): librdkafka starts over at the beginning and the records before the
+# stored offset are passed over; logged once, counted.
+psql -qc "UPDATE prime_pipeline.consumer_offsets SET next_offset = next_offset + 1000000 WHERE group_id = 'prime-echo' AND topic = 'prime.test' AND kafka_partition = 0"
+in0=$(( $(kcat -b "$PRIME_BROKERS" -C -t prime.test -p 0 -o beginning -e -q -f 'x\n' 2>/dev/null | wc -l) ))
+start_worker --metrics-port "$port"
+until_true 60 "grep -q 'msg=\"stored offset is past the end of the log' \"\$tmp/worker.log\"" \
+  && ok "a stored offset past the log's end is logged" || bad "no log for a stored offset past the end"
+until_true 30 '[ "$(metric prime_records_skipped_total)" = "$in0" ]' \
+  && ok "each record passed over is counted once ($in0)" || bad "skipped $(metric prime_records_skipped_total), expected $in0"
+[ "$(grep -c 'msg="stored offset is past the end of the log' "$tmp/worker.log")" = 1 ] \
+  && ok "logged once" || bad "logged $(grep -c 'stored offset is past' "$tmp/worker.log") times"
+stop_worker
+
 finish

@@ -2,10 +2,12 @@
  * Each record becomes a row of worker_echo (topic, kafka_partition,
  * kafka_offset, payload), whose primary key makes a record applied twice an
  * error rather than a silent duplicate. A payload starting with POISON is
- * dead-lettered. PRIME_ECHO_DELAY_MS slows each batch down (inside its
- * transaction, before its rows are written), to widen the
- * windows a crash test aims at. PRIME_ECHO_EMIT=TOPIC emits each applied
- * record's payload as a derived event to TOPIC, through the outbox. */
+ * dead-lettered; one starting with FAIL makes apply() fail (as a worker
+ * whose answer to a record does not fit its schema), and the runtime must
+ * find and dead-letter it. PRIME_ECHO_DELAY_MS slows each batch down (inside
+ * its transaction, before its rows are written), to widen the windows a
+ * crash test aims at. PRIME_ECHO_EMIT=TOPIC emits each applied record's
+ * payload as a derived event to TOPIC, through the outbox. */
 #include "prime/pg.h"
 #include "prime/worker.h"
 #include "prime/buf.h"
@@ -38,6 +40,10 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
             prime_error_set(&why, PRIME_ERR_INVALID, "payload", "a poison record (test)");
             rc = prime_worker_dead_letter(w, &r[i], &why, err);
             continue;
+        }
+        if (r[i].len >= 4 && !memcmp(r[i].value, "FAIL", 4)) {
+            rc = prime_error_set(err, PRIME_ERR_INVALID, "answer", "the answer does not fit its schema (test)");
+            break;
         }
         snprintf(nums[rows][0], sizeof(nums[rows][0]), "%d", (int)r[i].partition);
         snprintf(nums[rows][1], sizeof(nums[rows][1]), "%lld", (long long)r[i].offset);

@@ -13,11 +13,21 @@
 PGconn *prime_pg_connect(const char *conninfo, prime_error_t *err);
 
 /* Fills err from a failed result (or the connection when res is NULL):
- * SQLSTATE, message, detail and, when the server gives a position in sql,
- * the line of sql it points at. what names the statement for the message.
- * Connection-class failures are marked retriable. Returns PRIME_ERR_DB. */
+ * what failed, the server's message, the line of sql it points at (when
+ * the server gives a position in sql) and the SQLSTATE. The message never
+ * holds a value of a row: DETAIL and CONTEXT are left out, and a data
+ * error's quoted values are withheld (only the key's column names, the
+ * table, column and constraint are kept). Environment faults (see
+ * prime_pg_sqlstate_retriable) are marked retriable. Returns PRIME_ERR_DB. */
 prime_errcode_t prime_pg_error(PGconn *conn, const PGresult *res, const char *what, const char *sql,
                                prime_error_t *err);
+
+/* Whether an error with this SQLSTATE is the environment's fault (a lost
+ * connection, a missing column or table, a permission, a full disk, a
+ * deadlock: retrying after the cause is fixed succeeds) rather than the
+ * data's (a value out of range, a unique or check violation: the event is
+ * at fault and retrying cannot help). NULL (no SQLSTATE) is retriable. */
+bool prime_pg_sqlstate_retriable(const char *sqlstate);
 
 /* Runs a command that returns no rows; PRIME_OK or the error as above. */
 prime_errcode_t prime_pg_exec(PGconn *conn, const char *sql, const char *what, prime_error_t *err);

@@ -49,6 +49,13 @@ void metrics_observe_batch(metrics_t *m, double seconds)
     atomic_fetch_add(&m->batches, 1);
 }
 
+void metrics_set_fault(metrics_t *m, const char *why)
+{
+    pthread_mutex_lock(&m->lock);
+    snprintf(m->fault, sizeof(m->fault), "%s", why ? why : "");
+    pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_set_lag(metrics_t *m, int n, const char *const *topics, const int32_t *partitions, const int64_t *lags)
 {
     pthread_mutex_lock(&m->lock);
@@ -77,6 +84,9 @@ static void render(metrics_t *m, prime_buf_t *b)
     counter(b, "prime_records_consumed_total", "Records consumed and committed, dead letters included.", w,
             atomic_load(&m->records));
     counter(b, "prime_dead_letters_total", "Records sent to prime.dlq.", w, atomic_load(&m->dead_letters));
+    counter(b, "prime_records_skipped_total",
+            "Records passed over unapplied: the stored offset was past the log's end, or retention deleted them.", w,
+            atomic_load(&m->skipped));
     counter(b, "prime_retries_total", "Batches abandoned and consumed again after a database failure.", w,
             atomic_load(&m->retries));
     prime_buf_printf(b, "# HELP prime_batch_seconds Time to apply and commit one batch.\n"
@@ -105,9 +115,13 @@ static void render(metrics_t *m, prime_buf_t *b)
                         "(0 until --stall-seconds).\n# TYPE prime_outbox_relay_stuck_seconds gauge\n"
                         "prime_outbox_relay_stuck_seconds{worker=\"%s\"} %lld\n",
                      w, (long long)metrics_relay_stuck_for(m));
-    prime_buf_printf(b, "# HELP prime_up 1 when the database is reachable and the consumer is running.\n"
+    pthread_mutex_lock(&m->lock);
+    int fault = m->fault[0] != '\0';
+    pthread_mutex_unlock(&m->lock);
+    prime_buf_printf(b, "# HELP prime_up 1 when the database is reachable, the consumer is running and no "
+                        "environment fault holds the batches.\n"
                         "# TYPE prime_up gauge\nprime_up{worker=\"%s\"} %d\n",
-                     w, atomic_load(&m->db_up) && atomic_load(&m->consuming));
+                     w, atomic_load(&m->db_up) && atomic_load(&m->consuming) && !fault);
 }
 
 /* 503 with the first reason that applies; 200 otherwise, saying so when
@@ -116,8 +130,17 @@ static void health(metrics_t *m, prime_buf_t *b, unsigned *status)
 {
     int64_t stuck = metrics_relay_stuck_for(m);
 
+    char fault[sizeof(m->fault)];
+
+    /* A fault first: each retry reconnects, and "unreachable" for that
+     * instant would hide why. */
+    pthread_mutex_lock(&m->lock);
+    memcpy(fault, m->fault, sizeof(fault));
+    pthread_mutex_unlock(&m->lock);
     *status = MHD_HTTP_SERVICE_UNAVAILABLE;
-    if (!atomic_load(&m->db_up))
+    if (fault[0])
+        prime_buf_printf(b, "environment fault, retrying: %s\n", fault);
+    else if (!atomic_load(&m->db_up))
         prime_buf_puts(b, "database unreachable\n");
     else if (!atomic_load(&m->consuming))
         prime_buf_puts(b, "consumer not running\n");

@@ -13,6 +13,7 @@
 typedef struct metrics {
     const char *worker;
     atomic_uint_fast64_t applied, batches, dead_letters, retries, records;
+    atomic_uint_fast64_t skipped; /* records passed over: stored offset past the log, or lost to retention */
     atomic_uint_fast64_t latency_bucket[METRICS_BUCKETS]; /* cumulative counts, Prometheus style */
     atomic_uint_fast64_t latency_us_sum;
     atomic_bool db_up, consuming;
@@ -30,6 +31,7 @@ typedef struct metrics {
         int64_t lag;
     } lag[METRICS_MAX_PARTITIONS];
     int nlag;
+    char fault[256]; /* an environment fault the worker waits on ("" when none); under lock */
 } metrics_t;
 
 typedef struct metrics_server metrics_server_t;
@@ -41,6 +43,8 @@ uint64_t metrics_now_ms(void);
 /* Seconds the relay has gone without progress while rows wait; 0 when it
  * is not stuck (no more than stall_seconds). */
 int64_t metrics_relay_stuck_for(metrics_t *m);
+/* Sets (why) or clears (NULL) the environment fault /healthz reports. */
+void metrics_set_fault(metrics_t *m, const char *why);
 /* Replaces the lag table. */
 void metrics_set_lag(metrics_t *m, int n, const char *const *topics, const int32_t *partitions, const int64_t *lags);
 /* Serves /metrics and /healthz on 127.0.0.1:port from a thread of its own;

@@ -33,6 +33,19 @@ typedef struct held {
     int64_t timestamp;            /* Kafka timestamp (ms), -1 when none */
 } held_t;
 
+/* A dead letter of the batch, held until the batch commits: a batch (or a
+ * savepoint of it) that is rolled back takes its dead letters back, so a
+ * record refused in a pass that is then redone is dead-lettered once. */
+typedef struct dead_letter {
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    void *key, *value;            /* copies; key NULL when the record had none */
+    size_t key_len, len;
+    rd_kafka_headers_t *headers;  /* the original's plus prime.error.* and prime.source.* */
+    prime_error_t why;
+} dead_letter_t;
+
 typedef struct partition_state {
     char *topic;
     int32_t partition;
@@ -46,6 +59,10 @@ typedef struct partition_state {
     int64_t head_ts;       /* Kafka timestamp of the queue's first record */
     int64_t last_ts;       /* of the last record received; INT64_MIN before any */
     bool paused;
+    bool gap_noted;        /* a stored offset past the log's end was logged */
+    bool past_end;         /* the stored offset is past the log's end */
+    int64_t gap_checked;   /* the stored offset the log's ends were last checked against */
+    int64_t skipped_next;  /* after the last record passed over before the stored offset */
 } partition_state_t;
 
 struct prime_worker_s {
@@ -66,6 +83,14 @@ struct prime_worker_s {
     size_t emitted_bytes;   /* written to the outbox by the batch */
     int dlq_failed;
     char dlq_error[256];
+    dead_letter_t *dead;    /* the batch's dead letters, sent before it commits */
+    size_t ndead, deadcap;
+    atomic_bool dlq_fatal;  /* the dead-letter producer failed for good: made anew */
+    /* An environment fault (the database's schema, permissions, resources;
+     * the broker): batches wait retry_at, the wait doubling to a cap. */
+    bool faulted, fault_idle; /* fault_idle: it began in housekeeping */
+    int backoff_ms, fault_retries;
+    double retry_at, faulted_since;
     int batches_done;
     int fatal;
     outbox_relay_t *relay;  /* sends the outbox's derived events (its own thread) */
@@ -163,6 +188,10 @@ static partition_state_t *add_part(prime_worker_t *w, const char *topic, int32_t
     p->received_next = -1;
     p->last_ts = INT64_MIN;
     p->paused = false;
+    p->gap_noted = false;
+    p->skipped_next = 0;
+    p->past_end = false;
+    p->gap_checked = NO_ROW;
     return p;
 }
 
@@ -241,8 +270,12 @@ static int read_stored_offsets(prime_worker_t *w)
                        1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         char safe[512];
+        prime_error_t err;
+        /* Through prime_pg_error: no DETAIL or CONTEXT text in a log. */
+        prime_error_clear(&err);
+        prime_pg_error(w->db, res, "reading stored offsets", NULL, &err);
         prime_log(PRIME_LOG_WARN, "cannot read stored offsets", "error=\"%s\"",
-                  prime_log_value(PQresultErrorMessage(res), safe, sizeof(safe)));
+                  prime_log_value(err.message, safe, sizeof(safe)));
         PQclear(res);
         db_close(w);
         return -1;
@@ -269,8 +302,11 @@ static void set_start_offsets(prime_worker_t *w, rd_kafka_topic_partition_list_t
 
 /* --- batches -------------------------------------------------------------- */
 
+static void dead_free_from(prime_worker_t *w, size_t mark);
+
 static void batch_drop(prime_worker_t *w)
 {
+    dead_free_from(w, 0);
     for (size_t i = 0; i < w->n; i++)
         held_free(w->batch[i]);
     w->n = 0;
@@ -292,14 +328,15 @@ static void resync(prime_worker_t *w, const char *why)
     atomic_fetch_add(&w->metrics.retries, 1);
     char safe[512];
 
-    prime_log(PRIME_LOG_WARN, "batch abandoned; resuming from the stored offsets", "reason=\"%s\" records=%zu",
-              prime_log_value(why, safe, sizeof(safe)), w->n);
+    /* In a fault, its start and its end are logged (fault()), not each retry. */
+    prime_log(w->faulted ? PRIME_LOG_DEBUG : PRIME_LOG_WARN, "batch abandoned; resuming from the stored offsets",
+              "reason=\"%s\" records=%zu", prime_log_value(why, safe, sizeof(safe)), w->n);
     batch_drop(w);
     queues_clear(w);
     db_close(w);
     while (!stop_requested && read_stored_offsets(w))
         usleep(200 * 1000);
-    if (stop_requested)
+    if (stop_requested || !w->nparts)
         return;
     list = rd_kafka_topic_partition_list_new((int)w->nparts);
     for (size_t i = 0; i < w->nparts; i++)
@@ -323,10 +360,10 @@ static int offsets_statement(prime_worker_t *w, const char *sql, int nparams, co
 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         *why = "storing offsets failed";
-        rc = -1;
+        rc = -2; /* the database's fault */
     } else if (strtoull(PQcmdTuples(res), NULL, 10) != expected) {
         *why = "the stored offset moved: another worker committed this partition";
-        rc = -1;
+        rc = -1; /* fenced: no fault, the other worker goes on */
     }
     PQclear(res);
     return rc;
@@ -384,7 +421,7 @@ static int store_offsets(prime_worker_t *w, const char **why)
             continue;
         if (topics[k].failed || parts[k].failed || nexts[k].failed || expected.failed) {
             *why = "out of memory storing offsets";
-            rc = -1;
+            rc = -2;
         } else if (k == 0) {
             rc = offsets_statement(w,
                                    "UPDATE prime_pipeline.consumer_offsets o SET next_offset = x.next "
@@ -428,15 +465,150 @@ static bool offsets_moved(prime_worker_t *w)
     return moved;
 }
 
+/* Whether err is the environment's fault (the database's schema,
+ * permissions or resources, a lost connection, memory): waiting mends it,
+ * and no record is to blame. Otherwise a record is (or the program). */
+static bool environment_fault(const prime_worker_t *w, const prime_error_t *err)
+{
+    return err->retriable || err->code == PRIME_ERR_NOMEM || !w->db || PQstatus(w->db) != CONNECTION_OK;
+}
+
+#define FAULT_BACKOFF_MAX_MS 30000
+
+/* The batch cannot go on because of the environment: it is tried again
+ * after a wait that doubles from 100 ms to 30 s. Nothing is dead-lettered
+ * and nothing committed. When its transaction is known to be rolled back,
+ * the batch is kept for the retry (the stored offsets did not move);
+ * otherwise (a COMMIT whose outcome is unknown) it is dropped and the
+ * consumer sought back to what the database says (resync). The fault is
+ * logged when it begins and when it ends, not at each retry, and /healthz
+ * reports it. */
+static void fault(prime_worker_t *w, const char *why, bool rolled_back)
+{
+    char safe[512];
+
+    prime_log_value(why, safe, sizeof(safe));
+    if (!w->faulted) {
+        w->faulted = true;
+        w->fault_idle = !w->n;
+        w->faulted_since = now_s();
+        w->backoff_ms = 100;
+        w->fault_retries = 0;
+        prime_log(PRIME_LOG_WARN, "environment fault: the batch waits and is retried, nothing is dead-lettered",
+                  "error=\"%s\"", safe);
+    } else {
+        w->backoff_ms = w->backoff_ms < FAULT_BACKOFF_MAX_MS / 2 ? w->backoff_ms * 2 : FAULT_BACKOFF_MAX_MS;
+    }
+    w->fault_retries++;
+    w->retry_at = now_s() + w->backoff_ms / 1000.0;
+    metrics_set_fault(&w->metrics, safe);
+    if (!rolled_back) {
+        resync(w, why);
+        return;
+    }
+    atomic_fetch_add(&w->metrics.retries, 1);
+    dead_free_from(w, 0); /* apply() queues them again */
+    if (w->db && PQstatus(w->db) != CONNECTION_OK)
+        db_close(w); /* made again by the retry */
+}
+
+/* After a commit: a batch of records clears any fault; housekeeping only
+ * one that housekeeping met (it does not prove that records can be
+ * applied). */
+static void fault_cleared(prime_worker_t *w, size_t n)
+{
+    if (!w->faulted || (!n && !w->fault_idle))
+        return;
+    prime_log(PRIME_LOG_INFO, "environment fault cleared", "retries=%d seconds=%.1f", w->fault_retries,
+              now_s() - w->faulted_since);
+    w->faulted = false;
+    w->retry_at = 0;
+    metrics_set_fault(&w->metrics, NULL);
+}
+
+/* apply() refused the batch and the environment is not to blame: one of
+ * its records is (an answer that does not fit its schema, a value the
+ * database refuses). In a new transaction, each record is applied alone
+ * under a savepoint, in order; a record refused alone is dead-lettered
+ * with apply()'s reason, what it did taken back (its rows and its dead
+ * letters), and the others go on. Returns PRIME_OK, or the error that
+ * stopped it (an environment fault, or a dead letter that failed). */
+static prime_errcode_t isolate(prime_worker_t *w, prime_error_t *err)
+{
+    prime_errcode_t rc = prime_pg_exec(w->db, "BEGIN", "BEGIN", err);
+
+    for (size_t i = 0; i < w->n && !rc; i++) {
+        size_t mark = w->ndead;
+        prime_error_t why;
+
+        prime_error_clear(&why);
+        if ((rc = prime_pg_exec(w->db, "SAVEPOINT prime_record", "SAVEPOINT", err)))
+            break;
+        if (w->apply(w, w->db, &w->records[i], 1, w->ctx, &why) == PRIME_OK) {
+            rc = prime_pg_exec(w->db, "RELEASE SAVEPOINT prime_record", "RELEASE SAVEPOINT", err);
+            continue;
+        }
+        if (environment_fault(w, &why)) {
+            *err = why;
+            return why.code;
+        }
+        dead_free_from(w, mark);
+        if (!(rc = prime_pg_exec(w->db, "ROLLBACK TO SAVEPOINT prime_record", "ROLLBACK TO SAVEPOINT", err)))
+            rc = prime_worker_dead_letter(w, &w->records[i], &why, err);
+    }
+    return rc;
+}
+
+/* apply() failed: the environment's fault waits (fault()); a record's is
+ * isolated and dead-lettered (isolate()). Returns 0 when the batch may go
+ * on to commit, -1 when it was abandoned. Only an error no record explains
+ * (apply() failing with no records, a dead letter that cannot be written)
+ * stops the worker: the program is wrong. */
+static int apply_failed(prime_worker_t *w, prime_error_t *err)
+{
+    char safe[512];
+
+    prime_pg_exec(w->db, "ROLLBACK", "ROLLBACK", NULL);
+    dead_free_from(w, 0);
+    if (!environment_fault(w, err) && offsets_moved(w)) {
+        /* A zombie (stopped past its session, its partitions committed by
+         * another worker since): its apply failed on what the other wrote.
+         * No record is to blame: re-read, as the fence would. */
+        resync(w, "the stored offset moved: another worker committed this partition");
+        return -1;
+    }
+    if (!environment_fault(w, err) && w->n > 0) {
+        prime_log(PRIME_LOG_WARN, "batch refused; applying its records one by one", "error=\"%s\" records=%zu",
+                  prime_log_value(err->message, safe, sizeof(safe)), w->n);
+        prime_error_clear(err);
+        if (isolate(w, err) == PRIME_OK)
+            return 0;
+        prime_pg_exec(w->db, "ROLLBACK", "ROLLBACK", NULL);
+        dead_free_from(w, 0);
+    }
+    if (environment_fault(w, err)) {
+        fault(w, err->message, true);
+    } else {
+        prime_log(PRIME_LOG_ERROR, "batch cannot be applied; stopping", "error=\"%s\" field=%s",
+                  prime_log_value(err->message, safe, sizeof(safe)), err->field[0] ? err->field : "-");
+        w->fatal = 1;
+        stop_requested = 1;
+        batch_drop(w);
+    }
+    return -1;
+}
+
+static void dead_send(prime_worker_t *w);
+
 /* Applies and commits the batch, or abandons it (resync). With an empty
  * batch and housekeeping set, apply() still runs (n == 0). */
 static void batch_run(prime_worker_t *w, bool housekeeping)
 {
     prime_error_t err;
-    prime_errcode_t rc;
     const char *why = NULL;
     double t0 = now_s();
     size_t n = w->n;
+    int stored;
 
     if (n == 0 && !housekeeping)
         return;
@@ -445,52 +617,40 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
     prime_error_clear(&err);
     w->dlq_failed = 0;
     w->emitted_bytes = 0;
-    if (prime_pg_exec(w->db, "BEGIN", "BEGIN", NULL)) {
-        resync(w, "BEGIN failed");
+    if (prime_pg_exec(w->db, "BEGIN", "BEGIN", &err)) {
+        fault(w, err.message, true);
         return;
     }
-    rc = w->apply(w, w->db, w->records, n, w->ctx, &err);
-    if (rc) {
-        prime_pg_exec(w->db, "ROLLBACK", "ROLLBACK", NULL);
-        if (err.retriable || PQstatus(w->db) != CONNECTION_OK) {
-            resync(w, err.message);
-        } else if (offsets_moved(w)) {
-            /* A zombie (stopped past its session, its partitions committed
-             * by another worker since): its apply failed on what the other
-             * wrote. Not the worker's fault: re-read, as the fence would. */
-            resync(w, "the stored offset moved: another worker committed this partition");
-        } else {
-            char safe[512];
-            prime_log(PRIME_LOG_ERROR, "batch cannot be applied; stopping", "error=\"%s\" field=%s",
-                      prime_log_value(err.message, safe, sizeof(safe)), err.field[0] ? err.field : "-");
-            w->fatal = 1;
-            stop_requested = 1;
-            batch_drop(w);
-        }
+    if (w->apply(w, w->db, w->records, n, w->ctx, &err) && apply_failed(w, &err))
         return;
-    }
     /* Every assigned partition is fenced, not only the batch's: apply()
      * may have touched what belongs to any of them (parked events). */
     for (size_t i = 0; i < w->nparts; i++)
         if (w->parts[i].batch_next < 0 && w->parts[i].stored != NO_ROW)
             w->parts[i].batch_next = w->parts[i].stored;
-    if (store_offsets(w, &why)) {
+    if ((stored = store_offsets(w, &why))) {
         prime_pg_exec(w->db, "ROLLBACK", "ROLLBACK", NULL);
-        resync(w, why);
+        if (stored == -2)
+            fault(w, why, true);
+        else
+            resync(w, why);
         return;
     }
     /* Dead letters are delivered before the commit: never lost. */
+    dead_send(w);
     if (w->dlq && rd_kafka_flush(w->dlq, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         w->dlq_failed++;
+    dead_free_from(w, 0);
     if (w->dlq_failed) {
         prime_pg_exec(w->db, "ROLLBACK", "ROLLBACK", NULL);
-        resync(w, "dead letters not delivered");
+        fault(w, "dead letters not delivered", true);
         return;
     }
     if (prime_pg_exec(w->db, "COMMIT", "COMMIT", NULL)) {
-        resync(w, "COMMIT failed (its outcome is read back from the database)");
+        fault(w, "COMMIT failed (its outcome is read back from the database)", false);
         return;
     }
+    fault_cleared(w, n);
     for (size_t i = 0; i < w->nparts; i++)
         if (w->parts[i].batch_next >= 0)
             w->parts[i].stored = w->parts[i].batch_next;
@@ -562,6 +722,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         /* The batch in flight holds records of these partitions: finish it
          * while they are still ours. */
         batch_commit(w);
+        /* A batch kept for a retry (an environment fault) holds records
+         * of these partitions: given up, and the rest sought back. */
+        if (w->n)
+            resync(w, "partitions revoked while the batch waits");
         for (int i = 0; i < list->cnt; i++) {
             prime_log(PRIME_LOG_INFO, "partition revoked", "topic=%s partition=%d", list->elems[i].topic,
                       (int)list->elems[i].partition);
@@ -580,6 +744,19 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
 
 /* --- dead letters ---------------------------------------------------------- */
 
+/* librdkafka's errors of the dead-letter producer. A fatal one (the
+ * idempotent producer lost its guarantees, rd_kafka_fatal_error()) makes it
+ * unusable: the loop replaces it (dlq_renew). */
+static void on_dlq_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    prime_worker_t *w = opaque;
+    (void)rk;
+    if (err == RD_KAFKA_RESP_ERR__FATAL)
+        atomic_store(&w->dlq_fatal, true);
+    else
+        prime_log(PRIME_LOG_WARN, "dead-letter producer error", "error=\"%s: %s\"", rd_kafka_err2name(err), reason);
+}
+
 static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     prime_worker_t *w = opaque;
@@ -591,37 +768,94 @@ static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
     }
 }
 
+static void dead_free_from(prime_worker_t *w, size_t mark)
+{
+    for (size_t i = mark; i < w->ndead; i++) {
+        free(w->dead[i].topic);
+        free(w->dead[i].key);
+        free(w->dead[i].value);
+        if (w->dead[i].headers)
+            rd_kafka_headers_destroy(w->dead[i].headers);
+    }
+    if (mark < w->ndead)
+        w->ndead = mark;
+}
+
+size_t prime_worker_dead_letter_mark(const prime_worker_t *w)
+{
+    return w->ndead;
+}
+
+void prime_worker_dead_letter_rewind(prime_worker_t *w, size_t mark)
+{
+    dead_free_from(w, mark);
+}
+
+/* The batch's dead letters to the producer; the flush before the commit
+ * confirms them. */
+static void dead_send(prime_worker_t *w)
+{
+    char safe[512];
+
+    for (size_t i = 0; i < w->ndead && !w->dlq_failed; i++) {
+        dead_letter_t *d = &w->dead[i];
+        rd_kafka_resp_err_t kerr =
+            rd_kafka_producev(w->dlq, RD_KAFKA_V_TOPIC("prime.dlq"), RD_KAFKA_V_KEY(d->key, d->key_len),
+                              RD_KAFKA_V_VALUE(d->value, d->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_HEADERS(d->headers), RD_KAFKA_V_END);
+        if (kerr) {
+            w->dlq_failed++;
+            snprintf(w->dlq_error, sizeof(w->dlq_error), "%s", rd_kafka_err2str(kerr));
+            prime_log(PRIME_LOG_WARN, "cannot queue a dead letter", "error=\"%s\"", w->dlq_error);
+            break;
+        }
+        d->headers = NULL; /* the producer's now */
+        atomic_fetch_add(&w->metrics.dead_letters, 1);
+        prime_log(PRIME_LOG_WARN, "dead-lettered", "topic=%s partition=%d offset=%lld class=%s field=%s error=\"%s\"",
+                  d->topic, (int)d->partition, (long long)d->offset, prime_errcode_name(d->why.code),
+                  d->why.field[0] ? d->why.field : "-", prime_log_value(d->why.message, safe, sizeof(safe)));
+    }
+}
+
 prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t *r, const prime_error_t *why,
                                          prime_error_t *err)
 {
-    rd_kafka_headers_t *hdrs;
+    dead_letter_t *d;
     char part[16], offset[24];
-    rd_kafka_resp_err_t kerr;
 
-    if (!(hdrs = headers_of(r)))
-        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory for a dead letter's headers");
+    if (w->ndead == w->deadcap) {
+        size_t cap = w->deadcap ? w->deadcap * 2 : 16;
+        dead_letter_t *grown = realloc(w->dead, cap * sizeof(*grown));
+        if (!grown)
+            return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory for a dead letter");
+        w->dead = grown;
+        w->deadcap = cap;
+    }
+    d = &w->dead[w->ndead];
+    *d = (dead_letter_t){.partition = r->partition, .offset = r->offset, .key_len = r->key_len, .len = r->len,
+                         .why = *why};
+    d->topic = strdup(r->topic);
+    d->key = r->key ? malloc(r->key_len ? r->key_len : 1) : NULL;
+    d->value = malloc(r->len ? r->len : 1);
+    d->headers = headers_of(r);
+    w->ndead++;
+    if (!d->topic || (r->key && !d->key) || !d->value || !d->headers) {
+        dead_free_from(w, w->ndead - 1);
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory for a dead letter");
+    }
+    if (r->key_len)
+        memcpy(d->key, r->key, r->key_len);
+    if (r->len)
+        memcpy(d->value, r->value, r->len);
     snprintf(part, sizeof(part), "%d", (int)r->partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)r->offset);
-    rd_kafka_header_add(hdrs, "prime.error.class", -1, prime_errcode_name(why->code), -1);
-    rd_kafka_header_add(hdrs, "prime.error.field", -1, why->field, -1);
-    rd_kafka_header_add(hdrs, "prime.error.message", -1, why->message, -1);
-    rd_kafka_header_add(hdrs, "prime.source.topic", -1, r->topic, -1);
-    rd_kafka_header_add(hdrs, "prime.source.partition", -1, part, -1);
-    rd_kafka_header_add(hdrs, "prime.source.offset", -1, offset, -1);
-    rd_kafka_header_add(hdrs, "prime.worker", -1, w->conf->name, -1);
-    kerr = rd_kafka_producev(w->dlq, RD_KAFKA_V_TOPIC("prime.dlq"), RD_KAFKA_V_KEY(r->key, r->key_len),
-                             RD_KAFKA_V_VALUE((void *)r->value, r->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-    if (kerr) {
-        rd_kafka_headers_destroy(hdrs);
-        w->dlq_failed++;
-        return prime_error_set(err, PRIME_ERR_KAFKA, NULL, "cannot queue a dead letter: %s", rd_kafka_err2str(kerr));
-    }
-    atomic_fetch_add(&w->metrics.dead_letters, 1);
-    char safe[512];
-    prime_log(PRIME_LOG_WARN, "dead-lettered", "topic=%s partition=%d offset=%lld class=%s field=%s error=\"%s\"",
-              r->topic, (int)r->partition, (long long)r->offset, prime_errcode_name(why->code),
-              why->field[0] ? why->field : "-", prime_log_value(why->message, safe, sizeof(safe)));
+    rd_kafka_header_add(d->headers, "prime.error.class", -1, prime_errcode_name(why->code), -1);
+    rd_kafka_header_add(d->headers, "prime.error.field", -1, why->field, -1);
+    rd_kafka_header_add(d->headers, "prime.error.message", -1, why->message, -1);
+    rd_kafka_header_add(d->headers, "prime.source.topic", -1, r->topic, -1);
+    rd_kafka_header_add(d->headers, "prime.source.partition", -1, part, -1);
+    rd_kafka_header_add(d->headers, "prime.source.offset", -1, offset, -1);
+    rd_kafka_header_add(d->headers, "prime.worker", -1, w->conf->name, -1);
     if (w->conf->on_dead_letter)
         return w->conf->on_dead_letter(w, w->db, r, why, w->ctx, err);
     return PRIME_OK;
@@ -718,6 +952,7 @@ static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
         rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr));
         rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
         rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
+        rd_kafka_conf_set_error_cb(conf, on_dlq_error);
     }
     if (worker_kafka_conf_apply(c, conf)) {
         rd_kafka_conf_destroy(conf);
@@ -729,6 +964,26 @@ static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
         rd_kafka_conf_destroy(conf);
     }
     return rk;
+}
+
+/* The dead-letter producer failed for good (a fatal error of an idempotent
+ * producer: its sequence is broken, and librdkafka refuses to go on). What
+ * it held was not confirmed, so the batch is abandoned as in any fault and
+ * comes again, its dead letters with it; a new producer (a new producer id)
+ * sends them. A dead letter may then appear twice, as after a crash, never
+ * not at all. Returns -1 when no new producer can be made. */
+static int dlq_renew(prime_worker_t *w)
+{
+    char reason[512];
+    rd_kafka_resp_err_t code = rd_kafka_fatal_error(w->dlq, reason, sizeof(reason));
+
+    prime_log(PRIME_LOG_ERROR, "dead-letter producer failed for good; replacing it", "error=\"%s: %s\"",
+              rd_kafka_err2name(code), reason);
+    fault(w, "the dead-letter producer failed for good", true);
+    rd_kafka_purge(w->dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_destroy(w->dlq);
+    atomic_store(&w->dlq_fatal, false);
+    return (w->dlq = new_client(w, RD_KAFKA_PRODUCER)) ? 0 : -1;
 }
 
 /* --- merging partitions by time ------------------------------------------
@@ -793,12 +1048,54 @@ static void queues_clear(prime_worker_t *w)
     }
 }
 
+/* The first record of a partition since it was assigned (or sought back)
+ * is not at its stored offset, and the log says why: its end is before the
+ * stored offset (the topic was recreated, say: librdkafka started over at
+ * the beginning, auto.offset.reset, and the records before the stored
+ * offset are passed over), or its start is past it (records deleted by
+ * retention before they were applied). Either is logged once per
+ * partition and counted in prime_records_skipped_total; a record that
+ * merely precedes a seek back is neither. */
+static void note_gap(prime_worker_t *w, partition_state_t *p, int64_t offset)
+{
+    int64_t lo = -1, hi = -1, skipped = 0;
+
+    if (offset == p->stored)
+        return;
+    /* The log's ends, once per stored offset (a query waits for the broker). */
+    if (p->gap_checked != p->stored) {
+        p->gap_checked = p->stored;
+        if (rd_kafka_get_watermark_offsets(w->consumer, p->topic, p->partition, &lo, &hi) || lo < 0 || hi < 0)
+            rd_kafka_query_watermark_offsets(w->consumer, p->topic, p->partition, &lo, &hi, 2000);
+        p->past_end = hi >= 0 && hi < p->stored;
+        if (p->past_end && !p->gap_noted)
+            prime_log(PRIME_LOG_WARN, "stored offset is past the end of the log (topic recreated?): its records are "
+                      "passed over until the stored offset", "topic=%s partition=%d stored=%lld log_end=%lld",
+                      p->topic, (int)p->partition, (long long)p->stored, (long long)hi);
+        p->gap_noted |= p->past_end;
+        if (offset > p->stored && lo > p->stored) {
+            skipped = lo - p->stored;
+            prime_log(PRIME_LOG_WARN, "records deleted from the log before they were applied (retention)",
+                      "topic=%s partition=%d stored=%lld log_start=%lld lost=%lld", p->topic, (int)p->partition,
+                      (long long)p->stored, (long long)lo, (long long)skipped);
+        }
+    }
+    if (offset < p->stored && p->past_end && offset >= p->skipped_next) {
+        skipped = 1; /* counted the first time it comes, not after a seek back */
+        p->skipped_next = offset + 1;
+    }
+    if (skipped)
+        atomic_fetch_add(&w->metrics.skipped, (uint_fast64_t)skipped);
+}
+
 /* A fetched record into its partition's queue; m is consumed. */
 static int receive(prime_worker_t *w, rd_kafka_message_t *m)
 {
     partition_state_t *p = find_part(w, rd_kafka_topic_name(m->rkt), m->partition);
     held_t *h;
 
+    if (p && p->stored != NO_ROW && p->received_next < 0)
+        note_gap(w, p, m->offset);
     if (!p || (p->stored != NO_ROW && m->offset < p->stored) || (p->received_next >= 0 && m->offset < p->received_next)) {
         /* Not ours any more, or from before a seek back: not for a batch. */
         rd_kafka_message_destroy(m);
@@ -962,6 +1259,9 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
         w.fatal = 1;
         goto out;
     }
+    /* For tests: librdkafka's own way to raise a fatal producer error. */
+    if (getenv("PRIME_TEST_DLQ_FATAL"))
+        rd_kafka_test_fatal_error(w.dlq, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "raised by the test");
     rd_kafka_poll_set_consumer(w.consumer);
     subs = rd_kafka_topic_partition_list_new(conf->ntopics);
     for (int i = 0; i < conf->ntopics; i++)
@@ -982,6 +1282,7 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
         int wait_ms = w.n || w.queued ? (int)((batch_started + conf->linger_ms / 1000.0 - now) * 1000) : 100;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w.consumer, wait_ms > 0 ? (wait_ms < 100 ? wait_ms : 100) : 0);
         int got = 0, filled;
+        bool waiting;
 
         /* What has arrived, up to a batch's worth, then into the batch. */
         while (m && got >= 0 && got < conf->batch_max) {
@@ -1010,11 +1311,16 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
             break;
         }
         rd_kafka_poll(w.dlq, 0);
-        if (w.n && (batch_full(&w) || now_s() - batch_started >= conf->linger_ms / 1000.0)) {
+        if (atomic_load(&w.dlq_fatal) && dlq_renew(&w)) {
+            w.fatal = 1;
+            break;
+        }
+        waiting = now_s() < w.retry_at; /* an environment fault: batches wait (fault()) */
+        if (!waiting && w.n && (batch_full(&w) || now_s() - batch_started >= conf->linger_ms / 1000.0)) {
             batch_commit(&w);
             batch_started = now_s(); /* what is still queued starts the next batch's wait */
         }
-        if (w.n == 0 && w.nparts && !outbox_waiting && now_s() - last_activity >= 1.0) {
+        if (!waiting && w.n == 0 && w.nparts && !outbox_waiting && now_s() - last_activity >= 1.0) {
             batch_run(&w, true); /* idle: housekeeping */
             last_activity = now_s();
         }
@@ -1050,6 +1356,7 @@ out:
     free(w.parts);
     free(w.batch);
     free(w.records);
+    free(w.dead);
     prime_log(w.fatal ? PRIME_LOG_ERROR : PRIME_LOG_INFO, w.fatal ? "stopped after an error" : "stopped",
               "batches=%llu records=%llu", (unsigned long long)atomic_load(&w.metrics.batches),
               (unsigned long long)atomic_load(&w.metrics.records));

@@ -133,21 +133,36 @@ int64_t prime_record_timestamp(const prime_record_t *r);
  * order) into rows on conn, inside the transaction the runtime opened. Must
  * not commit or roll back. When no records have arrived for a second, it is
  * also called with n == 0, in a transaction of its own, for housekeeping
- * (expiring what waited too long, say). PRIME_OK commits the batch with its offsets. A
- * retriable error (err->retriable) rolls the batch back and it is consumed
- * again after the database is back; any other error stops the worker with
- * exit status 1. An event that can never be applied is the apply's to
- * dead-letter (prime_worker_dead_letter) and skip. */
+ * (expiring what waited too long, say). PRIME_OK commits the batch with its offsets. An
+ * environment fault (err->retriable, as prime_pg_error() sets it for a lost
+ * connection, a missing column, a permission; or PRIME_ERR_NOMEM) rolls the
+ * batch back, and it is retried after a growing wait (100 ms to 30 s) while
+ * /healthz reports the fault: nothing is dead-lettered. Any other error
+ * means a record is at fault: the batch is rolled back and applied again
+ * one record at a time (each under a savepoint), and the record that fails
+ * alone is dead-lettered with err as its reason while the others commit.
+ * Only a failure with no record to blame (n == 0) stops the worker, exit
+ * status 1. An event that can never be applied is best dead-lettered by
+ * apply() itself (prime_worker_dead_letter), which saves the retry. */
 typedef prime_errcode_t (*prime_apply_fn)(prime_worker_t *w, PGconn *conn, const prime_record_t *records, size_t n,
                                           void *ctx, prime_error_t *err);
 
 /* Sends r to prime.dlq, keyed like the original, with headers
  * prime.error.class, prime.error.field, prime.error.message,
  * prime.source.topic, prime.source.partition, prime.source.offset and
- * prime.worker added to the original's. Delivery is confirmed before the
- * batch commits. */
+ * prime.worker added to the original's. It is sent when the batch
+ * commits, delivery confirmed before the commit; a batch rolled back sends
+ * none (see prime_worker_dead_letter_mark). */
 prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t *r, const prime_error_t *why,
                                          prime_error_t *err);
+
+/* Dead letters are held until the batch commits. A worker that redoes
+ * part of a batch under a savepoint takes the mark before and rewinds to
+ * it after ROLLBACK TO SAVEPOINT: the dead letters queued since are
+ * dropped with the rows, so a record refused in both passes is
+ * dead-lettered once. */
+size_t prime_worker_dead_letter_mark(const prime_worker_t *w);
+void prime_worker_dead_letter_rewind(prime_worker_t *w, size_t mark);
 
 /* The record's event, decoded and validated; *ev is NULL when it is not
  * (undecodable or invalid), and the record has then been dead-lettered
