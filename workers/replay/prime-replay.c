@@ -384,7 +384,7 @@ static pid_t start_worker(const options_t *o, const worker_spec_t *spec, const c
 /* Where the workers are: the target's stored offsets, summed per topic. */
 static int64_t progress(PGconn *conn, const end_offset_t *ends, int n, bool print, double started, int64_t total)
 {
-    static const char sql[] = "SELECT topic, partition, max(next_offset) FROM prime_pipeline.consumer_offsets "
+    static const char sql[] = "SELECT topic, kafka_partition, max(next_offset) FROM prime_pipeline.consumer_offsets "
                               "WHERE group_id LIKE 'prime-replay-%' GROUP BY 1, 2";
     PGresult *res = PQexec(conn, sql);
     int64_t done = 0;

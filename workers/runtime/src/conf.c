@@ -19,7 +19,10 @@ static void usage(FILE *out, const char *name, const prime_worker_option_t *opti
             "  --topics T1,T2    topics to consume (default: the worker's own)\n"
             "  --batch-max N     records per transaction (default 10000)\n"
             "  --linger-ms MS    longest wait to fill a batch (default 100)\n"
-            "  --metrics-port P  serve /metrics and /healthz on 127.0.0.1:P (default: off)\n",
+            "  --metrics-port P  serve /metrics and /healthz on 127.0.0.1:P (default: off)\n"
+            "  --replay-until FILE  replay mode: stop at the offsets in FILE (\"topic partition offset\" a line),\n"
+            "                    emit nothing, exit 0 when there (prime-replay runs it so)\n"
+            "  --allow-gaps      replay mode: log a gap in a partition's offsets and go on (default: stop)\n",
             name, name);
     for (size_t k = 0; options && options[k].flag; k++)
         fprintf(out, "  %s N  %s\n", options[k].flag, options[k].help);
@@ -112,6 +115,11 @@ int prime_worker_conf_parse_options(prime_worker_conf_t *conf, const char *name,
         } else if ((own = option_named(options, a)) && v) {
             if (number(a, v, own->min, own->max, own->value))
                 return 2;
+        } else if (!strcmp(a, "--allow-gaps")) {
+            conf->allow_gaps = 1;
+            continue; /* takes no value */
+        } else if (!strcmp(a, "--replay-until") && v) {
+            conf->replay_until = v;
         } else if (!strcmp(a, "--max-batches") && v) {
             if (number(a, v, 0, 1000000000, &conf->max_batches))
                 return 2;
@@ -124,6 +132,10 @@ int prime_worker_conf_parse_options(prime_worker_conf_t *conf, const char *name,
     }
     if (!conf->brokers || !*conf->brokers) {
         fprintf(stderr, "prime-%s: no brokers: give -b BROKERS or set PRIME_BROKERS\n", name);
+        return 2;
+    }
+    if (conf->allow_gaps && !conf->replay_until) {
+        fprintf(stderr, "prime-%s: --allow-gaps is for a replay (--replay-until FILE)\n", name);
         return 2;
     }
     if (conf->ntopics == 0) {

@@ -58,6 +58,13 @@ typedef struct prime_worker_conf {
     int linger_ms;             /* --linger-ms: longest wait to fill a batch (default 100) */
     int metrics_port;          /* --metrics-port: /metrics and /healthz on 127.0.0.1 (0: off) */
     int max_batches;           /* --max-batches: stop after this many committed batches (0: never; for tests) */
+    /* Replay mode (prime-replay; docs/workers.md): stop at the end offsets
+     * the file names ("topic partition offset" a line) and exit 0 when every
+     * partition is there; emit nothing (no outbox rows, no relay, dead
+     * letters logged and counted, not sent); a gap in a partition's offsets
+     * stops the worker unless allow_gaps. NULL: the live mode. */
+    const char *replay_until;  /* --replay-until FILE */
+    int allow_gaps;            /* --allow-gaps */
     /* Set by the program, not the command line: called for every dead
      * letter, the runtime's own (undecodable, invalid) included, in the
      * batch's transaction, after it is queued (to audit it, say). NULL:
@@ -159,6 +166,11 @@ prime_errcode_t prime_worker_emit(prime_worker_t *w, PGconn *conn, const prime_e
 
 /* The consumer group, as offsets (and parked events) are stored under it. */
 const char *prime_worker_group(const prime_worker_t *w);
+
+/* Whether the worker runs in replay mode (--replay-until): what depends on
+ * the wall clock (expiring what waited too long) must not happen then, for
+ * a replay to give the same rows every time. */
+int prime_worker_replaying(const prime_worker_t *w);
 
 /* Counts an event the worker applied (for the events_applied metric). */
 void prime_worker_count_applied(prime_worker_t *w, size_t n);
