@@ -47,20 +47,28 @@ static const char *const state_topics[] = {"prime.users",    "prime.auth",     "
                                            "prime.recall",   "prime.sessions", "prime.presets",  "prime.collab",
                                            "prime.analysis", "prime.snapshots", "prime.audit",   NULL};
 
-/* The workers a replay runs: program, its first arguments, its group. */
+/* The workers a replay runs: program, its first arguments, its group, and
+ * its stage. A stage starts when every worker of the one before has
+ * finished: the snapshot writer's rows need their project, which the
+ * materializer writes. Live, the snapshot writer parks a snapshot whose
+ * project is not written yet and takes it up when it is; in a replay it
+ * would reach its end offsets with the snapshot parked and stop, so it runs
+ * after the materializer is done. */
 typedef struct worker_spec {
     const char *program;
     const char *subcommand; /* "writer" for prime-audit, else NULL */
     const char *group;
     bool optional;          /* run only when built */
+    int stage;
 } worker_spec_t;
 
 static const worker_spec_t workers[] = {
-    {"prime-materializer", NULL, "prime-replay-materializer", false},
-    {"prime-snapshot-writer", NULL, "prime-replay-snapshot-writer", false},
-    {"prime-audit", "writer", "prime-replay-audit", false},
-    {"prime-recall", NULL, "prime-replay-recall", true},
+    {"prime-materializer", NULL, "prime-replay-materializer", false, 0},
+    {"prime-audit", "writer", "prime-replay-audit", false, 0},
+    {"prime-recall", NULL, "prime-replay-recall", true, 0},
+    {"prime-snapshot-writer", NULL, "prime-replay-snapshot-writer", false, 1},
 };
+#define LAST_STAGE 1
 #define NWORKERS (sizeof(workers) / sizeof(workers[0]))
 
 typedef struct end_offset {
@@ -381,6 +389,29 @@ static pid_t start_worker(const options_t *o, const worker_spec_t *spec, const c
     return pid;
 }
 
+/* Starts the workers of a stage; returns how many run. */
+static int start_stage(const options_t *o, int stage, pid_t *pids, const char *stop_file, int *failed)
+{
+    int running = 0;
+
+    for (size_t w = 0; w < NWORKERS; w++) {
+        char path[PATH_MAX];
+        if (workers[w].stage != stage)
+            continue;
+        if (!find_program(workers[w].program, path, sizeof(path))) {
+            if (workers[w].optional)
+                continue;
+            fprintf(stderr, "prime-replay: %s is not beside prime-replay nor on PATH\n", workers[w].program);
+            stopping = 1;
+            (*failed)++;
+            break;
+        }
+        if ((pids[w] = start_worker(o, &workers[w], path, stop_file)) > 0)
+            running++;
+    }
+    return running;
+}
+
 /* Where the workers are: the target's stored offsets, summed per topic. */
 static int64_t progress(PGconn *conn, const end_offset_t *ends, int n, bool print, double started, int64_t total)
 {
@@ -495,21 +526,13 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     started = now();
-    for (size_t w = 0; w < NWORKERS; w++) {
-        char path[PATH_MAX];
-        if (!find_program(workers[w].program, path, sizeof(path))) {
-            if (workers[w].optional)
-                continue;
-            fprintf(stderr, "prime-replay: %s is not beside prime-replay nor on PATH\n", workers[w].program);
-            stopping = 1;
-            failed++;
-            break;
-        }
-        if ((pids[w] = start_worker(&o, &workers[w], path, stop_file)) > 0)
-            running++;
-    }
+    running = start_stage(&o, 0, pids, stop_file, &failed);
     double last = now();
-    while (running) {
+    for (int stage = 1; running || (stage <= LAST_STAGE && !failed && !stopping);) {
+        if (!running) {
+            running = start_stage(&o, stage++, pids, stop_file, &failed);
+            continue;
+        }
         int wstatus;
         pid_t pid = waitpid(-1, &wstatus, WNOHANG);
         if (pid > 0) {

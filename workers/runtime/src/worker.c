@@ -71,6 +71,7 @@ struct prime_worker_s {
     metrics_t metrics;
     replay_ends_t *replay;  /* replay mode (--replay-until): the end offsets; else NULL */
     uint64_t replay_dead_letters, replay_missing; /* replay mode: dead letters not sent, records missing */
+    double replay_queried;  /* replay mode: when the broker was last asked for first offsets */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -602,6 +603,12 @@ static int replay_filter(prime_worker_t *w, partition_state_t *p, const rd_kafka
  * there, or nothing to apply (its end at or below its first offset). */
 static bool replay_done(prime_worker_t *w)
 {
+    /* The broker is asked (a round trip a partition) once a second at most,
+     * and only about partitions that gave nothing yet. */
+    bool ask = now_s() - w->replay_queried >= 1.0;
+
+    if (ask)
+        w->replay_queried = now_s();
     for (size_t i = 0; i < replay_ends_count(w->replay); i++) {
         const char *topic;
         int32_t partition;
@@ -616,7 +623,7 @@ static bool replay_done(prime_worker_t *w)
         if (p->stored != NO_ROW && p->stored >= end)
             continue;
         /* Nothing received yet: its history may start at or past the end. */
-        if (p->stored == NO_ROW && p->received_next < 0 &&
+        if (ask && p->stored == NO_ROW && p->received_next < 0 &&
             !rd_kafka_query_watermark_offsets(w->consumer, topic, partition, &lo, &hi, 1000) && lo >= end)
             continue;
         return false;
