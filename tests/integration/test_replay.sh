@@ -9,7 +9,8 @@
 # analysed, recall, a preset, a collaboration, presence, a snapshot, a
 # delete) runs on live workers until settled. Then:
 #   - prime-replay into a fresh database: exit 0, prime-verify says equal
-#     (every table, audit_log included), prime-audit verify --rows holds on
+#     (every table, audit_log included; a restore that waits for the
+#     snapshot writer's row applied in its place), prime-audit verify --rows holds on
 #     the copy, and no topic's end offset moved (nothing emitted);
 #   - a second replay into that database is refused without --force;
 #   - prime-replay --until T into another fresh database equals the copy
@@ -148,13 +149,22 @@ wait_until "the bounce and the keys analysed" 90 query_is 2 \
 } >"$tmp/second2.jsonl"
 "$publish_bin" "$tmp/second2.jsonl" >"$tmp/publish.out" 2>&1 || { bad "publishing: $(cat "$tmp/publish.out")"; stop; }
 wait_until "the snapshot written" 60 query_is 1 "SELECT count(*) FROM project_snapshots WHERE project_id = '$tides'"
+# A restore of it and a save on top: in a replay the restore waits (parked) for the snapshot the other
+# worker stores, and the save must still come after it, as live.
+snap=$(psql -qAtc "SELECT id FROM project_snapshots WHERE project_id = '$tides'")
+{
+  ev project.restored "$luna" "$luna" 12:20:00 "\"project_id\":\"$tides\",\"snapshot_id\":\"$snap\""
+  ev project.saved "$luna" "$luna" 12:30:00 "\"project_id\":\"$tides\",\"base_version\":4,\"project_data\":{\"tracks\":[\"pad\",\"keys\",\"bass\"]}"
+} >"$tmp/second3.jsonl"
+"$publish_bin" "$tmp/second3.jsonl" >"$tmp/publish.out" 2>&1 || { bad "publishing: $(cat "$tmp/publish.out")"; stop; }
+wait_until "the restore and the save after it applied" 60 query_is 5 "SELECT project_version FROM studio_projects WHERE id = '$tides'"
 wait_until "the materializer caught up" 90 caught_up prime-materializer prime.users prime.auth prime.projects \
   prime.audio prime.recall prime.sessions prime.presets prime.collab prime.analysis
 wait_until "the outbox relayed" 60 query_is 0 "SELECT count(*) FROM prime_pipeline.outbox"
 wait_until "the snapshot writer caught up" 60 caught_up prime-snapshot-writer prime.snapshots
 wait_until "the audit writer caught up" 60 caught_up prime-audit-writer prime.audit
-check "the second half applied: Tides at version 3 (the tablet's stale save not), Echo Demos deleted" "Midnight Drive|4
-Tides|3" "SELECT name, project_version FROM studio_projects ORDER BY name"
+check "the second half applied: Tides at version 5 (the tablet's stale save not; restored, saved), Echo Demos deleted" "Midnight Drive|4
+Tides|5" "SELECT name, project_version FROM studio_projects ORDER BY name"
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 for p in "${pids[@]}"; do wait "$p" 2>/dev/null || bad "a live worker exited with $? on SIGTERM"; done
 pids=()
@@ -173,9 +183,16 @@ grep -q "created database full" "$tmp/replay.err" && ok "the target database cre
 grep -q 'msg="replay finished".*complete=yes dead_letters_not_sent=1 ' "$tmp/replay.err" &&
   ok "the materializer counted the studio day's dead letter, not sent" ||
   bad "dead letters in the replay: $(grep 'replay finished' "$tmp/replay.err")"
-[ "$(grep -c 'msg="replay finished".*complete=yes' "$tmp/replay.err")" = 3 ] &&
-  ok "the materializer, the snapshot writer and the audit writer finished their replay" ||
+# Each of the three finished (those that left events parked for another's rows ran again, to take them up).
+for w in materializer snapshot-writer audit-writer; do
+  grep -q "worker=$w msg=\"replay finished\" complete=yes" "$tmp/replay.err" || bad "$w did not finish its replay"
+done
+[ "$(grep -c 'msg="replay finished" complete=no' "$tmp/replay.err")" = 0 ] &&
+  ok "the materializer, the snapshot writer and the audit writer finished their replay ($(grep -c 'replay finished' "$tmp/replay.err") runs)" ||
   bad "the workers' ends: $(grep 'replay finished' "$tmp/replay.err")"
+[ "$(psql -d full -qAtc "SELECT count(*) FROM prime_pipeline.parked_events")" = 0 ] &&
+  ok "nothing left parked in the copy (the snapshot and the restore that waited for each other's rows applied)" ||
+  bad "parked in the copy: $(psql -d full -qAtc "SELECT group_id, waiting_for FROM prime_pipeline.parked_events")"
 "$verify_bin" "$base" "$(db full)" >"$tmp/verify.out" 2>&1 &&
   ok "prime-verify: the replayed database equals the live one ($(tail -1 "$tmp/verify.out"))" ||
   bad "prime-verify: $(head -20 "$tmp/verify.out"; "$verify_bin" --diff=3 "$base" "$(db full)" 2>&1 | head -30)"
@@ -232,4 +249,10 @@ rc=$?
 [ "$rc" = 0 ] && grep -q "1 records were gone from the topics and are not in the target" "$tmp/gaps.out" &&
   grep -q "records_missing=1" "$tmp/gaps.out" &&
   ok "--allow-gaps replays what is left and says what is missing" || bad "--allow-gaps: exit $rc: $(grep -E 'prime-replay|error' "$tmp/gaps.out" | tail -5)"
+# A file that is not "topic partition offset": refused before anything is read, naming the line.
+printf 'prime.users 0 5\nprime.users zero 7\n' >"$tmp/bad.file"
+"${PRIME_MATERIALIZER:-prime-materializer}" -b "$brokers" --db "$(db gone)" --replay-until "$tmp/bad.file" >"$tmp/bad.log" 2>&1
+rc=$?
+[ "$rc" = 1 ] && grep -q 'bad.file line 2: expected .*topic partition offset' "$tmp/bad.log" &&
+  ok "a malformed --replay-until file refused, naming its line" || bad "bad file: exit $rc: $(tail -2 "$tmp/bad.log")"
 finish

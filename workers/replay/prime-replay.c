@@ -47,28 +47,20 @@ static const char *const state_topics[] = {"prime.users",    "prime.auth",     "
                                            "prime.recall",   "prime.sessions", "prime.presets",  "prime.collab",
                                            "prime.analysis", "prime.snapshots", "prime.audit",   NULL};
 
-/* The workers a replay runs: program, its first arguments, its group, and
- * its stage. A stage starts when every worker of the one before has
- * finished: the snapshot writer's rows need their project, which the
- * materializer writes. Live, the snapshot writer parks a snapshot whose
- * project is not written yet and takes it up when it is; in a replay it
- * would reach its end offsets with the snapshot parked and stop, so it runs
- * after the materializer is done. */
+/* The workers a replay runs: program, its first arguments, its group. */
 typedef struct worker_spec {
     const char *program;
     const char *subcommand; /* "writer" for prime-audit, else NULL */
     const char *group;
     bool optional;          /* run only when built */
-    int stage;
 } worker_spec_t;
 
 static const worker_spec_t workers[] = {
-    {"prime-materializer", NULL, "prime-replay-materializer", false, 0},
-    {"prime-audit", "writer", "prime-replay-audit", false, 0},
-    {"prime-recall", NULL, "prime-replay-recall", true, 0},
-    {"prime-snapshot-writer", NULL, "prime-replay-snapshot-writer", false, 1},
+    {"prime-materializer", NULL, "prime-replay-materializer", false},
+    {"prime-snapshot-writer", NULL, "prime-replay-snapshot-writer", false},
+    {"prime-audit", "writer", "prime-replay-audit", false},
+    {"prime-recall", NULL, "prime-replay-recall", true},
 };
-#define LAST_STAGE 1
 #define NWORKERS (sizeof(workers) / sizeof(workers[0]))
 
 typedef struct end_offset {
@@ -389,14 +381,14 @@ static pid_t start_worker(const options_t *o, const worker_spec_t *spec, const c
     return pid;
 }
 
-/* Starts the workers of a stage; returns how many run. */
-static int start_stage(const options_t *o, int stage, pid_t *pids, const char *stop_file, int *failed)
+/* Starts the chosen workers; returns how many run. */
+static int start_workers(const options_t *o, const bool *chosen, pid_t *pids, const char *stop_file, int *failed)
 {
     int running = 0;
 
     for (size_t w = 0; w < NWORKERS; w++) {
         char path[PATH_MAX];
-        if (workers[w].stage != stage)
+        if (!chosen[w])
             continue;
         if (!find_program(workers[w].program, path, sizeof(path))) {
             if (workers[w].optional)
@@ -410,6 +402,32 @@ static int start_stage(const options_t *o, int stage, pid_t *pids, const char *s
             running++;
     }
     return running;
+}
+
+/* Events left parked in the target, and which workers parked them (chosen);
+ * -1 on a database error. */
+static long parked_events(PGconn *conn, bool *chosen)
+{
+    static const char sql[] = "SELECT group_id, count(*) FROM prime_pipeline.parked_events "
+                              "WHERE group_id LIKE 'prime-replay-%' GROUP BY 1";
+    PGresult *res = PQexec(conn, sql);
+    long total = 0;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "prime-replay: counting the parked events: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    for (size_t w = 0; w < NWORKERS; w++)
+        chosen[w] = false;
+    for (int r = 0; r < PQntuples(res); r++) {
+        total += atol(PQgetvalue(res, r, 1));
+        for (size_t w = 0; w < NWORKERS; w++)
+            if (!strcmp(workers[w].group, PQgetvalue(res, r, 0)))
+                chosen[w] = true;
+    }
+    PQclear(res);
+    return total;
 }
 
 /* Where the workers are: the target's stored offsets, summed per topic. */
@@ -526,11 +544,26 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     started = now();
-    running = start_stage(&o, 0, pids, stop_file, &failed);
+    /* Every worker at once, as live. The workers wait on each other's rows:
+     * the snapshot writer parks a snapshot until the materializer has written
+     * its project, the materializer a restore until the snapshot writer has
+     * stored its snapshot. Live, each takes them up at its next batch; here a
+     * worker may reach its end offsets with events parked and stop (after one
+     * last pass over them). So while events stay parked and their number goes
+     * down, the workers that parked them run again: each such run finds its
+     * offsets at the end and only makes that pass. */
+    bool chosen[NWORKERS];
+    long parked = -1, parked_before = -1;
+    for (size_t w = 0; w < NWORKERS; w++)
+        chosen[w] = true;
+    running = start_workers(&o, chosen, pids, stop_file, &failed);
     double last = now();
-    for (int stage = 1; running || (stage <= LAST_STAGE && !failed && !stopping);) {
+    while (running || (!failed && !stopping && (parked = parked_events(conn, chosen)) > 0 &&
+                       (parked_before < 0 || parked < parked_before))) {
         if (!running) {
-            running = start_stage(&o, stage++, pids, stop_file, &failed);
+            fprintf(stderr, "prime-replay: %ld events parked; their workers again, to take them up\n", parked);
+            parked_before = parked;
+            running = start_workers(&o, chosen, pids, stop_file, &failed);
             continue;
         }
         int wstatus;
@@ -572,6 +605,9 @@ int main(int argc, char **argv)
         if (truncated)
             printf("prime-replay: %lld records were gone from the topics and are not in the target\n",
                    (long long)truncated);
+        if (parked > 0)
+            printf("prime-replay: %ld events stay parked in prime_pipeline.parked_events: what they wait for was "
+                   "never written (the live run dead-lettered them after --park-max-seconds)\n", parked);
     }
 out:
     if (fd >= 0)

@@ -1054,8 +1054,10 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
         }
         if (conf->max_batches && w.batches_done >= conf->max_batches)
             break;
-        if (w.replay && !w.n && replay_done(&w))
+        if (w.replay && !w.n && replay_done(&w)) {
+            batch_run(&w, true); /* a last housekeeping pass: what waited for another worker's rows */
             break;
+        }
     }
     if (!w.fatal)
         batch_commit(&w); /* the batch in flight, whole or not at all */
