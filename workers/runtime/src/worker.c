@@ -72,6 +72,7 @@ struct prime_worker_s {
     replay_ends_t *replay;  /* replay mode (--replay-until): the end offsets; else NULL */
     uint64_t replay_dead_letters, replay_missing; /* replay mode: dead letters not sent, records missing */
     double replay_queried;  /* replay mode: when the broker was last asked for first offsets */
+    bool replay_reached;    /* replay mode: every partition at its end (not stopped by a signal) */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -652,7 +653,7 @@ static void replay_finish(prime_worker_t *w)
     if (!w->replay)
         return;
     prime_log(w->fatal ? PRIME_LOG_ERROR : PRIME_LOG_INFO, "replay finished",
-              "complete=%s dead_letters_not_sent=%llu records_missing=%llu", w->fatal ? "no" : "yes",
+              "complete=%s dead_letters_not_sent=%llu records_missing=%llu", w->replay_reached && !w->fatal ? "yes" : "no",
               (unsigned long long)w->replay_dead_letters, (unsigned long long)w->replay_missing);
     replay_ends_free(w->replay);
     w->replay = NULL;
@@ -1056,6 +1057,7 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
             break;
         if (w.replay && !w.n && replay_done(&w)) {
             batch_run(&w, true); /* a last housekeeping pass: what waited for another worker's rows */
+            w.replay_reached = true;
             break;
         }
     }
