@@ -398,13 +398,19 @@ prime_errcode_t parking_unpark(prime_worker_t *w, PGconn *conn, materializer_t *
 
 /* The bounded wait: dead letters, with the reason. A chunk a call (a batch,
  * or the idle housekeeping once a second): what a batch dead-letters stays
- * bounded. */
+ * bounded. Not in a replay: when to expire is the wall clock's choice, and a
+ * replay must give the same rows every time. The parked events stay parked
+ * (the rows they would have written are not written, as when the live run
+ * dead-lettered them). */
 prime_errcode_t parking_expire(prime_worker_t *w, PGconn *conn, materializer_t *m, prime_error_t *err)
 {
     char interval[32];
     parked_t expired = {0};
     park_cursor_t cur = cursor_start;
     prime_errcode_t rc;
+
+    if (prime_worker_replaying(w))
+        return PRIME_OK;
 
     snprintf(interval, sizeof(interval), "%d seconds", m->park_max_seconds);
     rc = take_parked(w, conn, m->reg, "parked_at < now() - $6::interval", interval, &cur, &expired, false, err);

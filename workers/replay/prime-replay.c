@@ -381,10 +381,59 @@ static pid_t start_worker(const options_t *o, const worker_spec_t *spec, const c
     return pid;
 }
 
+/* Starts the chosen workers; returns how many run. */
+static int start_workers(const options_t *o, const bool *chosen, pid_t *pids, const char *stop_file, int *failed)
+{
+    int running = 0;
+
+    for (size_t w = 0; w < NWORKERS; w++) {
+        char path[PATH_MAX];
+        if (!chosen[w])
+            continue;
+        if (!find_program(workers[w].program, path, sizeof(path))) {
+            if (workers[w].optional)
+                continue;
+            fprintf(stderr, "prime-replay: %s is not beside prime-replay nor on PATH\n", workers[w].program);
+            stopping = 1;
+            (*failed)++;
+            break;
+        }
+        if ((pids[w] = start_worker(o, &workers[w], path, stop_file)) > 0)
+            running++;
+    }
+    return running;
+}
+
+/* Events left parked in the target, and which workers parked them (chosen);
+ * -1 on a database error. */
+static long parked_events(PGconn *conn, bool *chosen)
+{
+    static const char sql[] = "SELECT group_id, count(*) FROM prime_pipeline.parked_events "
+                              "WHERE group_id LIKE 'prime-replay-%' GROUP BY 1";
+    PGresult *res = PQexec(conn, sql);
+    long total = 0;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "prime-replay: counting the parked events: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    for (size_t w = 0; w < NWORKERS; w++)
+        chosen[w] = false;
+    for (int r = 0; r < PQntuples(res); r++) {
+        total += atol(PQgetvalue(res, r, 1));
+        for (size_t w = 0; w < NWORKERS; w++)
+            if (!strcmp(workers[w].group, PQgetvalue(res, r, 0)))
+                chosen[w] = true;
+    }
+    PQclear(res);
+    return total;
+}
+
 /* Where the workers are: the target's stored offsets, summed per topic. */
 static int64_t progress(PGconn *conn, const end_offset_t *ends, int n, bool print, double started, int64_t total)
 {
-    static const char sql[] = "SELECT topic, partition, max(next_offset) FROM prime_pipeline.consumer_offsets "
+    static const char sql[] = "SELECT topic, kafka_partition, max(next_offset) FROM prime_pipeline.consumer_offsets "
                               "WHERE group_id LIKE 'prime-replay-%' GROUP BY 1, 2";
     PGresult *res = PQexec(conn, sql);
     int64_t done = 0;
@@ -495,21 +544,28 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     started = now();
-    for (size_t w = 0; w < NWORKERS; w++) {
-        char path[PATH_MAX];
-        if (!find_program(workers[w].program, path, sizeof(path))) {
-            if (workers[w].optional)
-                continue;
-            fprintf(stderr, "prime-replay: %s is not beside prime-replay nor on PATH\n", workers[w].program);
-            stopping = 1;
-            failed++;
-            break;
-        }
-        if ((pids[w] = start_worker(&o, &workers[w], path, stop_file)) > 0)
-            running++;
-    }
+    /* Every worker at once, as live. The workers wait on each other's rows:
+     * the snapshot writer parks a snapshot until the materializer has written
+     * its project, the materializer a restore until the snapshot writer has
+     * stored its snapshot. Live, each takes them up at its next batch; here a
+     * worker may reach its end offsets with events parked and stop (after one
+     * last pass over them). So while events stay parked and their number goes
+     * down, the workers that parked them run again: each such run finds its
+     * offsets at the end and only makes that pass. */
+    bool chosen[NWORKERS];
+    long parked = -1, parked_before = -1;
+    for (size_t w = 0; w < NWORKERS; w++)
+        chosen[w] = true;
+    running = start_workers(&o, chosen, pids, stop_file, &failed);
     double last = now();
-    while (running) {
+    while (running || (!failed && !stopping && (parked = parked_events(conn, chosen)) > 0 &&
+                       (parked_before < 0 || parked < parked_before))) {
+        if (!running) {
+            fprintf(stderr, "prime-replay: %ld events parked; their workers again, to take them up\n", parked);
+            parked_before = parked;
+            running = start_workers(&o, chosen, pids, stop_file, &failed);
+            continue;
+        }
         int wstatus;
         pid_t pid = waitpid(-1, &wstatus, WNOHANG);
         if (pid > 0) {
@@ -549,6 +605,9 @@ int main(int argc, char **argv)
         if (truncated)
             printf("prime-replay: %lld records were gone from the topics and are not in the target\n",
                    (long long)truncated);
+        if (parked > 0)
+            printf("prime-replay: %ld events stay parked in prime_pipeline.parked_events: what they wait for was "
+                   "never written (the live run dead-lettered them after --park-max-seconds)\n", parked);
     }
 out:
     if (fd >= 0)

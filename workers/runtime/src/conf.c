@@ -23,7 +23,10 @@ static void usage(FILE *out, const char *name, const prime_worker_option_t *opti
             "  --memory-max-mb MB    records fetched, not yet committed, held at most (default 128)\n"
             "  --outbox-chunk-mb MB  outbox bytes relayed per transaction (default 8)\n"
             "  --outbox-max-mb MB    outbox backlog beyond which batches wait for the relay (default 256)\n"
-            "  --stall-seconds S     relay without progress this long: /healthz 503 (default 30)\n",
+            "  --stall-seconds S     relay without progress this long: /healthz 503 (default 30)\n"
+            "  --replay-until FILE  replay mode: stop at the offsets in FILE (\"topic partition offset\" a line),\n"
+            "                    emit nothing, exit 0 when there (prime-replay runs it so)\n"
+            "  --allow-gaps      replay mode: log a gap in a partition's offsets and go on (default: stop)\n",
             name, name);
     for (size_t k = 0; options && options[k].flag; k++)
         fprintf(out, "  %s N  %s\n", options[k].flag, options[k].help);
@@ -132,6 +135,11 @@ int prime_worker_conf_parse_options(prime_worker_conf_t *conf, const char *name,
         } else if (!strcmp(a, "--stall-seconds") && v) {
             if (number(a, v, 1, 86400, &conf->stall_seconds))
                 return 2;
+        } else if (!strcmp(a, "--allow-gaps")) {
+            conf->allow_gaps = 1;
+            continue; /* takes no value */
+        } else if (!strcmp(a, "--replay-until") && v) {
+            conf->replay_until = v;
         } else if (!strcmp(a, "--max-batches") && v) {
             if (number(a, v, 0, 1000000000, &conf->max_batches))
                 return 2;
@@ -144,6 +152,10 @@ int prime_worker_conf_parse_options(prime_worker_conf_t *conf, const char *name,
     }
     if (!conf->brokers || !*conf->brokers) {
         fprintf(stderr, "prime-%s: no brokers: give -b BROKERS or set PRIME_BROKERS\n", name);
+        return 2;
+    }
+    if (conf->allow_gaps && !conf->replay_until) {
+        fprintf(stderr, "prime-%s: --allow-gaps is for a replay (--replay-until FILE)\n", name);
         return 2;
     }
     if (conf->ntopics == 0) {

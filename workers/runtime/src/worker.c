@@ -9,6 +9,7 @@
 #include "prime/log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "replay.h"
 #include "kafka_conf.h"
 #include "headers.h"
 #include "prime/pg.h"
@@ -63,6 +64,7 @@ typedef struct partition_state {
     bool past_end;         /* the stored offset is past the log's end */
     int64_t gap_checked;   /* the stored offset the log's ends were last checked against */
     int64_t skipped_next;  /* after the last record passed over before the stored offset */
+    bool at_end;           /* replay mode: paused at its end offset for good */
 } partition_state_t;
 
 struct prime_worker_s {
@@ -96,6 +98,10 @@ struct prime_worker_s {
     outbox_relay_t *relay;  /* sends the outbox's derived events (its own thread) */
     bool emitted;           /* the batch wrote to the outbox */
     metrics_t metrics;
+    replay_ends_t *replay;  /* replay mode (--replay-until): the end offsets; else NULL */
+    uint64_t replay_dead_letters, replay_missing; /* replay mode: dead letters not sent, records missing */
+    double replay_queried;  /* replay mode: when the broker was last asked for first offsets */
+    bool replay_reached;    /* replay mode: every partition at its end (not stopped by a signal) */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -192,6 +198,7 @@ static partition_state_t *add_part(prime_worker_t *w, const char *topic, int32_t
     p->skipped_next = 0;
     p->past_end = false;
     p->gap_checked = NO_ROW;
+    p->at_end = false;
     return p;
 }
 
@@ -742,6 +749,133 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     }
 }
 
+/* --- replay mode (--replay-until) ------------------------------------------
+ *
+ * prime-replay runs the workers' own programs on a fresh database with the
+ * end offsets taken at its start. Each partition is applied up to its end
+ * and paused there; the worker exits 0 once every partition the file names
+ * for its topics has its stored offset at the end. Nothing is sent: the
+ * derived events are in their topics already (prime_worker_emit writes
+ * nothing), and dead letters are logged and counted, not produced. A gap in
+ * a partition's offsets (compaction, deleted records) would make the copy
+ * silently differ: it stops the worker unless --allow-gaps. */
+
+static void set_paused(prime_worker_t *w, partition_state_t *p, bool pause);
+
+static int replay_start(prime_worker_t *w)
+{
+    prime_error_t err;
+    char safe[512];
+
+    if (!w->conf->replay_until)
+        return 0;
+    prime_error_clear(&err);
+    if (!(w->replay = replay_ends_load(w->conf, &err))) {
+        prime_log(PRIME_LOG_ERROR, "cannot read the replay's end offsets", "field=%s error=\"%s\"", err.field,
+                  prime_log_value(err.message, safe, sizeof(safe)));
+        w->fatal = 1;
+        return -1;
+    }
+    prime_log(PRIME_LOG_INFO, "replay mode: emitting nothing, stopping at the end offsets", "file=%s partitions=%zu",
+              w->conf->replay_until, replay_ends_count(w->replay));
+    return 0;
+}
+
+/* For each fetched record: 1 when it is not for a batch (at or past its
+ * partition's end, which is then paused for good; or after a refused gap,
+ * which stops the worker), 0 when it is. */
+static int replay_filter(prime_worker_t *w, partition_state_t *p, const rd_kafka_message_t *m)
+{
+    int64_t end = replay_end_of(w->replay, p->topic, p->partition);
+    int64_t expected = p->received_next >= 0 ? p->received_next : p->stored != NO_ROW ? p->stored : 0;
+    int64_t upto = m->offset < end ? m->offset : end; /* the gap is what is missing below the end */
+
+    if (upto > expected) {
+        if (!w->conf->allow_gaps) {
+            prime_log(PRIME_LOG_ERROR,
+                      "replay refused: records are missing from the topic (compaction or deletion), the copy would "
+                      "silently differ; prime-replay --allow-gaps goes on without them",
+                      "topic=%s partition=%d missing_from=%lld missing_to=%lld", p->topic, (int)p->partition,
+                      (long long)expected, (long long)upto - 1);
+            w->fatal = 1;
+            stop_requested = 1;
+            return 1;
+        }
+        prime_log(PRIME_LOG_WARN, "replay: records missing from the topic, going on without them (--allow-gaps)",
+                  "topic=%s partition=%d missing_from=%lld missing_to=%lld", p->topic, (int)p->partition,
+                  (long long)expected, (long long)upto - 1);
+        w->replay_missing += (uint64_t)(upto - expected);
+        p->received_next = upto; /* logged once */
+    }
+    if (m->offset < end)
+        return 0;
+    if (!p->at_end) {
+        p->at_end = true;
+        if (!p->paused)
+            set_paused(w, p, true);
+    }
+    return 1;
+}
+
+/* Whether every partition the file names is at its end: its stored offset
+ * there, or nothing to apply (its end at or below its first offset). */
+static bool replay_done(prime_worker_t *w)
+{
+    /* The broker is asked (a round trip a partition) once a second at most,
+     * and only about partitions that gave nothing yet. */
+    bool ask = now_s() - w->replay_queried >= 1.0;
+
+    if (ask)
+        w->replay_queried = now_s();
+    for (size_t i = 0; i < replay_ends_count(w->replay); i++) {
+        const char *topic;
+        int32_t partition;
+        int64_t end, lo, hi;
+        partition_state_t *p;
+
+        replay_ends_get(w->replay, i, &topic, &partition, &end);
+        if (end <= 0)
+            continue;
+        if (!(p = find_part(w, topic, partition)))
+            return false; /* not assigned yet */
+        if (p->stored != NO_ROW && p->stored >= end)
+            continue;
+        /* Nothing received yet: its history may start at or past the end. */
+        if (ask && p->stored == NO_ROW && p->received_next < 0 &&
+            !rd_kafka_query_watermark_offsets(w->consumer, topic, partition, &lo, &hi, 1000) && lo >= end)
+            continue;
+        return false;
+    }
+    return true;
+}
+
+static prime_errcode_t replay_dead_letter(prime_worker_t *w, const prime_record_t *r, const prime_error_t *why,
+                                          prime_error_t *err)
+{
+    char safe[512];
+
+    w->replay_dead_letters++;
+    atomic_fetch_add(&w->metrics.dead_letters, 1);
+    prime_log(PRIME_LOG_WARN, "dead letter (replay: not sent to prime.dlq)",
+              "topic=%s partition=%d offset=%lld class=%s field=%s error=\"%s\"", r->topic, (int)r->partition,
+              (long long)r->offset, prime_errcode_name(why->code), why->field[0] ? why->field : "-",
+              prime_log_value(why->message, safe, sizeof(safe)));
+    if (w->conf->on_dead_letter)
+        return w->conf->on_dead_letter(w, w->db, r, why, w->ctx, err);
+    return PRIME_OK;
+}
+
+static void replay_finish(prime_worker_t *w)
+{
+    if (!w->replay)
+        return;
+    prime_log(w->fatal ? PRIME_LOG_ERROR : PRIME_LOG_INFO, "replay finished",
+              "complete=%s dead_letters_not_sent=%llu records_missing=%llu", w->replay_reached && !w->fatal ? "yes" : "no",
+              (unsigned long long)w->replay_dead_letters, (unsigned long long)w->replay_missing);
+    replay_ends_free(w->replay);
+    w->replay = NULL;
+}
+
 /* --- dead letters ---------------------------------------------------------- */
 
 /* librdkafka's errors of the dead-letter producer. A fatal one (the
@@ -823,6 +957,8 @@ prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t
     dead_letter_t *d;
     char part[16], offset[24];
 
+    if (w->replay)
+        return replay_dead_letter(w, r, why, err);
     if (w->ndead == w->deadcap) {
         size_t cap = w->deadcap ? w->deadcap * 2 : 16;
         dead_letter_t *grown = realloc(w->dead, cap * sizeof(*grown));
@@ -876,8 +1012,8 @@ int64_t prime_record_timestamp(const prime_record_t *r)
 prime_errcode_t prime_worker_emit(prime_worker_t *w, PGconn *conn, const prime_emit_t *msgs, size_t n,
                                   prime_error_t *err)
 {
-    if (!n)
-        return PRIME_OK;
+    if (!n || w->replay)
+        return PRIME_OK; /* a replay reads the derived events from their topics: none is made again */
     w->emitted = true;
     for (size_t i = 0; i < n; i++)
         w->emitted_bytes += msgs[i].len + strlen(msgs[i].key);
@@ -897,6 +1033,11 @@ prime_errcode_t prime_worker_decode(prime_worker_t *w, const prime_registry_t *r
         return prime_worker_dead_letter(w, r, &why, err);
     }
     return PRIME_OK;
+}
+
+int prime_worker_replaying(const prime_worker_t *w)
+{
+    return w->replay != NULL;
 }
 
 const char *prime_worker_group(const prime_worker_t *w)
@@ -1043,6 +1184,7 @@ static void queues_clear(prime_worker_t *w)
 {
     for (size_t i = 0; i < w->nparts; i++) {
         queue_clear(w, &w->parts[i]);
+        w->parts[i].at_end = false; /* sought back: it reaches its end again */
         if (w->parts[i].paused)
             set_paused(w, &w->parts[i], false);
     }
@@ -1101,6 +1243,10 @@ static int receive(prime_worker_t *w, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m);
         return 0;
     }
+    if (w->replay && replay_filter(w, p, m)) {
+        rd_kafka_message_destroy(m);
+        return 0;
+    }
     h = held_new(m, p->topic);
     rd_kafka_message_destroy(m);
     if (!h)
@@ -1140,6 +1286,8 @@ static bool caught_up(prime_worker_t *w, const partition_state_t *p)
         return false;
     if (next < 0)
         next = p->stored != NO_ROW ? p->stored : lo;
+    if (w->replay && next >= replay_end_of(w->replay, p->topic, p->partition))
+        return true; /* all it will give is received: the live topic grows past the end */
     return next >= hi;
 }
 
@@ -1166,7 +1314,7 @@ static int take(prime_worker_t *w, partition_state_t *p)
     w->batch_bytes += held_size(h);
     if (p->qlen)
         p->head_ts = p->queue[p->qhead]->timestamp;
-    if (p->paused && p->qlen < pause_at(w) / 2 && p->qbytes < pause_bytes(w) / 2)
+    if (p->paused && !p->at_end && p->qlen < pause_at(w) / 2 && p->qbytes < pause_bytes(w) / 2)
         set_paused(w, p, false);
     w->batch[w->n] = h;
     w->records[w->n] = h->record;
@@ -1252,10 +1400,14 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
 
     if (conf->metrics_port && !(server = metrics_server_start(&w.metrics, conf->metrics_port)))
         return 1;
+    if (replay_start(&w))
+        goto out;
     if (db_connect(&w))
         goto out;
-    if (!(w.consumer = new_client(&w, RD_KAFKA_CONSUMER)) || !(w.dlq = new_client(&w, RD_KAFKA_PRODUCER)) ||
-        !(w.relay = outbox_relay_start(conf, &w.metrics))) {
+    /* A replay sends nothing: no dead-letter producer, no outbox relay. */
+    if (!(w.consumer = new_client(&w, RD_KAFKA_CONSUMER)) ||
+        (!w.replay && (!(w.dlq = new_client(&w, RD_KAFKA_PRODUCER)) ||
+                       !(w.relay = outbox_relay_start(conf, &w.metrics))))) {
         w.fatal = 1;
         goto out;
     }
@@ -1310,7 +1462,8 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
             w.fatal = 1;
             break;
         }
-        rd_kafka_poll(w.dlq, 0);
+        if (w.dlq)
+            rd_kafka_poll(w.dlq, 0);
         if (atomic_load(&w.dlq_fatal) && dlq_renew(&w)) {
             w.fatal = 1;
             break;
@@ -1330,6 +1483,11 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
         }
         if (conf->max_batches && w.batches_done >= conf->max_batches)
             break;
+        if (w.replay && !w.n && replay_done(&w)) {
+            batch_run(&w, true); /* a last housekeeping pass: what waited for another worker's rows */
+            w.replay_reached = true;
+            break;
+        }
     }
     if (!w.fatal)
         batch_commit(&w); /* the batch in flight, whole or not at all */
@@ -1356,6 +1514,7 @@ out:
     free(w.parts);
     free(w.batch);
     free(w.records);
+    replay_finish(&w);
     free(w.dead);
     prime_log(w.fatal ? PRIME_LOG_ERROR : PRIME_LOG_INFO, w.fatal ? "stopped after an error" : "stopped",
               "batches=%llu records=%llu", (unsigned long long)atomic_load(&w.metrics.batches),

@@ -64,6 +64,13 @@ typedef struct prime_worker_conf {
     int outbox_chunk_mb;       /* --outbox-chunk-mb: outbox bytes the relay sends per transaction (default 8) */
     int outbox_max_mb;         /* --outbox-max-mb: outbox backlog beyond which batches wait for the relay (default 256) */
     int stall_seconds;         /* --stall-seconds: a relay without progress this long, work waiting, is unhealthy (default 30) */
+    /* Replay mode (prime-replay; docs/workers.md): stop at the end offsets
+     * the file names ("topic partition offset" a line) and exit 0 when every
+     * partition is there; emit nothing (no outbox rows, no relay, dead
+     * letters logged and counted, not sent); a gap in a partition's offsets
+     * stops the worker unless allow_gaps. NULL: the live mode. */
+    const char *replay_until;  /* --replay-until FILE */
+    int allow_gaps;            /* --allow-gaps */
     /* Set by the program, not the command line: called for every dead
      * letter, the runtime's own (undecodable, invalid) included, in the
      * batch's transaction, after it is queued (to audit it, say). NULL:
@@ -195,6 +202,10 @@ const char *prime_worker_group(const prime_worker_t *w);
  * every assigned partition's stored offset, so that a worker that lost one
  * in a rebalance cannot commit what it did with it. */
 bool prime_worker_partition(const prime_worker_t *w, size_t i, const char **topic, int32_t *partition);
+/* Whether the worker runs in replay mode (--replay-until): what depends on
+ * the wall clock (expiring what waited too long) must not happen then, for
+ * a replay to give the same rows every time. */
+int prime_worker_replaying(const prime_worker_t *w);
 
 /* Counts an event the worker applied (for the events_applied metric). */
 void prime_worker_count_applied(prime_worker_t *w, size_t n);
