@@ -13,6 +13,7 @@
  * with its error, so nothing is lost. Exit status: 0 when every line was
  * sent and delivered, 1 when any was rejected, undelivered or of unknown
  * delivery, 2 on bad usage. */
+#include "prime/cli.h"
 #include "prime/buf.h"
 #include "prime/producer.h"
 #include "prime/time.h"
@@ -599,7 +600,7 @@ static int info_command(int argc, char **argv)
     return rc;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     options_t opt;
     run_t run = {0};
@@ -700,4 +701,9 @@ conf_error:
     fprintf(stderr, "prime-publish: %s\n", prime_error_str(&err, msg, sizeof(msg)));
     prime_producer_conf_free(conf);
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    return prime_cli_finish("prime-publish", run(argc, argv));
 }

@@ -12,6 +12,7 @@
  *
  * Uses only the public API of libprime_schemas. Exit status: 0 success,
  * 1 bad input (the message says where), 2 bad usage. */
+#include "prime/cli.h"
 #include "prime/event.h"
 
 #include <jansson.h>
@@ -281,7 +282,5 @@ int main(int argc, char **argv)
     }
     prime_event_free(ev);
     prime_registry_free(reg);
-    if (fflush(stdout) != 0)
-        rc = 1;
-    return rc;
+    return prime_cli_finish("prime-codec", rc);
 }

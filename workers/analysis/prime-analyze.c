@@ -2,6 +2,7 @@
  * JSON on stdout (docs/analysis.md); --plot FILE.svg draws the loudness
  * curve and the spectrum (of the last file). Exit status 1 when a file
  * could not be analysed (its reason on stderr), 2 for a usage error. */
+#include "prime/cli.h"
 #include "prime/analysis.h"
 
 #include <stdio.h>
@@ -35,7 +36,7 @@ static void show_progress(double fraction, void *ctx)
     p->shown = 1;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     const char *plot = NULL;
     prime_analysis_limits_t limits;
@@ -115,4 +116,9 @@ int main(int argc, char **argv)
     }
     prime_analyzer_free(a);
     return failed;
+}
+
+int main(int argc, char **argv)
+{
+    return prime_cli_finish("prime-analyze", run(argc, argv));
 }

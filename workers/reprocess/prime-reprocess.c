@@ -108,6 +108,23 @@ static bool uuid_option(const char *v, char out[PRIME_UUID_TEXT])
     return true;
 }
 
+/* A version as the analyzer writes them: numbers joined by dots ("1.1.0").
+ * Anything else ("v1.1.0") compares below every real version, part by
+ * part, and would select every file. */
+static bool version_text(const char *v)
+{
+    bool digit = false;
+    for (; *v; v++) {
+        if (*v >= '0' && *v <= '9')
+            digit = true;
+        else if (*v == '.' && digit)
+            digit = false;
+        else
+            return false;
+    }
+    return digit;
+}
+
 static int parse(options_t *o, int argc, char **argv)
 {
     memset(o, 0, sizeof(*o));
@@ -150,8 +167,8 @@ static int parse(options_t *o, int argc, char **argv)
             if (!uuid_option(v, o->project))
                 return bad_usage("--project: expected a project id (a UUID)", v);
         } else if (!strcmp(a, "--older-than-version")) {
-            if (!*v)
-                return bad_usage("--older-than-version: expected a version such as 1.1.0", v);
+            if (!version_text(v))
+                return bad_usage("--older-than-version: expected a version such as 1.1.0 (numbers joined by dots)", v);
             o->older_than = v;
         } else if (!strcmp(a, "--run")) {
             if (!*v)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Red team, theme a closed or full stdout (PENDING: fails on main as of
+# Red team, theme a closed or full stdout (failed on main at
 # 85ca8cd). A program whose answer is what it prints must not exit 0 when
 # the answer could not be written (DESIGN.md 3.3/3.5: never silent loss).
 # prime-codec already does this right (exit 1 on /dev/full); prime-publish
@@ -8,7 +8,7 @@
 set -uo pipefail
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-. "$(dirname "$0")/../../support/testlib.sh"
+. "$(dirname "$0")/../support/testlib.sh"
 "$PRIME_CODEC" example user.registered 1 >"$tmp/ev.json" || exit 1
 python3 -c 'import struct,math,sys
 d=b"".join(struct.pack("<h",int(9000*math.sin(i/3))) for i in range(8000))

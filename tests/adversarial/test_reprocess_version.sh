@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Red team, theme operator tools (PENDING: fails on main as of 85ca8cd).
+# Red team, theme operator tools (failed on main at 85ca8cd).
 # prime-reprocess --older-than-version takes any non-empty text. A tired
 # operator's "v1.1.0" compares byte-wise below every real version ('1' <
 # 'v'), so every file analysed by 1.1.0 counts as older and is analysed
@@ -8,7 +8,7 @@
 # anything is read. No servers: PostgreSQL is pointed nowhere, so a value
 # that gets past the options fails to connect (exit 1) instead.
 set -uo pipefail
-. "$(dirname "$0")/../../support/testlib.sh"
+. "$(dirname "$0")/../support/testlib.sh"
 export PGHOST=/nonexistent PGPORT=1
 for v in v1.1.0 banana 1.1.x "1.1.0 " -1 1..0; do
   "$PRIME_REPROCESS" --older-than-version "$v" --dry-run >/dev/null 2>err </dev/null
