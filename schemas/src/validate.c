@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define NIL_UUID "00000000-0000-0000-0000-000000000000"
+
 /* 2000-01-01 .. 2100-01-01: anything else is a client clock or unit bug. */
 #define TIME_MIN 946684800000000LL
 #define TIME_MAX 4102444800000000LL
@@ -278,9 +280,18 @@ prime_errcode_t check_string(const prime_event_t *ev, const field_desc_t *f, con
             return prime_error_set(err, PRIME_ERR_INVALID, path, "%s must not be empty", kind_noun(f));
         return PRIME_OK;
     case CHECK_UUID:
-        return prime_uuid_valid(s, len) ? PRIME_OK
-                               : prime_error_set(err, PRIME_ERR_INVALID, path,
-                                                 "expected a UUID like 8d2f1c3e-5b7a-4c19-9e0d-2a6b4f8c1d7e");
+        if (!prime_uuid_valid(s, len))
+            return prime_error_set(err, PRIME_ERR_INVALID, path,
+                                   "expected a UUID like 8d2f1c3e-5b7a-4c19-9e0d-2a6b4f8c1d7e");
+        /* The nil UUID is the pipeline's "no one": the actor of what no
+         * event caused, on the topics the pipeline writes itself (audit
+         * records, snapshots). A client's user is never no one. */
+        if (len == 36 && !memcmp(s, NIL_UUID, 36) &&
+            (!strcmp(f->name, "actor_user_id") || !strcmp(f->name, "owner_user_id")) &&
+            strcmp(ev->type->topic, "prime.audit") && strcmp(ev->type->topic, "prime.snapshots"))
+            return prime_error_set(err, PRIME_ERR_INVALID, path,
+                                   "the nil UUID is reserved (the pipeline's \"no one\"): expected a user's id");
+        return PRIME_OK;
     case CHECK_EVENT_TYPE:
         return strlen(ev->type->name) == len && !memcmp(ev->type->name, s, len)
                    ? PRIME_OK

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Red team, theme UUIDs (PENDING: fails on main as of 85ca8cd). The nil
+# Red team, theme UUIDs (failed on main at 85ca8cd). The nil
 # UUID is the pipeline's own "no one" (derived.c writes it as the actor of
 # records no event caused; prime-audit reads it as "actor not known"). A
 # client may register it as a user id today, and then its actions are
@@ -9,7 +9,7 @@
 set -uo pipefail
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-. "$(dirname "$0")/../../support/testlib.sh"
+. "$(dirname "$0")/../support/testlib.sh"
 export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
 "$PRIME_MIGRATE" >/dev/null || exit 1
 z=00000000-0000-0000-0000-000000000000
