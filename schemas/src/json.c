@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Largest magnitude a double holds exactly as an integer. */
 #define EXACT_INTEGER 9007199254740992.0
@@ -289,6 +290,20 @@ static prime_errcode_t map_members(const prime_event_type_t *t, const cJSON *obj
     return PRIME_OK;
 }
 
+/* Whether text names a field that holds a secret (password, token, salt,
+ * a hash): a line that does not parse cannot say which bytes are which. */
+static bool mentions_secret(const char *text, size_t len)
+{
+    static const char *const words[] = {"hash", "password", "passwd", "token", "salt", "secret", NULL};
+    for (int w = 0; words[w]; w++) {
+        size_t n = strlen(words[w]);
+        for (size_t i = 0; i + n <= len; i++)
+            if (!strncasecmp(text + i, words[w], n))
+                return true;
+    }
+    return false;
+}
+
 prime_errcode_t prime_event_from_json(const prime_registry_t *reg, const char *text, size_t len,
                                       prime_event_t **out, prime_error_t *err)
 {
@@ -310,6 +325,11 @@ prime_errcode_t prime_event_from_json(const prime_registry_t *reg, const char *t
         if (column > len)
             return prime_error_set(err, PRIME_ERR_JSON, NULL, "invalid JSON: unexpected end of input at column %zu",
                                    column);
+        /* A line that carries a secret (a password or token hash) is not
+         * quoted back: the error may sit in the secret itself. */
+        if (mentions_secret(text, len))
+            return prime_error_set(err, PRIME_ERR_JSON, NULL,
+                                   "invalid JSON at column %zu (not quoted: the line carries a secret)", column);
         /* text need not be NUL-terminated: show at most what is left. */
         int shown = (int)(len - (column - 1) < 12 ? len - (column - 1) : 12);
         return prime_error_set(err, PRIME_ERR_JSON, NULL, "invalid JSON at column %zu, near '%.*s'", column, shown,
