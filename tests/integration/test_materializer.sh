@@ -137,7 +137,11 @@ run_materializer "$PRIME_TEST_DB" mat-1
 check "the collaborator's join and heartbeat wait for the project, in stream order" \
   "studio_projects:$p6|studio_projects:$p6" \
   "SELECT string_agg(waiting_for, '|' ORDER BY source_offset) FROM prime_pipeline.parked_events WHERE waiting_for LIKE 'session_states:%' OR waiting_for = 'studio_projects:$p6'" 
-ev project.created "$u1" 12:31 "\"project_id\":\"$p6\",\"name\":\"Shared\",\"project_data\":{}" >"$tmp/p6.jsonl"
+{
+  ev project.created "$u1" 12:31 "\"project_id\":\"$p6\",\"name\":\"Shared\",\"project_data\":{}"
+  # u2 joins as its editor (a stranger's join is refused: docs/materializer.md)
+  ev project.collaborators_changed "$u1" 12:32 "\"project_id\":\"$p6\",\"collaborators\":[{\"user_id\":\"$u2\",\"role\":\"editor\"}]"
+} >"$tmp/p6.jsonl"
 publish "$tmp/p6.jsonl"
 run_materializer "$PRIME_TEST_DB" mat-1
 check "a session: joined, five heartbeats, left" "$p1|$u1|dev-1|$hash|5.250|pencil|f|2026-11-25 12:25:00+00|2026-11-25 12:29:00+00" \

@@ -95,6 +95,8 @@ analysed() { # FILE TIME LUFS LRA
   for d in 18 19 20; do project "$u2" "2025-11-${d}T12:00:00Z" "$(printf 'cccccccc-cccc-4ccc-8ccc-%012d' "$d")" ",\"genre\":\"house\""; done
   project "$u2" 2026-11-20T12:00:00Z eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee ",\"genre\":\"techno\""
   ev recall.used "$u3" 11:00 "\"category\":\"plugin\",\"recall_key\":\"Ghost\""   # u3 never registers
+  # u2 names herself the actor of u1's preference: not hers to use.
+  ev recall.used "$u1" 11:01 "\"category\":\"plugin\",\"recall_key\":\"Forged\"" | sed "s/\"actor_user_id\":\"$u1\"/\"actor_user_id\":\"$u2\"/"
 } >"$tmp/events.jsonl"
 again=$(grep '"recall.used".*T10:35' "$tmp/events.jsonl") && echo "$again" >>"$tmp/events.jsonl" # published twice, same event_id
 publish "$tmp/events.jsonl"
@@ -138,6 +140,12 @@ check "decay: three house projects a year ago lose to one techno project this we
 check "the row id is UUIDv5 of owner, category and key" \
   "$(/usr/bin/python3 -c "import uuid; print(uuid.uuid5(uuid.UUID('f599dc62-f662-5188-baed-487f0b1131f6'), '$u1\nplugin\nMixxDrive'))")" \
   "SELECT id FROM mixx_recall WHERE user_id = '$u1' AND recall_key = 'MixxDrive'"
+check "another user's use of a preference is not learned" "0" "SELECT count(*) FROM mixx_recall WHERE recall_key = 'Forged'"
+if dead_letters | grep -q "prime.error.field=actor_user_id.*may not recall.used for user $u1.*prime.worker=recall"; then
+  ok "it is dead-lettered, naming the actor"
+else
+  bad "no dead letter for the forged use: $(dead_letters | tail -3)"
+fi
 if dead_letters | grep -q "prime.worker=recall.*user $u3 is not in prime_users\|user $u3 is not in prime_users.*prime.worker=recall"; then
   ok "an unknown owner's event is dead-lettered with the reason"
 else

@@ -19,6 +19,8 @@
 #define SESSION "5e550000-0000-4000-8000-000000000004"
 #define MIX "313c0000-0000-4000-8000-000000000005"
 #define FILE2 "f11e0000-0000-4000-8000-000000000006"
+#define CAROL "0ca20100-0000-4000-8000-000000000007"
+#define COLLAB "c0ab0000-0000-4000-8000-000000000008"
 
 /* strdup() of the fold's code fails when this reaches 0 (counting down;
  * negative: never): test_fold links with -Wl,--wrap=strdup. */
@@ -69,6 +71,15 @@ static void fresh(int snapshot_every)
     nevents = 0;
 }
 
+/* ev, published by actor (not its owner: a collaborator, or an intruder). */
+static prime_event_t *as_actor(prime_event_t *ev, const char *actor)
+{
+    prime_error_t err;
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_event_set_string(ev, "actor_user_id", actor, strlen(actor), &err), PRIME_OK);
+    return ev;
+}
+
 /* An event of the type (prime-codec's example) owned by owner, at second
  * `at` of the day, with the string fields given as "field", "value", ...,
  * NULL. */
@@ -84,6 +95,8 @@ static prime_event_t *event(const char *type, const char *owner, int at, ...)
     CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
     events[nevents++] = ev;
     CU_ASSERT_EQUAL(prime_event_set_string(ev, "owner_user_id", owner, strlen(owner), &err), PRIME_OK);
+    /* The actor is the owner unless a test says otherwise (as_actor()). */
+    CU_ASSERT_EQUAL(prime_event_set_string(ev, "actor_user_id", owner, strlen(owner), &err), PRIME_OK);
     CU_ASSERT_EQUAL(prime_event_set_long(ev, "occurred_at", (INT64_C(1764547200) + at) * 1000000, &err), PRIME_OK);
     va_start(ap, at);
     while ((field = va_arg(ap, const char *))) {
@@ -274,12 +287,145 @@ static void test_owner_check(void)
     CU_ASSERT_VALUE(T_STUDIO_PROJECTS, PROJECT, C_studio_projects_project_version, "1");
     CU_ASSERT_EQUAL(apply(event("project.deleted", BOB, 60, "project_id", PROJECT, NULL)), FOLD_REFUSED);
     CU_ASSERT_PTR_NOT_NULL(row(T_STUDIO_PROJECTS, PROJECT));
-    /* Bob may upload to Alice's project (a collaborator), not delete her file. */
+    /* Bob may upload to Alice's project once he is its editor, not delete her file. */
+    CU_ASSERT_EQUAL(apply(event("audio.file_uploaded", BOB, 70, "file_id", FILE2, "project_id", PROJECT, NULL)),
+                    FOLD_REFUSED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fold.why.message, "not its owner nor an editor"));
+    CU_ASSERT_EQUAL(apply(event("project.collaborators_changed", ALICE, 65, "project_id", PROJECT, "collaborators",
+                                "[{\"user_id\":\"" BOB "\",\"role\":\"editor\"}]", NULL)),
+                    FOLD_OK);
     CU_ASSERT_EQUAL(apply(event("audio.file_uploaded", BOB, 70, "file_id", FILE2, "project_id", PROJECT, NULL)),
                     FOLD_OK);
     CU_ASSERT_VALUE(T_AUDIO_FILES, FILE2, C_audio_files_user_id, BOB);
     CU_ASSERT_EQUAL(apply(event("audio.file_deleted", ALICE, 80, "file_id", FILE2, NULL)), FOLD_REFUSED);
     CU_ASSERT_PTR_NOT_NULL(row(T_AUDIO_FILES, FILE2));
+}
+
+/* Alice's project.saved at second `at` based on version base, published by actor. */
+static prime_event_t *save_by(const char *actor, int at, int base)
+{
+    prime_error_t err;
+    prime_event_t *ev = as_actor(event("project.saved", ALICE, at, "project_id", PROJECT, NULL), actor);
+    prime_error_clear(&err);
+    CU_ASSERT_EQUAL(prime_event_set_int(ev, "base_version", base, &err), PRIME_OK);
+    return ev;
+}
+
+#define COLLABORATORS(role) "[{\"user_id\":\"" BOB "\",\"role\":\"" role "\",\"permissions\":[\"edit\"]}]"
+
+/* DESIGN.md 3.7: an event changes only what its actor may change
+ * (docs/materializer.md, "Who may change what"). */
+static void test_actor_rules(void)
+{
+    fresh(10);
+    alice_with_project();
+    CU_ASSERT_EQUAL(apply(event("user.registered", BOB, 1, NULL)), FOLD_OK);
+    /* Bob, naming Alice as owner, may not make himself her project's owner-collaborator... */
+    CU_ASSERT_EQUAL(apply(as_actor(event("project.collaborators_changed", ALICE, 20, "project_id", PROJECT,
+                                         "collaborators", COLLABORATORS("owner"), NULL),
+                                   BOB)),
+                    FOLD_REFUSED);
+    CU_ASSERT_STRING_EQUAL(fold.why.field, "actor_user_id");
+    CU_ASSERT_STRING_EQUAL(fold.why.message, "actor " BOB " may not project.collaborators_changed studio_projects: "
+                                             "not its owner");
+    CU_ASSERT_VALUE(T_STUDIO_PROJECTS, PROJECT, C_studio_projects_collaborators, "[]");
+    /* ...nor save it, nor rename, delete, snapshot it, nor touch her user row, recall or presets. */
+    CU_ASSERT_EQUAL(apply(save_by(BOB, 21, 1)), FOLD_REFUSED);
+    CU_ASSERT_STRING_EQUAL(fold.why.message, "actor " BOB " may not project.saved on project " PROJECT
+                                             ": not its owner nor an editor");
+    CU_ASSERT_VALUE(T_STUDIO_PROJECTS, PROJECT, C_studio_projects_project_version, "1");
+    CU_ASSERT_EQUAL(apply(as_actor(event("project.metadata_updated", ALICE, 22, "project_id", PROJECT, "name", "X",
+                                         NULL),
+                                   BOB)),
+                    FOLD_REFUSED);
+    CU_ASSERT_EQUAL(apply(as_actor(event("project.deleted", ALICE, 23, "project_id", PROJECT, NULL), BOB)),
+                    FOLD_REFUSED);
+    CU_ASSERT_EQUAL(apply(as_actor(event("project.snapshot_requested", ALICE, 23, "project_id", PROJECT, NULL), BOB)),
+                    FOLD_REFUSED);
+    CU_ASSERT_EQUAL(apply(as_actor(event("user.profile_updated", ALICE, 24, "display_name", "Bobbed", NULL), BOB)),
+                    FOLD_REFUSED);
+    CU_ASSERT_EQUAL(apply(as_actor(event("user.deleted", ALICE, 24, NULL), BOB)), FOLD_REFUSED);
+    CU_ASSERT_EQUAL(apply(as_actor(event("preset.created", ALICE, 24, NULL), BOB)), FOLD_REFUSED);
+    CU_ASSERT_PTR_NOT_NULL(row(T_PRIME_USERS, ALICE));
+    CU_ASSERT_PTR_NOT_NULL(row(T_STUDIO_PROJECTS, PROJECT));
+    /* A viewer only looks: still no save, no session on it. */
+    CU_ASSERT_EQUAL(apply(event("project.collaborators_changed", ALICE, 30, "project_id", PROJECT, "collaborators",
+                                COLLABORATORS("viewer"), NULL)),
+                    FOLD_OK);
+    CU_ASSERT_EQUAL(apply(save_by(BOB, 31, 1)), FOLD_REFUSED);
+    CU_ASSERT_EQUAL(apply(event("session.joined", BOB, 32, "session_id", SESSION, "project_id", PROJECT, NULL)),
+                    FOLD_REFUSED);
+    /* An editor saves, opens, joins a session and uploads; the owner's own
+     * rules (collaborators, delete) stay hers. */
+    CU_ASSERT_EQUAL(apply(event("project.collaborators_changed", ALICE, 40, "project_id", PROJECT, "collaborators",
+                                COLLABORATORS("editor"), NULL)),
+                    FOLD_OK);
+    CU_ASSERT_EQUAL(apply(save_by(BOB, 41, 1)), FOLD_OK);
+    CU_ASSERT_VALUE(T_STUDIO_PROJECTS, PROJECT, C_studio_projects_project_version, "2");
+    CU_ASSERT_EQUAL(apply(as_actor(event("project.opened", ALICE, 42, "project_id", PROJECT, NULL), BOB)), FOLD_OK);
+    CU_ASSERT_EQUAL(apply(event("session.joined", BOB, 43, "session_id", SESSION, "project_id", PROJECT, NULL)),
+                    FOLD_OK);
+    CU_ASSERT_EQUAL(apply(event("audio.file_uploaded", BOB, 44, "file_id", FILE2, "project_id", PROJECT, NULL)),
+                    FOLD_OK);
+    CU_ASSERT_EQUAL(apply(as_actor(event("project.collaborators_changed", ALICE, 45, "project_id", PROJECT,
+                                         "collaborators", "[]", NULL),
+                                   BOB)),
+                    FOLD_REFUSED);
+    CU_ASSERT_EQUAL(apply(as_actor(event("project.deleted", ALICE, 46, "project_id", PROJECT, NULL), BOB)),
+                    FOLD_REFUSED);
+    /* A collaboration session: a participant joins and leaves themself;
+     * a stranger neither adds another nor ends it. */
+    CU_ASSERT_EQUAL(apply(event("user.registered", CAROL, 47, NULL)), FOLD_OK);
+    CU_ASSERT_EQUAL(apply(event("collab.started", ALICE, 48, "collab_session_id", COLLAB, "project_id", PROJECT, NULL)),
+                    FOLD_OK);
+    CU_ASSERT_EQUAL(apply(as_actor(event("collab.participant_joined", ALICE, 49, "collab_session_id", COLLAB,
+                                         "user_id", CAROL, NULL),
+                                   CAROL)),
+                    FOLD_OK);
+    CU_ASSERT_EQUAL(apply(as_actor(event("collab.participant_joined", ALICE, 49, "collab_session_id", COLLAB,
+                                         "user_id", BOB, NULL),
+                                   CAROL)),
+                    FOLD_REFUSED);
+    CU_ASSERT_EQUAL(apply(as_actor(event("collab.ended", ALICE, 49, "collab_session_id", COLLAB, NULL), CAROL)),
+                    FOLD_REFUSED);
+    CU_ASSERT_EQUAL(apply(as_actor(event("collab.participant_left", ALICE, 49, "collab_session_id", COLLAB,
+                                         "user_id", CAROL, NULL),
+                                   CAROL)),
+                    FOLD_OK);
+    CU_ASSERT_EQUAL(apply(as_actor(event("collab.ended", ALICE, 49, "collab_session_id", COLLAB, NULL), BOB)),
+                    FOLD_OK);
+    /* Derived events carry their cause's actor (or the nil UUID): the
+     * pipeline's, not checked as a client's. */
+    CU_ASSERT_EQUAL(apply(as_actor(event("audio.analyzed", BOB, 50, "file_id", FILE2, NULL),
+                                   "00000000-0000-0000-0000-000000000000")),
+                    FOLD_OK);
+}
+
+/* Ids inside collaborators are stored in their one spelling; one that is not a UUID is refused. */
+static void test_collaborator_ids(void)
+{
+    fresh(10);
+    alice_with_project();
+    CU_ASSERT_EQUAL(apply(event("user.registered", BOB, 1, NULL)), FOLD_OK);
+    CU_ASSERT_EQUAL(apply(event("project.collaborators_changed", ALICE, 20, "project_id", PROJECT, "collaborators",
+                                "[{\"user_id\":\"0B0B0000-0000-4000-8000-000000000002\",\"role\":\"editor\"}]",
+                                NULL)),
+                    FOLD_OK);
+    CU_ASSERT_VALUE(T_STUDIO_PROJECTS, PROJECT, C_studio_projects_collaborators,
+                    "[{\"user_id\":\"" BOB "\",\"role\":\"editor\"}]");
+    CU_ASSERT_VALUE(T_STUDIO_PROJECTS, PROJECT, C_studio_projects_is_collaborative, "t");
+    /* Bob, named in upper case, is the editor: his save applies. */
+    CU_ASSERT_EQUAL(apply(save_by(BOB, 21, 1)), FOLD_OK);
+    CU_ASSERT_EQUAL(apply(event("project.collaborators_changed", ALICE, 30, "project_id", PROJECT, "collaborators",
+                                "[{\"user_id\":\"" BOB "\",\"role\":\"editor\"},{\"user_id\":\"bob\"}]", NULL)),
+                    FOLD_REFUSED);
+    CU_ASSERT_STRING_EQUAL(fold.why.field, "collaborators");
+    CU_ASSERT_STRING_EQUAL(fold.why.message, "collaborators[1].user_id is not a UUID");
+    CU_ASSERT_EQUAL(apply(event("project.collaborators_changed", ALICE, 31, "project_id", PROJECT, "collaborators",
+                                "[{\"role\":\"editor\"}]", NULL)),
+                    FOLD_REFUSED);
+    CU_ASSERT_VALUE(T_STUDIO_PROJECTS, PROJECT, C_studio_projects_collaborators,
+                    "[{\"user_id\":\"" BOB "\",\"role\":\"editor\"}]");
 }
 
 static void test_cascade(void)
@@ -472,6 +618,8 @@ int main(void)
         {"update: changed columns and updated_at", test_update},
         {"save, and a stale save not applied but rejected", test_save_and_stale_save},
         {"owner check: another owner's row is refused", test_owner_check},
+        {"actor rules: an event changes only what its actor may change", test_actor_rules},
+        {"collaborators' ids canonical, a non-UUID refused", test_collaborator_ids},
         {"cascade: a user's delete removes her project's rows", test_cascade},
         {"parking decision: a missing parent is waited for", test_parking_decision},
         {"a mix's analysis reads its project (FOLD_NEED_ROWS)", test_analysis_of_a_mix},

@@ -16,18 +16,87 @@
 #include <string.h>
 #include <strings.h>
 
-/* The row of table t whose id is the event's id_field, for an event that
- * changes it: it must exist (else the event waits for it) and belong to the
- * event's owner (else the event is refused: the key, and so the order, is
- * the owner's). */
 /* fold_track of the row of table t that the event's field names. */
 static fold_result_t track(fold_t *f, table_id_t t, const prime_event_t *ev, const char *field, row_t **out)
 {
     return fold_track(f, t, prime_event_string(ev, field), field, out);
 }
 
+/* Who may publish an event (DESIGN.md 3.7: an event changes only what its
+ * actor may change; docs/materializer.md, "Who may change what"). */
+typedef enum who {
+    BY_OWNER,    /* the actor is the event's owner (and so the row's) */
+    BY_EDITOR,   /* the actor is the project's owner or an editing collaborator */
+    BY_PIPELINE, /* derived by the pipeline (snapshot.created, audio.analyzed): its actor is the cause's */
+} who_t;
+
+static const char *actor_of(const prime_event_t *ev)
+{
+    const char *actor = prime_event_string(ev, "actor_user_id");
+    return actor ? actor : "";
+}
+
+/* FOLD_REFUSED, on the event's merits (a replay is refused again): the
+ * actor may not do this to what. */
+static fold_result_t refuse_actor(fold_t *f, const prime_event_t *ev, const char *what, const char *because)
+{
+    char message[240];
+    snprintf(message, sizeof(message), "actor %s may not %s %s: %s", actor_of(ev),
+             prime_event_type_name(prime_event_type(ev)), what, because);
+    return fold_refuse(f, "actor_user_id", message);
+}
+
+/* BY_OWNER: the actor is the event's owner, the user themself. */
+static fold_result_t actor_is_owner(fold_t *f, const prime_event_t *ev, const char *what)
+{
+    const char *owner = prime_event_string(ev, "owner_user_id");
+    if (owner && !strcasecmp(actor_of(ev), owner))
+        return FOLD_OK;
+    return refuse_actor(f, ev, what, "not its owner");
+}
+
+/* Collaborator roles that edit a project (studio_projects.collaborators[].role;
+ * any other role, viewer or commenter, only looks). */
+static bool editing_role(const char *role)
+{
+    return role && (!strcmp(role, "owner") || !strcmp(role, "admin") || !strcmp(role, "editor"));
+}
+
+/* BY_EDITOR on project row p (present): the actor is its owner, or in its
+ * collaborators with an editing role (ids there are canonical: the
+ * materializer stores them so). */
+static fold_result_t actor_may_edit(fold_t *f, const prime_event_t *ev, const row_t *p)
+{
+    const char *actor = actor_of(ev), *list_text = p->values[C_studio_projects_collaborators];
+    cJSON *list, *item;
+    bool editor = false;
+    char what[64];
+
+    if (!strcasecmp(actor, p->values[C_studio_projects_user_id]))
+        return FOLD_OK;
+    /* The stored list is jsonb's: NULL here is out of memory, not a refusal. */
+    if (!(list = prime_json_parse(list_text ? list_text : "[]")))
+        return fold_oom(f, "reading the collaborators");
+    cJSON_ArrayForEach(item, list)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "user_id");
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(item, "role");
+        if (cJSON_IsString(id) && !strcasecmp(id->valuestring, actor) && editing_role(cJSON_GetStringValue(role)))
+            editor = true;
+    }
+    cJSON_Delete(list);
+    if (editor)
+        return FOLD_OK;
+    snprintf(what, sizeof(what), "on project %s", p->id);
+    return refuse_actor(f, ev, what, "not its owner nor an editor");
+}
+
+/* The row of table t whose id is the event's id_field, for an event that
+ * changes it: it must exist (else the event waits for it) and belong to the
+ * event's owner (else the event is refused: the key, and so the order, is
+ * the owner's), and the actor must be one who may change it (who). */
 static fold_result_t owned_row(fold_t *f, const prime_event_t *ev, phase_t phase, table_id_t t, size_t owner_col,
-                     const char *id_field, row_t **out)
+                               const char *id_field, who_t who, row_t **out)
 {
     const char *owner = prime_event_string(ev, "owner_user_id");
     const char *row_owner;
@@ -46,6 +115,10 @@ static fold_result_t owned_row(fold_t *f, const prime_event_t *ev, phase_t phase
                  owner);
         return fold_refuse(f, "owner_user_id", message);
     }
+    if (who == BY_OWNER)
+        return actor_is_owner(f, ev, tables[t].name);
+    if (who == BY_EDITOR && t == T_STUDIO_PROJECTS)
+        return actor_may_edit(f, ev, r);
     return FOLD_OK;
 }
 
@@ -68,7 +141,8 @@ static void set_json(fold_t *f, table_id_t t, row_t *r, size_t c, cJSON *json)
 /* The event's owner's row. */
 static fold_result_t user_row(fold_t *f, const prime_event_t *ev, row_t **out)
 {
-    return track(f, T_PRIME_USERS, ev, "owner_user_id", out);
+    fold_result_t rc = actor_is_owner(f, ev, "for user");
+    return rc ? rc : track(f, T_PRIME_USERS, ev, "owner_user_id", out);
 }
 
 static fold_result_t user_registered(fold_t *f, const prime_event_t *ev, phase_t phase)
@@ -168,7 +242,8 @@ static fold_result_t user_logged_in(fold_t *f, const prime_event_t *ev, phase_t 
         return rc;
     /* The credential used, when named: on prime.auth, so it may come later. */
     if (prime_event_string(ev, "credential_id") &&
-        (rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, C_auth_credentials_user_id, "credential_id", &credential)))
+        (rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, C_auth_credentials_user_id, "credential_id", BY_OWNER,
+                        &credential)))
         return rc;
     if (phase == COLLECT)
         return FOLD_OK;
@@ -199,9 +274,9 @@ static fold_result_t user_deleted(fold_t *f, const prime_event_t *ev, phase_t ph
 
 /* The project row, its owner checked (the key, and so the order, is the
  * owner's). */
-static fold_result_t project_row(fold_t *f, const prime_event_t *ev, phase_t phase, row_t **out)
+static fold_result_t project_row(fold_t *f, const prime_event_t *ev, phase_t phase, who_t who, row_t **out)
 {
-    return owned_row(f, ev, phase, T_STUDIO_PROJECTS, C_studio_projects_user_id, "project_id", out);
+    return owned_row(f, ev, phase, T_STUDIO_PROJECTS, C_studio_projects_user_id, "project_id", who, out);
 }
 
 static void project_touch(fold_t *f, row_t *r, const prime_event_t *ev)
@@ -264,7 +339,7 @@ static void save_version(fold_t *f, row_t *r, const prime_event_t *ev, int base,
 static fold_result_t project_saved(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    fold_result_t rc = project_row(f, ev, phase, &r);
+    fold_result_t rc = project_row(f, ev, phase, BY_EDITOR, &r);
     size_t version_col = C_studio_projects_project_version;
     int32_t base = 0;
 
@@ -294,7 +369,7 @@ static fold_result_t project_saved(fold_t *f, const prime_event_t *ev, phase_t p
 static fold_result_t project_metadata_updated(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    fold_result_t rc = project_row(f, ev, phase, &r);
+    fold_result_t rc = project_row(f, ev, phase, BY_OWNER, &r);
 
     if (rc || phase == COLLECT)
         return rc;
@@ -306,7 +381,7 @@ static fold_result_t project_metadata_updated(fold_t *f, const prime_event_t *ev
 static fold_result_t project_opened(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    fold_result_t rc = project_row(f, ev, phase, &r);
+    fold_result_t rc = project_row(f, ev, phase, BY_EDITOR, &r);
     char when[40];
 
     if (rc || phase == COLLECT)
@@ -318,17 +393,38 @@ static fold_result_t project_opened(fold_t *f, const prime_event_t *ev, phase_t 
 static fold_result_t project_collaborators_changed(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    fold_result_t rc = project_row(f, ev, phase, &r);
-    cJSON *list;
+    fold_result_t rc = project_row(f, ev, phase, BY_OWNER, &r);
+    cJSON *list, *item;
+    int i = 0;
 
     if (rc || phase == COLLECT)
         return rc;
-    list = cJSON_Parse(prime_event_string(ev, "collaborators"));
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, C_studio_projects_collaborators,
-            prime_event_string(ev, "collaborators"));
-    row_set(&f->sets[T_STUDIO_PROJECTS], r, C_studio_projects_is_collaborative,
-            cJSON_GetArraySize(list) > 0 ? "t" : "f");
-    cJSON_Delete(list);
+    list = prime_json_parse(prime_event_string(ev, "collaborators"));
+    if (!cJSON_IsArray(list)) {
+        cJSON_Delete(list);
+        return fold_refuse(f, "collaborators", "is not a JSON array of {user_id, role, permissions}");
+    }
+    /* Each collaborator's id in its one spelling (DESIGN.md 3.7): the
+     * editor check and a lookup by the canonical id find it. */
+    cJSON_ArrayForEach(item, list)
+    {
+        cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "user_id");
+        char canonical[PRIME_UUID_TEXT];
+        if (!cJSON_IsString(id) || !prime_uuid_valid(id->valuestring, strlen(id->valuestring))) {
+            char message[120];
+            snprintf(message, sizeof(message), "collaborators[%d].user_id is not a UUID", i);
+            cJSON_Delete(list);
+            return fold_refuse(f, "collaborators", message);
+        }
+        prime_uuid_canonical(id->valuestring, canonical);
+        if (!cJSON_SetValuestring(id, canonical)) {
+            cJSON_Delete(list);
+            return fold_oom(f, "a collaborator's id");
+        }
+        i++;
+    }
+    row_set(&f->sets[T_STUDIO_PROJECTS], r, C_studio_projects_is_collaborative, i > 0 ? "t" : "f");
+    set_json(f, T_STUDIO_PROJECTS, r, C_studio_projects_collaborators, list);
     project_touch(f, r, ev);
     return FOLD_OK;
 }
@@ -336,7 +432,7 @@ static fold_result_t project_collaborators_changed(fold_t *f, const prime_event_
 static fold_result_t project_deleted(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    fold_result_t rc = project_row(f, ev, phase, &r);
+    fold_result_t rc = project_row(f, ev, phase, BY_OWNER, &r);
 
     if (rc || phase == COLLECT)
         return rc;
@@ -349,7 +445,7 @@ static fold_result_t project_deleted(fold_t *f, const prime_event_t *ev, phase_t
 static fold_result_t project_snapshot_requested(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    fold_result_t rc = project_row(f, ev, phase, &r);
+    fold_result_t rc = project_row(f, ev, phase, BY_OWNER, &r);
 
     if (rc)
         return rc;
@@ -370,7 +466,7 @@ static fold_result_t project_restored(fold_t *f, const prime_event_t *ev, phase_
     fold_result_t rc;
     const char *of;
 
-    if ((rc = track(f, T_PROJECT_SNAPSHOTS, ev, "snapshot_id", &snap)) || (rc = project_row(f, ev, phase, &r)))
+    if ((rc = track(f, T_PROJECT_SNAPSHOTS, ev, "snapshot_id", &snap)) || (rc = project_row(f, ev, phase, BY_OWNER, &r)))
         return rc;
     if (phase == COLLECT) {
         if (f->snapshot_every > 0)
@@ -406,7 +502,7 @@ static fold_result_t snapshot_created(fold_t *f, const prime_event_t *ev, phase_
     fold_result_t rc;
 
     if ((rc = track(f, T_PRIME_USERS, ev, "actor_user_id", &actor)) ||
-        (rc = track(f, T_PROJECT_SNAPSHOTS, ev, "snapshot_id", &r)) || (rc = project_row(f, ev, phase, &project)) ||
+        (rc = track(f, T_PROJECT_SNAPSHOTS, ev, "snapshot_id", &r)) || (rc = project_row(f, ev, phase, BY_PIPELINE, &project)) ||
         phase == COLLECT)
         return rc;
     if (!actor->present) /* created_by references it */
@@ -425,7 +521,7 @@ static fold_result_t snapshot_created(fold_t *f, const prime_event_t *ev, phase_
 
 static fold_result_t session_row(fold_t *f, const prime_event_t *ev, phase_t phase, row_t **out)
 {
-    return owned_row(f, ev, phase, T_SESSION_STATES, C_session_states_user_id, "session_id", out);
+    return owned_row(f, ev, phase, T_SESSION_STATES, C_session_states_user_id, "session_id", BY_OWNER, out);
 }
 
 static void set_presence(fold_t *f, row_t *r, const prime_event_t *ev)
@@ -449,6 +545,8 @@ static fold_result_t session_joined(fold_t *f, const prime_event_t *ev, phase_t 
         return fold_missing(f, T_PRIME_USERS, user->id);
     if (!project->present)
         return fold_missing(f, T_STUDIO_PROJECTS, project->id);
+    if ((rc = actor_may_edit(f, ev, project)))
+        return rc;
     if (r->present)
         return fold_refuse(f, "session_id", "the session exists already");
     row_create(s, r, fold_event_time(ev, when));
@@ -499,7 +597,7 @@ static const size_t audio_columns[] = {
 
 /* An upload: the owner must be registered, and the project and the parent
  * file (for a stem) written, before the file row is. The project may be
- * another user's: collaborators upload to it. */
+ * another user's: its editors upload to it. */
 static fold_result_t audio_inserted(fold_t *f, const prime_event_t *ev, phase_t phase, bool stem)
 {
     row_t *user, *r, *project = NULL, *parent = NULL;
@@ -519,6 +617,8 @@ static fold_result_t audio_inserted(fold_t *f, const prime_event_t *ev, phase_t 
         return fold_missing(f, T_PRIME_USERS, user->id);
     if (project && !project->present)
         return fold_missing(f, T_STUDIO_PROJECTS, project->id);
+    if (project && (rc = actor_may_edit(f, ev, project)))
+        return rc;
     if (parent && !parent->present)
         return fold_missing(f, T_AUDIO_FILES, parent->id);
     if (r->present)
@@ -543,7 +643,7 @@ static fold_result_t audio_stem_uploaded(fold_t *f, const prime_event_t *ev, pha
 static fold_result_t audio_file_deleted(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    fold_result_t rc = owned_row(f, ev, phase, T_AUDIO_FILES, C_audio_files_user_id, "file_id", &r);
+    fold_result_t rc = owned_row(f, ev, phase, T_AUDIO_FILES, C_audio_files_user_id, "file_id", BY_OWNER, &r);
 
     if (rc || phase == COLLECT)
         return rc;
@@ -561,7 +661,7 @@ static fold_result_t audio_analyzed(fold_t *f, const prime_event_t *ev, phase_t 
         C_audio_files_musical_context,
     };
     row_t *r, *project = NULL;
-    fold_result_t rc = owned_row(f, ev, phase, T_AUDIO_FILES, C_audio_files_user_id, "file_id", &r);
+    fold_result_t rc = owned_row(f, ev, phase, T_AUDIO_FILES, C_audio_files_user_id, "file_id", BY_PIPELINE, &r);
     size_t analysis_col = C_audio_files_audio_analysis;
     const char *version = prime_event_string(ev, "analyzer_version"), *project_id;
     cJSON *analysis, *stored = NULL, *stored_version;
@@ -631,8 +731,10 @@ static fold_result_t preset_row(fold_t *f, const prime_event_t *ev, phase_t phas
 {
     row_t *r;
     const char *row_owner;
-    fold_result_t rc = track(f, T_PLUGIN_PRESETS, ev, "preset_id", out);
+    fold_result_t rc = actor_is_owner(f, ev, "for user");
 
+    if (!rc)
+        rc = track(f, T_PLUGIN_PRESETS, ev, "preset_id", out);
     if (rc || phase == COLLECT)
         return rc;
     r = *out;
@@ -762,8 +864,12 @@ static void edit_participants(fold_t *f, row_t *r, const char *user_id, cJSON *e
 }
 
 /* The session of a collab event: its events are the project owner's (the
- * key), which the project row says; an ended session takes no more. */
-static fold_result_t collab_row(fold_t *f, const prime_event_t *ev, phase_t phase, bool ending, row_t **out)
+ * key), which the project row says; an ended session takes no more. Its
+ * actor is the project's owner or editor, or (self) the participant who
+ * joins or leaves: a participant's role is the session's, it gives no right
+ * on the project. */
+static fold_result_t collab_row(fold_t *f, const prime_event_t *ev, phase_t phase, bool ending, bool self,
+                                row_t **out)
 {
     row_t *r, *project;
     const char *project_owner;
@@ -782,6 +888,9 @@ static fold_result_t collab_row(fold_t *f, const prime_event_t *ev, phase_t phas
     project_owner = project->present ? project->values[C_studio_projects_user_id] : NULL;
     if (project_owner && strcmp(project_owner, prime_event_string(ev, "owner_user_id")))
         return fold_refuse(f, "owner_user_id", "collaboration events are keyed by the project's owner");
+    if (project->present && !(self && !strcasecmp(actor_of(ev), prime_event_string(ev, "user_id"))) &&
+        (rc = actor_may_edit(f, ev, project)))
+        return rc;
     if (!ending && r->values[C_collaboration_sessions_ended_at])
         return fold_refuse(f, "collab_session_id", "the collaboration session has ended");
     return FOLD_OK;
@@ -796,7 +905,7 @@ static fold_result_t collab_started(fold_t *f, const prime_event_t *ev, phase_t 
 
     if ((rc = track(f, T_PRIME_USERS, ev, "actor_user_id", &starter)) ||
         (rc = track(f, T_COLLABORATION_SESSIONS, ev, "collab_session_id", &r)) ||
-        (rc = owned_row(f, ev, phase, T_STUDIO_PROJECTS, C_studio_projects_user_id, "project_id", &project)) ||
+        (rc = owned_row(f, ev, phase, T_STUDIO_PROJECTS, C_studio_projects_user_id, "project_id", BY_EDITOR, &project)) ||
         phase == COLLECT)
         return rc;
     if (!starter->present) /* started_by references prime_users */
@@ -815,7 +924,7 @@ static fold_result_t collab_started(fold_t *f, const prime_event_t *ev, phase_t 
 static fold_result_t collab_participant_joined(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    fold_result_t rc = collab_row(f, ev, phase, false, &r);
+    fold_result_t rc = collab_row(f, ev, phase, false, true, &r);
     char when[PRIME_TIME_TEXT];
 
     if (rc || phase == COLLECT)
@@ -829,7 +938,7 @@ static fold_result_t collab_participant_joined(fold_t *f, const prime_event_t *e
 static fold_result_t collab_participant_left(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    fold_result_t rc = collab_row(f, ev, phase, false, &r);
+    fold_result_t rc = collab_row(f, ev, phase, false, true, &r);
 
     if (rc || phase == COLLECT)
         return rc;
@@ -840,7 +949,7 @@ static fold_result_t collab_participant_left(fold_t *f, const prime_event_t *ev,
 static fold_result_t collab_ended(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    fold_result_t rc = collab_row(f, ev, phase, true, &r);
+    fold_result_t rc = collab_row(f, ev, phase, true, false, &r);
     rowset_t *s = &f->sets[T_COLLABORATION_SESSIONS];
     char when[PRIME_TIME_TEXT];
 
@@ -896,7 +1005,7 @@ static fold_result_t auth_credential_verified(fold_t *f, const prime_event_t *ev
     fold_result_t rc;
 
     if ((rc = user_row(f, ev, &user)) ||
-        (rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, C_auth_credentials_user_id, "credential_id", &r)) ||
+        (rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, C_auth_credentials_user_id, "credential_id", BY_OWNER, &r)) ||
         phase == COLLECT)
         return rc;
     row_set(s, r, C_auth_credentials_email_verified, "t");
@@ -912,7 +1021,7 @@ static fold_result_t auth_password_changed(fold_t *f, const prime_event_t *ev, p
 {
     row_t *r;
     rowset_t *s = &f->sets[T_AUTH_CREDENTIALS];
-    fold_result_t rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, C_auth_credentials_user_id, "credential_id", &r);
+    fold_result_t rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, C_auth_credentials_user_id, "credential_id", BY_OWNER, &r);
 
     if (rc || phase == COLLECT)
         return rc;
@@ -928,7 +1037,7 @@ static fold_result_t auth_password_changed(fold_t *f, const prime_event_t *ev, p
 static fold_result_t auth_reset_requested(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    fold_result_t rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, C_auth_credentials_user_id, "credential_id", &r);
+    fold_result_t rc = owned_row(f, ev, phase, T_AUTH_CREDENTIALS, C_auth_credentials_user_id, "credential_id", BY_OWNER, &r);
 
     if (rc || phase == COLLECT)
         return rc;
@@ -971,7 +1080,7 @@ static fold_result_t auth_session_started(fold_t *f, const prime_event_t *ev, ph
 static fold_result_t auth_session_refreshed(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    fold_result_t rc = owned_row(f, ev, phase, T_AUTH_SESSIONS, C_auth_sessions_user_id, "session_id", &r);
+    fold_result_t rc = owned_row(f, ev, phase, T_AUTH_SESSIONS, C_auth_sessions_user_id, "session_id", BY_OWNER, &r);
     char when[PRIME_TIME_TEXT];
 
     if (rc || phase == COLLECT)
@@ -986,7 +1095,7 @@ static fold_result_t auth_session_refreshed(fold_t *f, const prime_event_t *ev, 
 static fold_result_t auth_session_revoked(fold_t *f, const prime_event_t *ev, phase_t phase)
 {
     row_t *r;
-    fold_result_t rc = owned_row(f, ev, phase, T_AUTH_SESSIONS, C_auth_sessions_user_id, "session_id", &r);
+    fold_result_t rc = owned_row(f, ev, phase, T_AUTH_SESSIONS, C_auth_sessions_user_id, "session_id", BY_OWNER, &r);
 
     if (rc || phase == COLLECT)
         return rc;

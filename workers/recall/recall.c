@@ -306,6 +306,19 @@ static prime_errcode_t check_owners(prime_worker_t *w, PGconn *conn, batch_t *b,
         return prime_pg_error(conn, b->owners, "reading the owners", NULL, err);
     for (size_t i = 0; i < b->n; i++) {
         const char *owner = prime_event_string(b->events[i], "owner_user_id");
+        const char *actor = prime_event_string(b->events[i], "actor_user_id");
+        const char *type = prime_event_type_name(prime_event_type(b->events[i]));
+        /* A user's explicit preferences are theirs alone to set, use or
+         * forget (docs/materializer.md, "Who may change what"). */
+        if (!rc && !strncmp(type, "recall.", 7) && strcmp(actor ? actor : "", owner ? owner : "")) {
+            prime_error_t why;
+            prime_error_clear(&why);
+            prime_error_set(&why, PRIME_ERR_INVALID, "actor_user_id", "actor %s may not %s for user %s: not the user",
+                            actor ? actor : "-", type, owner ? owner : "-");
+            rc = prime_worker_dead_letter(w, b->records[i], &why, err);
+            prime_event_free(b->events[i]);
+            continue;
+        }
         if (!rc && find_row(b->owners, owner) < 0) {
             prime_error_t why;
             prime_error_clear(&why);
