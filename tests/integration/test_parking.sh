@@ -35,25 +35,27 @@ ev() { # TYPE OWNER SECOND JSON-FIELDS
     "$1" "$n" $(($3 / 60 % 60)) $(($3 % 60)) "$2" "$2" "$4"
 }
 user() { ev user.registered "$1" "$2" "\"email\":\"$3@example.com\",\"username\":\"$3\",\"display_name\":\"$3\",\"preferred_genres\":[],\"email_verified\":false"; }
-recall() { ev recall.set "$1" "$2" "\"category\":\"plugin\",\"recall_key\":\"k$3\",\"data\":{\"v\":$3}"; }
+preset() { # OWNER SECOND I: a private preset named kI
+  ev preset.created "$1" "$2" "\"preset_id\":\"$(printf 'cccccccc-0000-4000-8000-%012d' "$3")\",\"name\":\"k$3\",\"plugin_type\":\"MixxDrive\",\"parameters\":{\"v\":$3},\"is_public\":false,\"is_system_preset\":false,\"tags\":[]"
+}
 
-# 1. The bound: five preferences of an owner not registered, with
+# 1. The bound: five presets of an owner not registered, with
 # --park-max-per-stream 3: three park, the two after them are dead-lettered
 # (the newcomer, not a parked one).
 u5=55555555-5555-4555-8555-555555555555
-for i in 1 2 3 4 5; do recall "$u5" "$i" "$i"; done >"$tmp/bound.jsonl"
+for i in 1 2 3 4 5; do preset "$u5" "$i" "$i"; done >"$tmp/bound.jsonl"
 publish "$tmp/bound.jsonl"
 drain --park-max-per-stream 3
 check "the first three events of the stream are parked" "0,1,2" \
   "SELECT string_agg(source_offset::text, ',' ORDER BY source_offset) FROM prime_pipeline.parked_events WHERE group_id = 'park'"
-got=$(count_dead "prime.error.message=stream prime.recall/$u5 has 3 events parked waiting for prime_users:$u5,prime.source.topic=prime.recall,prime.source.partition=[0-9]+,prime.source.offset=(3|4),")
+got=$(count_dead "prime.error.message=stream prime.presets/$u5 has 3 events parked waiting for prime_users:$u5,prime.source.topic=prime.presets,prime.source.partition=[0-9]+,prime.source.offset=(3|4),")
 if [ "$got" = 2 ]; then ok "the two beyond the bound (offsets 3 and 4) are dead-lettered, naming the stream, the count and the row"
 else bad "dead letters beyond the bound: $got, expected 2"; fi
 user "$u5" 10 five >"$tmp/reg.jsonl"
 publish "$tmp/reg.jsonl"
 drain --park-max-per-stream 3
 check "when the owner registers, the three parked apply (the first three of the stream)" "k1,k2,k3" \
-  "SELECT string_agg(recall_key, ',' ORDER BY recall_key) FROM mixx_recall WHERE user_id = '$u5'"
+  "SELECT string_agg(name, ',' ORDER BY name) FROM plugin_presets WHERE user_id = '$u5'"
 check "and nothing of the stream is parked" "0" "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = 'park'"
 
 # 2. Chunks: a project and 2,499 saves of an owner not registered park (under
@@ -88,8 +90,8 @@ fi
 # -H), parked for an owner who never registers, dead-lettered after
 # --park-max-seconds with the trace header and the reason.
 u7=77777777-7777-4777-8777-777777777777
-recall "$u7" 20 7 | "$PRIME_CODEC" encode >"$tmp/traced.bin" || exit 1
-kcat -b "$PRIME_BROKERS" -P -t prime.recall -k "$u7" -H trace=t-0042 -H "prime.event_type=recall.set" "$tmp/traced.bin" 2>/dev/null \
+preset "$u7" 20 7 | "$PRIME_CODEC" encode >"$tmp/traced.bin" || exit 1
+kcat -b "$PRIME_BROKERS" -P -t prime.presets -k "$u7" -H trace=t-0042 -H "prime.event_type=preset.created" "$tmp/traced.bin" 2>/dev/null \
   || { bad "kcat could not publish"; finish; exit 1; }
 published=$((published + 1))
 drain
