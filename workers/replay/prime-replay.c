@@ -53,13 +53,15 @@ typedef struct worker_spec {
     const char *subcommand; /* "writer" for prime-audit, else NULL */
     const char *group;
     bool optional;          /* run only when built */
+    bool after;             /* runs once the others are done: it reads their rows (prime-recall learns
+                             * from the projects, presets and mixes the materializer wrote) */
 } worker_spec_t;
 
 static const worker_spec_t workers[] = {
-    {"prime-materializer", NULL, "prime-replay-materializer", false},
-    {"prime-snapshot-writer", NULL, "prime-replay-snapshot-writer", false},
-    {"prime-audit", "writer", "prime-replay-audit", false},
-    {"prime-recall", NULL, "prime-replay-recall", true},
+    {"prime-materializer", NULL, "prime-replay-materializer", false, false},
+    {"prime-snapshot-writer", NULL, "prime-replay-snapshot-writer", false, false},
+    {"prime-audit", "writer", "prime-replay-audit", false, false},
+    {"prime-recall", NULL, "prime-replay-recall", true, true},
 };
 #define NWORKERS (sizeof(workers) / sizeof(workers[0]))
 
@@ -553,46 +555,55 @@ int main(int argc, char **argv)
      * down, the workers that parked them run again: each such run finds its
      * offsets at the end and only makes that pass. */
     bool chosen[NWORKERS];
-    long parked = -1, parked_before = -1;
-    for (size_t w = 0; w < NWORKERS; w++)
-        chosen[w] = true;
-    running = start_workers(&o, chosen, pids, stop_file, &failed);
+    long parked = -1, parked_left = 0;
     double last = now();
-    while (running || (!failed && !stopping && (parked = parked_events(conn, chosen)) > 0 &&
-                       (parked_before < 0 || parked < parked_before))) {
-        if (!running) {
-            fprintf(stderr, "prime-replay: %ld events parked; their workers again, to take them up\n", parked);
-            parked_before = parked;
-            running = start_workers(&o, chosen, pids, stop_file, &failed);
-            continue;
-        }
-        int wstatus;
-        pid_t pid = waitpid(-1, &wstatus, WNOHANG);
-        if (pid > 0) {
-            for (size_t w = 0; w < NWORKERS; w++)
-                if (pids[w] == pid) {
-                    running--;
-                    pids[w] = -pid;
-                    if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus)) {
-                        fprintf(stderr, "prime-replay: %s failed (%s %d)\n", workers[w].program,
-                                WIFEXITED(wstatus) ? "exit status" : "signal",
-                                WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : WTERMSIG(wstatus));
-                        failed++;
-                        stopping = 1;
+    /* Two phases: the workers that read each other's rows, then those that
+     * only read what the first phase wrote (worker_spec_t.after). */
+    for (int phase = 0; phase < 2 && !failed && !stopping; phase++) {
+        long parked_before = -1;
+        parked = -1;
+        for (size_t w = 0; w < NWORKERS; w++)
+            chosen[w] = workers[w].after == (phase == 1);
+        running = start_workers(&o, chosen, pids, stop_file, &failed);
+        while (running || (!failed && !stopping && (parked = parked_events(conn, chosen)) > 0 &&
+                           (parked_before < 0 || parked < parked_before))) {
+            if (!running) {
+                fprintf(stderr, "prime-replay: %ld events parked; their workers again, to take them up\n", parked);
+                parked_before = parked;
+                running = start_workers(&o, chosen, pids, stop_file, &failed);
+                continue;
+            }
+            int wstatus;
+            pid_t pid = waitpid(-1, &wstatus, WNOHANG);
+            if (pid > 0) {
+                for (size_t w = 0; w < NWORKERS; w++)
+                    if (pids[w] == pid) {
+                        running--;
+                        pids[w] = -pid;
+                        if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus)) {
+                            fprintf(stderr, "prime-replay: %s failed (%s %d)\n", workers[w].program,
+                                    WIFEXITED(wstatus) ? "exit status" : "signal",
+                                    WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : WTERMSIG(wstatus));
+                            failed++;
+                            stopping = 1;
+                        }
                     }
-                }
-            continue;
+                continue;
+            }
+            if (stopping)
+                for (size_t w = 0; w < NWORKERS; w++)
+                    if (pids[w] > 0)
+                        kill(pids[w], SIGTERM);
+            if (now() - last >= 2) {
+                progress(conn, ends, n, true, started, total);
+                last = now();
+            }
+            usleep(100 * 1000); /* a child's exit, checked ten times a second */
         }
-        if (stopping)
-            for (size_t w = 0; w < NWORKERS; w++)
-                if (pids[w] > 0)
-                    kill(pids[w], SIGTERM);
-        if (now() - last >= 2) {
-            progress(conn, ends, n, true, started, total);
-            last = now();
-        }
-        usleep(100 * 1000); /* a child's exit, checked ten times a second */
+        if (parked > 0)
+            parked_left += parked;
     }
+    parked = parked_left;
     int64_t done = progress(conn, ends, n, false, started, total);
     double elapsed = now() - started;
     if (failed || done != total) {
