@@ -131,4 +131,38 @@ grep -q 'msg="outbox relay moving again' "$tmp/worker.log" && ok "recovery is lo
 stop_timed
 [ "$stop_rc" = 0 ] && ok "clean stop" || bad "stop: exit $stop_rc"
 
+# 4. The relay's own producer fails for good: librdkafka's test hook raises
+# an idempotent producer's fatal error at the first chunk it relays, while
+# Kafka is unreachable. Before, the producer refused every message from then
+# on and the relay only showed as stuck; now the failure is logged with its
+# reason and counted, /healthz is 503 while the relay is down, a new
+# producer relays the rows once Kafka is back, and what is published after
+# it reaches the topic too, each row once, none left in the outbox.
+PRIME_TEST_RELAY_FATAL=1 PRIME_ECHO_EMIT=prime.fatal start_worker
+wait_until 60 healthz_is 200 || bad "healthz before the fatal error: $(healthz)"
+kill -STOP "$PRIME_TEST_BROKER_PID"
+outbox_rows prime.fatal 20 1
+fatal_logged() { grep -q 'level=error .*msg="outbox producer failed for good; replacing it" error=".*test_fatal_error' "$tmp/worker.log"; }
+wait_until 30 fatal_logged && ok "the relay producer's fatal error is logged with librdkafka's reason" \
+  || bad "no fatal log: $(grep -i fatal "$tmp/worker.log" | tail -3)"
+down() { healthz | grep -q "outbox relay down: its producer failed for good"; }
+wait_until 10 down && healthz_is 503 && ok "/healthz 503 while the relay is down" || bad "healthz: $(healthz)"
+relay_fatal() { metric_value "$port" 'prime_producer_fatal_errors_total{worker="echo",producer="outbox"}'; }
+[ "$(relay_fatal)" = 1 ] && ok "counted in /metrics" || bad "prime_producer_fatal_errors_total outbox: $(relay_fatal)"
+kill -CONT "$PRIME_TEST_BROKER_PID"
+wait_until 60 outbox_empty && ok "the rows held by the failed producer relayed by a new one" \
+  || bad "after the fatal error: $(outbox_count) rows left"
+wait_until 10 healthz_is 200 && ok "/healthz 200 once Kafka confirms again" || bad "healthz: $(healthz)"
+for i in $(seq 20); do echo "after-fatal-$i"; done | kcat -b "$PRIME_BROKERS" -P -t prime.test 2>/dev/null
+echo_rows() { psql -qAtc "SELECT count(*) FROM worker_echo WHERE payload LIKE 'after-fatal-%'"; }
+all_applied() { [ "$(echo_rows)" = 20 ]; }
+wait_until 60 all_applied && wait_until 30 outbox_empty || bad "published after the fatal error: $(echo_rows) applied, $(outbox_count) in the outbox"
+[ "$(echo_rows)" = 20 ] && ok "the 20 records published after it applied once each" || bad "$(echo_rows) of 20 applied"
+[ "$(keys_on prime.fatal)" = 40 ] && ok "all 40 rows on the topic (20 held at the failure, 20 after)" \
+  || bad "$(keys_on prime.fatal) of 40 keys on the topic"
+outbox_empty && ok "nothing left in the outbox" || bad "$(outbox_count) rows left in the outbox"
+kill -0 "$worker_pid" 2>/dev/null && ok "the worker runs on" || bad "the worker exited"
+stop_timed
+[ "$stop_rc" = 0 ] && ok "clean stop after the fatal error" || bad "stop: exit $stop_rc"
+
 finish

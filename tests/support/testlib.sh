@@ -29,3 +29,12 @@ wait_until() {
 http_get() { curl -s -m 5 -w '\nstatus=%{http_code}\n' "http://127.0.0.1:$1$2" 2>/dev/null; }
 # vm_hwm PID: the process's peak resident set (VmHWM), in kB.
 vm_hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+# A worker's log (logfmt, FILE): partitions it was assigned so far, and revoked.
+assigned_in() { grep -c 'msg="partition assigned"' "$1"; }
+revoked_in() { grep -c 'msg="partition revoked"' "$1"; }
+# fence_refused FILE: the worker's log shows a commit refused by the fence
+# (another worker committed one of its partitions since it read them).
+fence_refused() { grep -q 'reason="the stored offset moved: another worker committed this partition"' "$1"; }
+# metric_value PORT SERIES: the value of one series (name and labels, as
+# printed) on the worker's /metrics; empty when there is none.
+metric_value() { http_get "$1" /metrics | awk -v s="$2" '$1 == s {print $2}'; }

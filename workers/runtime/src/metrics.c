@@ -56,6 +56,13 @@ void metrics_set_fault(metrics_t *m, const char *why)
     pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_set_relay_down(metrics_t *m, const char *why)
+{
+    pthread_mutex_lock(&m->lock);
+    snprintf(m->relay_down, sizeof(m->relay_down), "%s", why ? why : "");
+    pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_set_lag(metrics_t *m, int n, const char *const *topics, const int32_t *partitions, const int64_t *lags)
 {
     pthread_mutex_lock(&m->lock);
@@ -89,6 +96,12 @@ static void render(metrics_t *m, prime_buf_t *b)
             atomic_load(&m->skipped));
     counter(b, "prime_retries_total", "Batches abandoned and consumed again after a database failure.", w,
             atomic_load(&m->retries));
+    prime_buf_printf(b, "# HELP prime_producer_fatal_errors_total Idempotent producers that failed for good "
+                        "(rd_kafka_fatal_error) and were made anew.\n# TYPE prime_producer_fatal_errors_total counter\n"
+                        "prime_producer_fatal_errors_total{worker=\"%s\",producer=\"dead-letter\"} %llu\n"
+                        "prime_producer_fatal_errors_total{worker=\"%s\",producer=\"outbox\"} %llu\n",
+                     w, (unsigned long long)atomic_load(&m->dlq_fatal_errors), w,
+                     (unsigned long long)atomic_load(&m->relay_fatal_errors));
     prime_buf_printf(b, "# HELP prime_batch_seconds Time to apply and commit one batch.\n"
                         "# TYPE prime_batch_seconds histogram\n");
     for (int i = 0; i < METRICS_BUCKETS; i++) {
@@ -130,12 +143,13 @@ static void health(metrics_t *m, prime_buf_t *b, unsigned *status)
 {
     int64_t stuck = metrics_relay_stuck_for(m);
 
-    char fault[sizeof(m->fault)];
+    char fault[sizeof(m->fault)], relay_down[sizeof(m->relay_down)];
 
     /* A fault first: each retry reconnects, and "unreachable" for that
      * instant would hide why. */
     pthread_mutex_lock(&m->lock);
     memcpy(fault, m->fault, sizeof(fault));
+    memcpy(relay_down, m->relay_down, sizeof(relay_down));
     pthread_mutex_unlock(&m->lock);
     *status = MHD_HTTP_SERVICE_UNAVAILABLE;
     if (fault[0])
@@ -144,6 +158,9 @@ static void health(metrics_t *m, prime_buf_t *b, unsigned *status)
         prime_buf_puts(b, "database unreachable\n");
     else if (!atomic_load(&m->consuming))
         prime_buf_puts(b, "consumer not running\n");
+    else if (relay_down[0])
+        prime_buf_printf(b, "outbox relay down: its producer failed for good (%s); made anew, nothing confirmed "
+                            "since\n", relay_down);
     else if (stuck)
         prime_buf_printf(b, "outbox relay stuck: nothing confirmed by Kafka for %lld s, %lld bytes waiting\n",
                          (long long)stuck, (long long)atomic_load(&m->outbox_backlog));

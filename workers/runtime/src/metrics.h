@@ -24,6 +24,8 @@ typedef struct metrics {
     atomic_bool writers_waiting;            /* batches wait for the relay (backlog over outbox_max) */
     int64_t outbox_max;                     /* bytes */
     int stall_seconds;
+    /* Idempotent producers that failed for good and were made anew (producer.c). */
+    atomic_uint_fast64_t dlq_fatal_errors, relay_fatal_errors;
     pthread_mutex_t lock; /* guards the lag table */
     struct {
         char topic[128];
@@ -32,6 +34,7 @@ typedef struct metrics {
     } lag[METRICS_MAX_PARTITIONS];
     int nlag;
     char fault[256]; /* an environment fault the worker waits on ("" when none); under lock */
+    char relay_down[256]; /* the relay's producer failed for good, nothing confirmed since ("" when not); under lock */
 } metrics_t;
 
 typedef struct metrics_server metrics_server_t;
@@ -45,6 +48,8 @@ uint64_t metrics_now_ms(void);
 int64_t metrics_relay_stuck_for(metrics_t *m);
 /* Sets (why) or clears (NULL) the environment fault /healthz reports. */
 void metrics_set_fault(metrics_t *m, const char *why);
+/* Sets (why) or clears (NULL) the relay's failed producer /healthz reports. */
+void metrics_set_relay_down(metrics_t *m, const char *why);
 /* Replaces the lag table. */
 void metrics_set_lag(metrics_t *m, int n, const char *const *topics, const int32_t *partitions, const int64_t *lags);
 /* Serves /metrics and /healthz on 127.0.0.1:port from a thread of its own;

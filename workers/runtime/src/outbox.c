@@ -1,5 +1,5 @@
 #include "outbox.h"
-#include "kafka_conf.h"
+#include "producer.h"
 #include "prime/log.h"
 #include "prime/pg.h"
 
@@ -64,7 +64,7 @@ prime_errcode_t outbox_write(PGconn *conn, const char *group, const prime_emit_t
 struct outbox_relay {
     const prime_worker_conf_t *conf;
     metrics_t *metrics;
-    rd_kafka_t *producer;
+    producer_t *producer;  /* made anew after a fatal error (relay_renew) */
     PGconn *db;
     pthread_t thread;
     pthread_mutex_t lock;
@@ -77,6 +77,8 @@ struct outbox_relay {
     unsigned char *state; /* per row: 0 waiting, 1 confirmed, 2 refused; NULL between chunks */
     int nrows, waiting;
     bool stuck_logged;
+    bool down;            /* the producer failed for good; nothing confirmed since (/healthz) */
+    bool test_fatal;      /* PRIME_TEST_RELAY_FATAL: a fatal producer error raised at the first chunk */
     uint64_t backlog_at_ms; /* when the backlog was last measured */
 };
 
@@ -90,6 +92,9 @@ static bool give_up(outbox_relay_t *r)
 static void progress(outbox_relay_t *r)
 {
     atomic_store(&r->metrics->relay_progress_ms, metrics_now_ms());
+    if (r->down)
+        metrics_set_relay_down(r->metrics, NULL);
+    r->down = false;
     if (r->stuck_logged)
         prime_log(PRIME_LOG_INFO, "outbox relay moving again", NULL);
     r->stuck_logged = false;
@@ -101,7 +106,7 @@ static void wait_kafka(outbox_relay_t *r)
 {
     int64_t stuck;
 
-    rd_kafka_poll(r->producer, WAIT_MS);
+    rd_kafka_poll(producer_kafka(r->producer), WAIT_MS);
     if (!r->stuck_logged && (stuck = metrics_relay_stuck_for(r->metrics))) {
         prime_log(PRIME_LOG_WARN, "outbox relay stuck: Kafka confirms nothing", "seconds=%lld unconfirmed=%d",
                   (long long)stuck, r->waiting);
@@ -115,9 +120,10 @@ static void wait_kafka(outbox_relay_t *r)
 static void chunk_end(outbox_relay_t *r)
 {
     if (r->waiting) {
-        rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        for (int i = 0; i < 50 && rd_kafka_outq_len(r->producer) > 0; i++)
-            rd_kafka_poll(r->producer, WAIT_MS);
+        rd_kafka_t *rk = producer_kafka(r->producer);
+        rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        for (int i = 0; i < 50 && rd_kafka_outq_len(rk) > 0; i++)
+            rd_kafka_poll(rk, WAIT_MS);
     }
     free(r->state);
     r->state = NULL;
@@ -242,7 +248,7 @@ static int relay_chunk(outbox_relay_t *r)
         rd_kafka_resp_err_t kerr;
         char topic[256];
         snprintf(topic, sizeof(topic), "%.*s", PQgetlength(res, i, 1), PQgetvalue(res, i, 1));
-        kerr = rd_kafka_producev(r->producer, RD_KAFKA_V_TOPIC(topic),
+        kerr = rd_kafka_producev(producer_kafka(r->producer), RD_KAFKA_V_TOPIC(topic),
                                  RD_KAFKA_V_KEY(PQgetvalue(res, i, 2), (size_t)PQgetlength(res, i, 2)),
                                  RD_KAFKA_V_VALUE(PQgetvalue(res, i, 3), (size_t)PQgetlength(res, i, 3)),
                                  RD_KAFKA_V_HEADER("prime.event_type", type, PQgetlength(res, i, 4)),
@@ -259,7 +265,14 @@ static int relay_chunk(outbox_relay_t *r)
         }
         r->waiting++;
     }
-    while (r->waiting && !give_up(r) && !err.message[0])
+    if (r->test_fatal) { /* for tests: librdkafka's own way to raise a fatal producer error */
+        rd_kafka_test_fatal_error(producer_kafka(r->producer), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                  "raised by the test");
+        r->test_fatal = false;
+    }
+    /* A producer that failed for good confirms nothing more: the chunk is
+     * left for the next try, on a new producer (relay_all). */
+    while (r->waiting && !give_up(r) && !err.message[0] && !producer_failed(r->producer))
         wait_kafka(r);
     while (confirmed < rows && r->state[confirmed] == ROW_CONFIRMED)
         confirmed++;
@@ -297,11 +310,31 @@ fail:
     return -1;
 }
 
+/* The relay's producer failed for good (a fatal error of an idempotent
+ * producer: librdkafka refuses every message from then on, so before this
+ * the relay only ever showed as stuck). It is made anew, as the dead-letter
+ * producer is; the rows it held are still in the outbox (deleted only once
+ * confirmed) and go again, at least once. /healthz reports the relay down
+ * until Kafka confirms a row again. -1 when no producer can be made (tried
+ * again in a second). */
+static int relay_renew(outbox_relay_t *r)
+{
+    char why[sizeof(r->metrics->relay_down)];
+    int rc = producer_renew(r->producer, why, sizeof(why));
+
+    metrics_set_relay_down(r->metrics, why);
+    r->down = true;
+    return rc;
+}
+
 /* Relays chunks until the outbox is empty (or the stop's grace is over);
  * 0, or -1 when something was left for the next try (logged). */
 static int relay_all(outbox_relay_t *r)
 {
     int rows, total = 0;
+
+    if (producer_failed(r->producer) && relay_renew(r))
+        return -1;
 
     if (!r->db || PQstatus(r->db) != CONNECTION_OK) {
         prime_error_t err;
@@ -347,11 +380,10 @@ static void *relay_main(void *arg)
     return NULL;
 }
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+static void on_delivery(const rd_kafka_message_t *m, void *opaque)
 {
     outbox_relay_t *r = opaque;
     intptr_t i = (intptr_t)m->_private;
-    (void)rk;
     if (!r->state || i < 0 || i >= r->nrows || r->state[i] != ROW_WAITING)
         return; /* a report of an abandoned chunk */
     r->waiting--;
@@ -368,26 +400,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 outbox_relay_t *outbox_relay_start(const prime_worker_conf_t *conf, metrics_t *metrics)
 {
     outbox_relay_t *r = calloc(1, sizeof(*r));
-    rd_kafka_conf_t *kconf;
-    char errstr[512];
 
     if (!r)
         return NULL;
     r->conf = conf;
     r->metrics = metrics;
-    kconf = rd_kafka_conf_new();
-    rd_kafka_conf_set(kconf, "enable.idempotence", "true", errstr, sizeof(errstr));
-    rd_kafka_conf_set(kconf, "linger.ms", "5", errstr, sizeof(errstr));
-    if (worker_kafka_conf_apply(conf, kconf)) {
-        rd_kafka_conf_destroy(kconf);
-        free(r);
-        return NULL;
-    }
-    rd_kafka_conf_set_dr_msg_cb(kconf, on_delivery);
-    rd_kafka_conf_set_opaque(kconf, r);
-    if (!(r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, sizeof(errstr)))) {
-        prime_log(PRIME_LOG_ERROR, "cannot create the outbox producer", "error=\"%s\"", errstr);
-        rd_kafka_conf_destroy(kconf);
+    r->test_fatal = getenv("PRIME_TEST_RELAY_FATAL") != NULL;
+    if (!(r->producer = producer_new(conf, "outbox", on_delivery, r, &metrics->relay_fatal_errors))) {
         free(r);
         return NULL;
     }
@@ -396,7 +415,7 @@ outbox_relay_t *outbox_relay_start(const prime_worker_conf_t *conf, metrics_t *m
     atomic_store(&metrics->relay_progress_ms, metrics_now_ms());
     if (pthread_create(&r->thread, NULL, relay_main, r)) {
         prime_log(PRIME_LOG_ERROR, "cannot start the outbox relay", NULL);
-        rd_kafka_destroy(r->producer);
+        producer_free(r->producer);
         free(r);
         return NULL;
     }
@@ -421,9 +440,9 @@ void outbox_relay_stop(outbox_relay_t *r)
     pthread_cond_signal(&r->wake);
     pthread_mutex_unlock(&r->lock);
     pthread_join(r->thread, NULL);
-    rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT); /* nothing left, normally */
-    rd_kafka_flush(r->producer, 1000);
-    rd_kafka_destroy(r->producer);
+    rd_kafka_purge(producer_kafka(r->producer), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT); /* nothing left, normally */
+    rd_kafka_flush(producer_kafka(r->producer), 1000);
+    producer_free(r->producer);
     PQfinish(r->db);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->wake);

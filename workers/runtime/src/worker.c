@@ -12,6 +12,7 @@
 #include "replay.h"
 #include "kafka_conf.h"
 #include "headers.h"
+#include "producer.h"
 #include "prime/pg.h"
 
 #include <librdkafka/rdkafka.h>
@@ -72,7 +73,7 @@ struct prime_worker_s {
     prime_apply_fn apply;
     void *ctx;
     rd_kafka_t *consumer;
-    rd_kafka_t *dlq;
+    producer_t *dlq;       /* dead letters; NULL in replay mode */
     PGconn *db;
     held_t **batch;
     prime_record_t *records;
@@ -87,7 +88,6 @@ struct prime_worker_s {
     char dlq_error[256];
     dead_letter_t *dead;    /* the batch's dead letters, sent before it commits */
     size_t ndead, deadcap;
-    atomic_bool dlq_fatal;  /* the dead-letter producer failed for good: made anew */
     /* An environment fault (the database's schema, permissions, resources;
      * the broker): batches wait retry_at, the wait doubling to a cap. */
     bool faulted, fault_idle; /* fault_idle: it began in housekeeping */
@@ -645,7 +645,7 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
     }
     /* Dead letters are delivered before the commit: never lost. */
     dead_send(w);
-    if (w->dlq && rd_kafka_flush(w->dlq, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (w->dlq && rd_kafka_flush(producer_kafka(w->dlq), 30000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         w->dlq_failed++;
     dead_free_from(w, 0);
     if (w->dlq_failed) {
@@ -878,23 +878,9 @@ static void replay_finish(prime_worker_t *w)
 
 /* --- dead letters ---------------------------------------------------------- */
 
-/* librdkafka's errors of the dead-letter producer. A fatal one (the
- * idempotent producer lost its guarantees, rd_kafka_fatal_error()) makes it
- * unusable: the loop replaces it (dlq_renew). */
-static void on_dlq_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+static void on_dlq_delivery(const rd_kafka_message_t *m, void *opaque)
 {
     prime_worker_t *w = opaque;
-    (void)rk;
-    if (err == RD_KAFKA_RESP_ERR__FATAL)
-        atomic_store(&w->dlq_fatal, true);
-    else
-        prime_log(PRIME_LOG_WARN, "dead-letter producer error", "error=\"%s: %s\"", rd_kafka_err2name(err), reason);
-}
-
-static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    prime_worker_t *w = opaque;
-    (void)rk;
     if (m->err) {
         w->dlq_failed++;
         snprintf(w->dlq_error, sizeof(w->dlq_error), "%s", rd_kafka_err2str(m->err));
@@ -934,7 +920,7 @@ static void dead_send(prime_worker_t *w)
     for (size_t i = 0; i < w->ndead && !w->dlq_failed; i++) {
         dead_letter_t *d = &w->dead[i];
         rd_kafka_resp_err_t kerr =
-            rd_kafka_producev(w->dlq, RD_KAFKA_V_TOPIC("prime.dlq"), RD_KAFKA_V_KEY(d->key, d->key_len),
+            rd_kafka_producev(producer_kafka(w->dlq), RD_KAFKA_V_TOPIC("prime.dlq"), RD_KAFKA_V_KEY(d->key, d->key_len),
                               RD_KAFKA_V_VALUE(d->value, d->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                               RD_KAFKA_V_HEADERS(d->headers), RD_KAFKA_V_END);
         if (kerr) {
@@ -1061,7 +1047,7 @@ void prime_worker_count_applied(prime_worker_t *w, size_t n)
 
 /* --- the loop ----------------------------------------------------------------- */
 
-static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
+static rd_kafka_t *new_consumer(prime_worker_t *w)
 {
     const prime_worker_conf_t *c = w->conf;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -1076,31 +1062,24 @@ static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
     };
     char prefetch_kb[24], fetch_bytes[24];
 
-    if (type == RD_KAFKA_CONSUMER) {
-        rd_kafka_conf_set(conf, "group.id", c->group, errstr, sizeof(errstr));
-        for (size_t i = 0; i < sizeof(consumer_defaults) / sizeof(consumer_defaults[0]); i++)
-            rd_kafka_conf_set(conf, consumer_defaults[i][0], consumer_defaults[i][1], errstr, sizeof(errstr));
-        /* librdkafka's prefetch is an eighth of --memory-max-mb (the
-         * worker queues records itself, merging partitions by time), and
-         * one fetch no more than that (nor than librdkafka's default). */
-        snprintf(prefetch_kb, sizeof(prefetch_kb), "%lld", (long long)c->memory_max_mb * 1024 / 8);
-        snprintf(fetch_bytes, sizeof(fetch_bytes), "%lld",
-                 ((long long)c->memory_max_mb << 17) < 52428800 ? (long long)c->memory_max_mb << 17 : 52428800LL);
-        rd_kafka_conf_set(conf, "queued.max.messages.kbytes", prefetch_kb, errstr, sizeof(errstr));
-        rd_kafka_conf_set(conf, "fetch.max.bytes", fetch_bytes, errstr, sizeof(errstr));
-        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-    } else {
-        rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr));
-        rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof(errstr));
-        rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
-        rd_kafka_conf_set_error_cb(conf, on_dlq_error);
-    }
+    rd_kafka_conf_set(conf, "group.id", c->group, errstr, sizeof(errstr));
+    for (size_t i = 0; i < sizeof(consumer_defaults) / sizeof(consumer_defaults[0]); i++)
+        rd_kafka_conf_set(conf, consumer_defaults[i][0], consumer_defaults[i][1], errstr, sizeof(errstr));
+    /* librdkafka's prefetch is an eighth of --memory-max-mb (the
+     * worker queues records itself, merging partitions by time), and
+     * one fetch no more than that (nor than librdkafka's default). */
+    snprintf(prefetch_kb, sizeof(prefetch_kb), "%lld", (long long)c->memory_max_mb * 1024 / 8);
+    snprintf(fetch_bytes, sizeof(fetch_bytes), "%lld",
+             ((long long)c->memory_max_mb << 17) < 52428800 ? (long long)c->memory_max_mb << 17 : 52428800LL);
+    rd_kafka_conf_set(conf, "queued.max.messages.kbytes", prefetch_kb, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "fetch.max.bytes", fetch_bytes, errstr, sizeof(errstr));
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     if (worker_kafka_conf_apply(c, conf)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
     rd_kafka_conf_set_opaque(conf, w);
-    if (!(rk = rd_kafka_new(type, conf, errstr, sizeof(errstr)))) {
+    if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)))) {
         prime_log(PRIME_LOG_ERROR, "cannot create a Kafka client", "error=\"%s\"", errstr);
         rd_kafka_conf_destroy(conf);
     }
@@ -1115,16 +1094,8 @@ static rd_kafka_t *new_client(prime_worker_t *w, rd_kafka_type_t type)
  * not at all. Returns -1 when no new producer can be made. */
 static int dlq_renew(prime_worker_t *w)
 {
-    char reason[512];
-    rd_kafka_resp_err_t code = rd_kafka_fatal_error(w->dlq, reason, sizeof(reason));
-
-    prime_log(PRIME_LOG_ERROR, "dead-letter producer failed for good; replacing it", "error=\"%s: %s\"",
-              rd_kafka_err2name(code), reason);
     fault(w, "the dead-letter producer failed for good", true);
-    rd_kafka_purge(w->dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_destroy(w->dlq);
-    atomic_store(&w->dlq_fatal, false);
-    return (w->dlq = new_client(w, RD_KAFKA_PRODUCER)) ? 0 : -1;
+    return producer_renew(w->dlq, NULL, 0);
 }
 
 /* --- merging partitions by time ------------------------------------------
@@ -1405,15 +1376,15 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
     if (db_connect(&w))
         goto out;
     /* A replay sends nothing: no dead-letter producer, no outbox relay. */
-    if (!(w.consumer = new_client(&w, RD_KAFKA_CONSUMER)) ||
-        (!w.replay && (!(w.dlq = new_client(&w, RD_KAFKA_PRODUCER)) ||
+    if (!(w.consumer = new_consumer(&w)) ||
+        (!w.replay && (!(w.dlq = producer_new(conf, "dead-letter", on_dlq_delivery, &w, &w.metrics.dlq_fatal_errors)) ||
                        !(w.relay = outbox_relay_start(conf, &w.metrics))))) {
         w.fatal = 1;
         goto out;
     }
     /* For tests: librdkafka's own way to raise a fatal producer error. */
     if (getenv("PRIME_TEST_DLQ_FATAL"))
-        rd_kafka_test_fatal_error(w.dlq, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "raised by the test");
+        rd_kafka_test_fatal_error(producer_kafka(w.dlq), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "raised by the test");
     rd_kafka_poll_set_consumer(w.consumer);
     subs = rd_kafka_topic_partition_list_new(conf->ntopics);
     for (int i = 0; i < conf->ntopics; i++)
@@ -1463,8 +1434,8 @@ int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void
             break;
         }
         if (w.dlq)
-            rd_kafka_poll(w.dlq, 0);
-        if (atomic_load(&w.dlq_fatal) && dlq_renew(&w)) {
+            rd_kafka_poll(producer_kafka(w.dlq), 0);
+        if (w.dlq && producer_failed(w.dlq) && dlq_renew(&w)) {
             w.fatal = 1;
             break;
         }
@@ -1504,8 +1475,8 @@ out:
     }
     outbox_relay_stop(w.relay);
     if (w.dlq) {
-        rd_kafka_flush(w.dlq, 10000);
-        rd_kafka_destroy(w.dlq);
+        rd_kafka_flush(producer_kafka(w.dlq), 10000);
+        producer_free(w.dlq);
     }
     db_close(&w);
     metrics_server_stop(server);
