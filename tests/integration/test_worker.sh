@@ -42,7 +42,7 @@ start_worker() { # [ARGS]; LOG=FILE for a log of its own
     "$@" >>"${LOG:-$tmp/worker.log}" 2>&1 &
   worker_pid=$!
 }
-assigned() { grep -c 'partition assigned' "${1:-$tmp/worker.log}"; }
+assigned() { assigned_in "${1:-$tmp/worker.log}"; }
 assigned_over() { [ "$(assigned "${2:-}")" -gt "$1" ]; }
 stored_over() { [ "$(stored_sum)" -gt "$1" ]; }
 wait_rows() { # N SECONDS: until worker_echo has N rows
@@ -182,8 +182,7 @@ LOG=$tmp/other.log start_worker; other=$worker_pid
 wait_until 60 stored_over "$at_stop" && ok "another worker took over and committed while the zombie slept" \
   || bad "no commit while the zombie slept"
 kill -CONT "$zombie"
-refused() { grep -q 'another worker committed this partition' "$tmp/zombie.log"; }
-wait_until 30 refused && ok "the zombie's commit is refused" \
+wait_until 30 fence_refused "$tmp/zombie.log" && ok "the zombie's commit is refused" \
   || bad "no refused commit: $(grep -E 'level=(warn|error)' "$tmp/zombie.log" | tail -3)"
 expected=$((expected + 3000))
 wait_rows "$expected" 120 && ok "zombie and successor: every record applied once" || bad "zombie: $(rows) of $expected"
@@ -209,7 +208,7 @@ raw() { # KEY VALUE: one record, its value bytes as given (printf escapes)
   produced=$((produced + 1))
 }
 healthz_says() { http /healthz | grep -q "$1"; }
-metric() { http /metrics | awk -v m="$1{worker=\"echo\"}" '$1 == m {print $2}'; }
+metric() { metric_value "$port" "$1{worker=\"echo\"}"; }
 
 # 7. Records at fault that apply() does not dead-letter itself: one it
 # refuses with an error (as an answer that does not fit its schema), one cut

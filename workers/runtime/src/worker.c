@@ -376,10 +376,64 @@ static int offsets_statement(prime_worker_t *w, const char *sql, int nparams, co
     return rc;
 }
 
+/* The fence of the assigned partitions the group has never committed (no
+ * row) and the commit does not move: none may have got a row since this
+ * worker read them. A row is inserted and deleted again in the transaction:
+ * a conflict (another worker committed the partition) refuses the commit,
+ * and a worker committing the partition meanwhile waits for this
+ * transaction, then inserts its row. Without it, a zombie's housekeeping
+ * (n == 0) passed the fence whenever its successor's first commits were of
+ * partitions new to the group, and expired the successor's parked events. */
+static int fence_absent(prime_worker_t *w, const char **why)
+{
+    prime_buf_t topics, parts;
+    const char *params[5] = {w->conf->group, NULL, NULL, NULL, NULL};
+    size_t count = 0;
+    int rc = 0;
+
+    prime_buf_init(&topics, 0);
+    prime_buf_init(&parts, 0);
+    prime_pg_array_begin(&topics);
+    prime_pg_array_begin(&parts);
+    for (size_t i = 0; i < w->nparts; i++) {
+        char part[16];
+        if (w->parts[i].batch_next >= 0 || w->parts[i].stored != NO_ROW)
+            continue;
+        snprintf(part, sizeof(part), "%d", (int)w->parts[i].partition);
+        prime_pg_array_add(&topics, w->parts[i].topic);
+        prime_pg_array_add(&parts, part);
+        count++;
+    }
+    prime_pg_array_end(&topics);
+    prime_pg_array_end(&parts);
+    params[1] = topics.data;
+    params[2] = parts.data;
+    if (count && (topics.failed || parts.failed)) {
+        *why = "out of memory storing offsets";
+        rc = -2;
+    } else if (count) {
+        rc = offsets_statement(w,
+                               "INSERT INTO prime_pipeline.consumer_offsets (group_id, topic, kafka_partition, next_offset) "
+                               "SELECT $1, topic, part, 0 FROM unnest($2::text[], $3::int[]) AS x(topic, part) "
+                               "ON CONFLICT (group_id, topic, kafka_partition) DO NOTHING",
+                               3, params, count, why);
+        if (!rc)
+            rc = offsets_statement(w,
+                                   "DELETE FROM prime_pipeline.consumer_offsets o USING unnest($2::text[], $3::int[]) "
+                                   "AS x(topic, part) WHERE o.group_id = $1 AND o.topic = x.topic "
+                                   "AND o.kafka_partition = x.part",
+                                   3, params, count, why);
+    }
+    prime_buf_free(&topics);
+    prime_buf_free(&parts);
+    return rc;
+}
+
 /* The batch's partitions move from their stored offset to batch_next, on
  * the condition that the stored offset is still what this worker read:
  * two statements (partitions seen before, partitions new to the group),
- * each of which must touch every row it names. */
+ * each of which must touch every row it names; then the fence of the
+ * assigned partitions that have no row and stay so (fence_absent). */
 static int store_offsets(prime_worker_t *w, const char **why)
 {
     /* [0]: partitions with a stored row (updated), [1]: new ones (inserted) */
@@ -450,7 +504,7 @@ static int store_offsets(prime_worker_t *w, const char **why)
         prime_buf_free(&nexts[k]);
     }
     prime_buf_free(&expected);
-    return rc;
+    return rc ? rc : fence_absent(w, why);
 }
 
 /* Whether another worker has committed one of the batch's partitions
