@@ -56,4 +56,9 @@ n=$(dead_letters | grep -c 'prime.error.message=')
 drain "$tmp/alice.jsonl"
 check "the collaborator Alice named in upper case is stored in lower case" "1" \
   "SELECT count(*) FROM studio_projects WHERE id = '$pa' AND collaborators @> '[{\"user_id\": \"$ub\"}]'"
+# Figures: Bob's two events and Alice's upper-case collaborator; lost: Alice's
+# project not as she saved it, with the collaborator she named.
+attack_summary actor_collaborators 3 \
+  "$(psql -qAtc "SELECT 1 - count(*) FROM studio_projects WHERE id = '$pa' AND project_data = '{\"by\": \"alice\"}'
+                 AND collaborators @> '[{\"user_id\": \"$ub\"}]'")" -
 finish

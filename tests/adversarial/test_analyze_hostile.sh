@@ -40,7 +40,7 @@ for name, data in files.items():
 PY
 mkfifo fifo.wav; ln -s /dev/zero zero.wav; ln -s /dev/urandom urandom.wav; mkdir dir.wav; ln -s dir.wav link-to-dir.wav
 ln -s nowhere.wav dangling.wav; ln -s loop.wav loop.wav
-n=0
+n=0 unanswered=0
 for f in *; do
   n=$((n + 1))
   start=$(date +%s)
@@ -51,6 +51,7 @@ for f in *; do
   elif [ "$rc" = 1 ] && grep -qE "^prime-analyze: $f: .+ \([a-z_]+\)$" err; then
     ok "$f: refused: $(head -c 120 err)"
   else
+    unanswered=$((unanswered + 1))
     bad "$f: exit $rc after ${took}s: $(head -c 200 err)"
   fi
 done
@@ -63,4 +64,7 @@ for opt in "--max-samples -1" "--max-samples 1e3" "--max-samples 999999999999999
   rc=$?
   [ "$rc" = 2 ] && grep -q -- "${opt%% *}" err && ok "$opt: usage error naming the option" || bad "$opt: exit $rc: $(cat err)"
 done
+# Figures: the hostile files and option values; lost: files left unanswered
+# (neither an analysis nor a reason).
+attack_summary analyze_hostile "$((n + 8))" "$unanswered" -
 finish

@@ -142,4 +142,8 @@ check "failed analyses change no row" "0" \
 if [ "$failed" != 0 ]; then
   grep -E 'level=(warn|error)' "$tmp/analyzer.log" "$tmp/mat.log" | tail -20
 fi
+# Figures: the uploads (the poison matrix among them, one published twice,
+# one after them); lost: uploads without an answer.
+attack_summary analyzer_poison "$(( $(grep -c audio.file_uploaded "$tmp/events.jsonl") + 1 ))" \
+  "$(( 15 - $(psql -qAtc "SELECT count(*) FROM prime_pipeline.analysis_requests WHERE outcome IS NOT NULL") ))" -
 finish

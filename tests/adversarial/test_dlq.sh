@@ -67,6 +67,7 @@ has "its headers" "prime.source.topic: prime.auth"
 has "its reason" "prime.error.message: unresolved"
 has "its event, decoded" "\"credential_id\":"
 has "the secret field is named, its value withheld" "\"password_hash\":	\"(secret, not shown)\""
+secrets=$(count_in "$canary" "$tmp/out" "$tmp/err")
 if grep -qF "$canary" "$tmp/out" "$tmp/err"; then bad "the password hash is printed"; else ok "the password hash is not printed"; fi
 status "show of an offset with no dead letter" 1 "$(dlq show 0:999999)"
 
@@ -97,4 +98,9 @@ status "an unknown command" 2 "$(dlq frobnicate)"
 status "a bad offset" 2 "$(dlq show 1-2)"
 status "a bad time" 2 "$(dlq list --since yesterday)"
 kill -TERM "$pid"; wait "$pid"; pid=
+# Figures: the dead letters replayed after their cause was fixed (the project
+# and the credential; the project twice); lost: the ones not applied.
+attack_summary dlq_replay 3 \
+  "$(psql -qAtc "SELECT 2 - (SELECT count(*) FROM studio_projects WHERE id = '$p2') - (SELECT count(*) FROM auth_credentials WHERE id = '$cr2')")" \
+  "$secrets"
 finish

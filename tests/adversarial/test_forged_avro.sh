@@ -106,4 +106,12 @@ for f in list show; do
     ok "prime-dlq $f prints no raw control bytes"
   fi
 done
+# Figures: the forgeries; lost: forgeries neither dead-lettered nor taken in,
+# and the good event if not applied; secrets: the hash in the materializer's
+# log, the dead letters' headers and prime-dlq's output.
+dead_letters >"$tmp/dlq-headers"
+attack_summary forged_avro "$nforged" \
+  "$(( (nforged > n ? nforged - n : 0) + (published > got ? published - got : 0)
+       + 1 - $(psql -qAtc "SELECT count(*) FROM studio_projects WHERE id = '$pa'") ))" \
+  "$(count_in c2FsdC0SECRET "$tmp/mat.log" "$tmp/dlq-headers" "$tmp/list.out" "$tmp/show.out" "$tmp/pw.out")"
 finish

@@ -83,4 +83,9 @@ for t in prime.projects prime.users; do
     ok "$t carries ids in lower case only"
   fi
 done
+# Figures: the hostile events (Bob's upper-case takeover, Carol's upper-case
+# spellings); lost: the two projects not in the state their owners gave them.
+attack_summary id_case "$(grep -c . "$tmp/second.jsonl")" \
+  "$(psql -qAtc "SELECT 2 - count(*) FROM studio_projects WHERE (id = '$pa' AND user_id = '$ua' AND name = 'Alice''s song')
+                 OR (id = '$pc' AND user_id = '$uc' AND project_version = 2)")" -
 finish

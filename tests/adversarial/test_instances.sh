@@ -184,15 +184,23 @@ if "$PRIME_VERIFY" --diff=5 "$db_a" "$db_b" >"$tmp/verify.out" 2>&1; then
 else
   bad "the tables differ: $(head -n 20 "$tmp/verify.out")"
 fi
+lost=0
 for d in a b; do
   db=$db_a
   [ $d = b ] && db=$db_b
   got=$(psql -d "$db" -qAtc "SELECT coalesce(sum(usage_count), 0) FROM plugin_presets")
+  [ $d = b ] && lost=$((lost + used - got))
   [ "$got" = "$used" ] && ok "$d: every preset.used counted ($used)" || bad "$d: $got of $used preset uses counted ($((used - got)) lost)"
   got=$(psql -d "$db" -qAtc "SELECT count(*) FROM studio_projects WHERE project_version = $((saves + 1)) AND current_lufs IS NOT NULL")
+  [ $d = b ] && lost=$((lost + users - got))
   [ "$got" = "$users" ] && ok "$d: every project at version $((saves + 1)) with its mix's loudness" ||
     bad "$d: $got of $users projects have every save and their loudness"
   got=$(psql -d "$db" -qAtc "SELECT count(*) FROM prime_pipeline.parked_events")
+  [ $d = b ] && lost=$((lost + got))
   [ "$got" = 0 ] && ok "$d: nothing left parked" || bad "$d: $got events left parked"
 done
+# Figures: the instances' arrivals and departures in the middle of the work
+# (three joins, a SIGTERM, a kill -9); lost in B: preset uses, saves or mix
+# figures missing, events left parked.
+attack_summary instances 5 "$lost" -
 finish

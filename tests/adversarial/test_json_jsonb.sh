@@ -24,7 +24,7 @@ docs=(
   '{"c":"a	b"}' '{"c":"\t"}' $'{"c":"\x01"}' $'\xef\xbb\xbf{"b":1}' $'{"o":"\xc0\xaf"}' $'{"o":"\xed\xa0\x80"}'
   $'{"o":"\xf4\x90\x80\x80"}' '{"u":"\u00e9","\u00e9":1}' $'{"x":1}\x0b' ' {"x" : [ 1 , 2 ] } ' '{"x":[]}'
 )
-i=0
+i=0 changed=0
 for d in "${docs[@]}"; do
   i=$((i + 1))
   line "$d" >"$tmp/in.json"
@@ -39,7 +39,7 @@ for d in "${docs[@]}"; do
     # (one that reads numbers as doubles) stands between the two.
     kept=$("$PRIME_CODEC" decode "$tmp/msg")
     back=$(psql -qAtX -c "SELECT (\$rt\$$kept\$rt\$::jsonb -> 'project_data')::text" 2>&1)
-    if [ "$back" = "$pg" ]; then ok "$label: both accept, same jsonb"; else bad "$label: jsonb [$pg], codec kept [$back]"; fi
+    if [ "$back" = "$pg" ]; then ok "$label: both accept, same jsonb"; else changed=$((changed + 1)); bad "$label: jsonb [$pg], codec kept [$back]"; fi
   elif [ "$pg_ok" != 0 ] && [ "$codec_ok" = 1 ]; then
     ok "$label: both refuse ($(head -c 80 "$tmp/codec.err"))"
   elif [ "$pg_ok" = 0 ] && [ "$codec_ok" = 1 ] && grep -qE "duplicate member|nested deeper than" "$tmp/codec.err"; then
@@ -52,4 +52,6 @@ for d in "${docs[@]}"; do
     bad "$label: jsonb refuses it ($(head -c 100 "$tmp/pg.err")), the codec accepts it (rc $codec_ok)"
   fi
 done
+# Figures: the documents; lost: documents accepted and kept as other values.
+attack_summary json_jsonb "${#docs[@]}" "$changed" -
 finish

@@ -29,4 +29,5 @@ else
   check "no user with the nil id" "0" "SELECT count(*) FROM prime_users WHERE id = '$z'"
   dead_lettered "the nil user's registration is dead-lettered" "prime.error.field=(owner|actor)_user_id"
 fi
+attack_summary nil_uuid 1 - -
 finish

@@ -74,4 +74,6 @@ distinct=$(kcat -b "$PRIME_BROKERS" -C -t prime.audit -o beginning -e -q -f '%k\
   || bad "$distinct of $users registrations audited on prime.audit"
 kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
 [ "$rc" = 0 ] && ok "clean stop" || bad "stop: exit $rc"
+# Figures: the outage; lost: registrations not in prime_users, audit records not on the topic.
+attack_summary relay_outage 1 "$(( users - $(psql -qAtc "SELECT count(*) FROM prime_users") + users - distinct ))" -
 finish

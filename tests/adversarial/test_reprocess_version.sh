@@ -19,4 +19,5 @@ done
 "$PRIME_REPROCESS" --older-than-version 1.1.0 --dry-run >/dev/null 2>err </dev/null
 [ $? = 1 ] && grep -q 'PostgreSQL' err && ok "1.1.0 is taken (and the connection fails)" || bad "1.1.0: $(head -1 err)"
 rm -f err
+attack_summary reprocess_version 6 - -
 finish

@@ -15,13 +15,18 @@ line=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["session_token_
 printf '%s\n' "${line/$hash/${hash:0:40}\\q${hash:40}}" >"$tmp/escape.jsonl"
 # 2: the line cut inside the hash (the string never closes).
 printf '%s\n' "${line%%"$hash"*}${hash}" >"$tmp/cut.jsonl"
+leaked_total=0
 for f in escape cut; do
   "$PRIME_PUBLISH" --dry-run "$tmp/$f.jsonl" >/dev/null 2>"$tmp/$f.err"
   rc=$?
   [ "$rc" = 1 ] && ok "$f: refused (exit 1)" || bad "$f: exit $rc"
   leaked=$(python3 -c 'import sys; h,e=sys.argv[1],open(sys.argv[2]).read()
 print(max([n for n in range(6,len(h)+1) for i in range(len(h)-n+1) if h[i:i+n] in e] or [0]))' "$hash" "$tmp/$f.err")
+  leaked_total=$((leaked_total + leaked))
   [ "$leaked" = 0 ] && ok "$f: no 6 bytes of the hash on stderr" ||
     bad "$f: $leaked bytes of the hash on stderr: $(head -c 200 "$tmp/$f.err")"
 done
+# Figures: the two broken lines; secrets: the longest run of the hash's
+# bytes quoted on stderr, in both.
+attack_summary secret_near 2 - "$leaked_total"
 finish

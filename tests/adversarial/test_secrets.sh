@@ -69,9 +69,12 @@ kcat -b "$PRIME_BROKERS" -C -t prime.audit -o beginning -e -q -f '%h %k %s\n' >"
 psql -qAtc "SELECT row_to_json(a) FROM prime_pipeline.audit_log a" >"$tmp/audit-log"
 (exec 3<>"/dev/tcp/127.0.0.1/$port"; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; cat <&3) >"$tmp/metrics" 2>/dev/null
 grep -q prime_dead_letters_total "$tmp/metrics" || bad "no /metrics to search"
+psql -qAtc "SELECT row_to_json(o) FROM prime_pipeline.outbox o" >"$tmp/outbox"
+secrets=0
 for canary in "$token_canary" "$email_canary"; do
-  for out in mat.log audit.log dlq-headers audit-topic audit-log metrics; do
-    found=$(grep -a -o "$canary" "$tmp/$out" | wc -l)
+  for out in mat.log audit.log dlq-headers audit-topic audit-log metrics outbox; do
+    found=$(count_in "$canary" "$tmp/$out")
+    secrets=$((secrets + found))
     [ "$found" = 0 ] && ok "$canary found 0 times in $out" || bad "$canary found $found times in $out: $(grep -a "$canary" "$tmp/$out" | head -2)"
   done
 done
@@ -83,4 +86,10 @@ for p in "${pids[@]}"; do
   kill -TERM "$p"; wait "$p" && ok "a worker stops cleanly (exit 0)" || bad "a worker exited $? (see its log)"
 done
 pids=()
+# Figures: the three refused events (two unique violations, one refused by
+# the fold); lost: the first user and session not applied, refused events
+# without a dead letter; secrets: the canaries found above.
+attack_summary secrets 3 \
+  "$(( 2 - $(psql -qAtc "SELECT (SELECT count(*) FROM prime_users) + (SELECT count(*) FROM auth_sessions)")
+       + ($(on_topic prime.dlq) < 3 ? 3 - $(on_topic prime.dlq) : 0) ))" "$secrets"
 finish

@@ -14,12 +14,16 @@ pair() { # NAME SQL_A SQL_B: two fresh databases, a table each
   psql -qX -d va -v ON_ERROR_STOP=1 -c "$2" >/dev/null || { bad "$1: setup A"; return 1; }
   psql -qX -d vb -v ON_ERROR_STOP=1 -c "$3" >/dev/null || { bad "$1: setup B"; return 1; }
 }
+tried=0 missed=0
 differ() { # NAME SQL_A SQL_B
+  tried=$((tried + 1))
   pair "$@" || return
   out=$("$PRIME_VERIFY" "$(db va)" "$(db vb)" 2>&1); rc=$?
+  [ "$rc" = 0 ] && missed=$((missed + 1))
   [ "$rc" = 1 ] && ok "$1: different (exit 1)" || bad "$1: exit $rc, expected 1: $(head -c 300 <<<"$out")"
 }
 same() { # NAME SQL_A SQL_B
+  tried=$((tried + 1))
   pair "$@" || return
   out=$("$PRIME_VERIFY" "$(db va)" "$(db vb)" 2>&1); rc=$?
   [ "$rc" = 0 ] && ok "$1: equal (exit 0)" || bad "$1: exit $rc, expected 0: $(head -c 300 <<<"$out")"
@@ -44,4 +48,6 @@ same "the same instant under two TimeZone settings" \
   "ALTER DATABASE va SET timezone = 'UTC'; SET timezone = 'UTC'; CREATE TABLE t (id int PRIMARY KEY, ts timestamptz); INSERT INTO t VALUES (1, '2026-01-01 10:00+00')" \
   "ALTER DATABASE vb SET timezone = 'Asia/Tokyo'; SET timezone = 'Asia/Tokyo'; CREATE TABLE t (id int PRIMARY KEY, ts timestamptz); INSERT INTO t VALUES (1, '2026-01-01 10:00+00')"
 same "identical hostile values" "$two; INSERT INTO t VALUES (1, E'(\\\")\\n,\\\\', '')" "$one; INSERT INTO t VALUES (1, E'(\\\")\\n,\\\\', '')"
+# Figures: the pairs of databases; lost: differences prime-verify missed.
+attack_summary verify_hostile "$tried" "$missed" -
 finish

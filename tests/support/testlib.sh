@@ -38,3 +38,12 @@ fence_refused() { grep -q 'reason="the stored offset moved: another worker commi
 # metric_value PORT SERIES: the value of one series (name and labels, as
 # printed) on the worker's /metrics; empty when there is none.
 metric_value() { http_get "$1" /metrics | awk -v s="$2" '$1 == s {print $2}'; }
+# The adversarial suite's figures (issue 12), one line a test, counted from
+# what the run saw: "ATTACK NAME: tried=N lost=N secrets=N". tried: the
+# hostile inputs sent; lost: records of the attack that came to nothing (not
+# applied, not dead-lettered, not answered) or rows it destroyed; secrets:
+# occurrences of the test's secret canaries where they must not be. "-"
+# where the attack puts no row, or no secret, at stake.
+attack_summary() { echo "ATTACK $1: tried=$2 lost=$3 secrets=$4"; }
+# count_in TEXT FILE...: occurrences of the fixed TEXT in the files (binary too).
+count_in() { local t=$1; shift; cat "$@" 2>/dev/null | grep -a -o -F -- "$t" | wc -l; }
