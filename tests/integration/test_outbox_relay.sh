@@ -104,9 +104,16 @@ left=$(outbox_count)
 [ "$stop_rc" = 0 ] && [ "$stop_seconds" -le 5 ] && ok "SIGTERM mid-relay, Kafka unreachable: exit 0 in ${stop_seconds} s" \
   || bad "SIGTERM mid-relay: exit $stop_rc in ${stop_seconds} s"
 [ "$left" -gt 0 ] && ok "stopped mid-relay ($left rows left)" || bad "the relay had finished: not mid-relay"
+assigned_before=$(assigned_in "$tmp/worker.log")
 start_worker
 wait_until 60 outbox_empty && ok "the rest relayed after a restart" || bad "after restart: $(outbox_count) left"
 [ "$(keys_on prime.audit)" = 300 ] && ok "every row relayed" || bad "$(keys_on prime.audit) of 300 keys on the topic"
+# Stopped only once it has its partitions: librdkafka 2.0.2 aborts a consumer
+# destroyed between its JoinGroup answer and its first assignment
+# (confluentinc/librdkafka#4312, docs/workers.md), and this one joins while
+# the member stopped above is still in the group.
+assigned_now() { [ "$(assigned_in "$tmp/worker.log")" -gt "$assigned_before" ]; }
+wait_until 30 assigned_now || bad "the restarted worker was never assigned partitions"
 stop_timed
 [ "$stop_rc" = 0 ] && ok "clean stop" || bad "stop: exit $stop_rc"
 
