@@ -137,7 +137,7 @@ declare -A seen
 mark() { seen[$1]=$(committed "$1"); }
 
 # --- database B: instances come and go while the chunks arrive --------------------------
-assigned() { grep -q 'partition assigned' "$tmp/$1.log"; }
+assigned() { has_partitions "$tmp/$1.log"; }
 join() { # INSTANCE CHUNK: starts it; once it has partitions, the chunk is published; it must commit some
   start "$1" "$db_b"
   wait_until "$1 is assigned partitions" 60 assigned "$1"

@@ -34,8 +34,7 @@ port=$(free_port)
 pid=$!
 healthz() { http_get "$port" /healthz; }
 healthz_is() { healthz | grep -q "status=$1"; }
-assigned() { [ "$(assigned_in "$tmp/mat.log")" -gt 0 ]; }
-wait_until 60 assigned || bad "the materializer was never assigned partitions"
+wait_until 60 has_partitions "$tmp/mat.log" || bad "the materializer was never assigned partitions"
 wait_until 30 healthz_is 200 && ok "/healthz 200 before the outage" || bad "healthz: $(healthz)"
 
 # The batch waits for the lock, then Kafka goes away, then the batch commits.

@@ -67,7 +67,7 @@ start() { # NAME GROUP PARK-MAX-SECONDS
   pids+=($!)
 }
 stop() { kill -TERM "${pid[$1]}"; wait "${pid[$1]}"; }
-log_assigned() { [ "$(assigned_in "$tmp/$1.log")" -gt 0 ]; }
+log_assigned() { has_partitions "$tmp/$1.log"; }
 parked() { psql -qAtc "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = '$1'"; }
 parked_is() { [ "$(parked "$1")" = "$2" ]; }
 unresolved() { dead_letters | grep -c 'prime.error.message=unresolved'; }

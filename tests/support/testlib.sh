@@ -29,9 +29,9 @@ wait_until() {
 http_get() { curl -s -m 5 -w '\nstatus=%{http_code}\n' "http://127.0.0.1:$1$2" 2>/dev/null; }
 # vm_hwm PID: the process's peak resident set (VmHWM), in kB.
 vm_hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
-# A worker's log (logfmt, FILE): partitions it was assigned so far, and revoked.
+# A worker's log (logfmt, FILE): partitions it was assigned so far; whether any.
 assigned_in() { grep -c 'msg="partition assigned"' "$1"; }
-revoked_in() { grep -c 'msg="partition revoked"' "$1"; }
+has_partitions() { [ "$(assigned_in "$1")" -gt 0 ]; }
 # fence_refused FILE: the worker's log shows a commit refused by the fence
 # (another worker committed one of its partitions since it read them).
 fence_refused() { grep -q 'reason="the stored offset moved: another worker committed this partition"' "$1"; }
