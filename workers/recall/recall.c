@@ -6,6 +6,7 @@
  * items in one query, fold the signals into them, recompute the touched
  * categories' confidences, and write them back in one statement (deletes
  * in another). The runtime commits the offsets in the same transaction. */
+#include "context.h"
 #include "item.h"
 #include "show.h"
 #include "signals.h"
@@ -34,6 +35,7 @@
 typedef struct recall {
     prime_registry_t *reg;
     int64_t half_life_us;
+    const char *materializer_group; /* whose progress an unknown owner waits for */
 } recall_t;
 
 typedef struct batch {
@@ -42,6 +44,7 @@ typedef struct batch {
     size_t n;
     PGresult *projects, *presets, *files, *owners, *rows; /* sorted by id */
     cJSON **parameters;             /* parsed presets' parameters, by presets row */
+    recall_context_t *context;      /* the owners' projects, presets and files */
     signal_list_t signals;
     recall_item_t **items;
     size_t nitems;
@@ -63,6 +66,7 @@ static void batch_free(batch_t *b)
     PQclear(b->owners);
     PQclear(b->rows);
     signal_list_free(&b->signals);
+    recall_context_free(b->context);
     for (size_t i = 0; i < b->nitems; i++)
         recall_item_free(b->items[i]);
     free(b->items);
@@ -132,7 +136,12 @@ static const char *value_or_null(const PGresult *res, int r, int c)
     return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
 }
 
-/* The context implicit signals need, one query per kind of row. */
+/* The materializer's rows, for what Recall's own context does not know:
+ * projects, presets and files from before prime-recall ran (their
+ * creation no longer in the topics), another user's preset whose creation
+ * Recall has not read yet, a file uploaded on a topic Recall is behind on.
+ * Only what does not change is taken from another user's row. One query
+ * per kind of row. */
 static prime_errcode_t load_context(PGconn *conn, batch_t *b, prime_error_t *err)
 {
     prime_errcode_t rc;
@@ -143,8 +152,8 @@ static prime_errcode_t load_context(PGconn *conn, batch_t *b, prime_error_t *err
                 "reading the saved projects", &b->projects, err);
     if (!rc)
         rc = lookup(conn, b, "preset.used", "preset_id",
-                    "SELECT id::text, plugin_type, parameters::text FROM plugin_presets WHERE id = ANY($1::uuid[]) "
-                    "ORDER BY id",
+                    "SELECT id::text, plugin_type, parameters::text, user_id::text FROM plugin_presets "
+                    "WHERE id = ANY($1::uuid[]) ORDER BY id",
                     "reading the used presets", &b->presets, err);
     if (!rc)
         rc = lookup(conn, b, "audio.analyzed", "file_id",
@@ -160,52 +169,150 @@ static prime_errcode_t load_context(PGconn *conn, batch_t *b, prime_error_t *err
     return PRIME_OK;
 }
 
-/* The signals of every event of the batch, with its context. With
- * drop_silent, the events that have none are dropped from the batch. */
-static prime_errcode_t build_signals(batch_t *b, bool drop_silent, prime_error_t *err)
+/* What the events of these types tell Recall: signals, or context for
+ * later ones (docs/recall.md). Other events are not taken in. */
+static bool says_something(const prime_event_t *ev)
 {
-    size_t kept = 0, no_context = 0;
+    static const char *const types[] = {
+        "recall.used", "recall.set", "recall.forgotten", "project.created", "project.metadata_updated",
+        "project.saved", "project.deleted", "preset.created", "preset.updated", "preset.deleted", "preset.used",
+        "audio.file_uploaded", "audio.stem_uploaded", "audio.file_deleted", "audio.analyzed",
+        "user.device_registered", "user.logged_in", "user.deleted"};
+    const char *type = type_of(ev);
 
-    signal_list_free(&b->signals);
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (!strcmp(type, types[i]))
+            return true;
+    return false;
+}
+
+/* Whether ev may give a signal (and so write a row of its owner's):
+ * context alone needs no user row. */
+static bool may_signal(const prime_event_t *ev)
+{
+    static const char *const context_only[] = {"project.deleted",     "preset.created",      "preset.updated",
+                                               "preset.deleted",      "audio.file_uploaded", "audio.stem_uploaded",
+                                               "audio.file_deleted",  "user.deleted"};
+    const char *type = type_of(ev);
+
+    for (size_t i = 0; i < sizeof(context_only) / sizeof(context_only[0]); i++)
+        if (!strcmp(type, context_only[i]))
+            return false;
+    return true;
+}
+
+static void drop_silent(batch_t *b)
+{
+    size_t kept = 0;
+
     for (size_t i = 0; i < b->n; i++) {
-        const prime_event_t *ev = b->events[i];
-        const char *type = type_of(ev);
-        signal_project_t project = {0};
-        signal_preset_t preset = {0};
-        int is_mix = -1, r, got;
-        if (!strcmp(type, "project.saved") && (r = find_row(b->projects, prime_event_string(ev, "project_id"))) >= 0) {
-            project.user = PQgetvalue(b->projects, r, 1);
-            project.genre = value_or_null(b->projects, r, 2);
-            project.bpm = PQgetisnull(b->projects, r, 3) ? 0 : atof(PQgetvalue(b->projects, r, 3));
-            project.key = value_or_null(b->projects, r, 4);
-            project.time_signature = value_or_null(b->projects, r, 5);
-            project.sample_rate = PQgetisnull(b->projects, r, 6) ? 0 : atoi(PQgetvalue(b->projects, r, 6));
-        } else if (!strcmp(type, "preset.used") &&
-                   (r = find_row(b->presets, prime_event_string(ev, "preset_id"))) >= 0) {
-            preset.plugin = PQgetvalue(b->presets, r, 1);
-            preset.parameters = b->parameters[r];
-        } else if (!strcmp(type, "audio.analyzed") && (r = find_row(b->files, prime_event_string(ev, "file_id"))) >= 0) {
-            is_mix = !strcmp(PQgetvalue(b->files, r, 1), "t");
-        } else if (!strcmp(type, "project.saved") || !strcmp(type, "preset.used") || !strcmp(type, "audio.analyzed")) {
-            no_context++;
-        }
-        if ((got = signals_of(&b->signals, drop_silent ? kept : i, ev, &project, &preset, is_mix)) < 0)
-            return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
-        if (!drop_silent)
-            continue;
-        if (got) {
+        if (says_something(b->events[i])) {
             b->records[kept] = b->records[i];
             b->events[kept++] = b->events[i];
         } else {
             prime_event_free(b->events[i]);
         }
     }
-    if (drop_silent)
-        b->n = kept;
-    /* Not lost in silence: the row an implicit signal needs was not there
-     * (the materializer behind, or the row deleted). */
-    if (drop_silent && no_context)
-        prime_log(PRIME_LOG_WARN, "events without their project, preset or file row: no signal", "events=%zu",
+    b->n = kept;
+}
+
+/* A project's settings from Recall's context (facts) or the
+ * materializer's row r of b->projects. */
+static void project_from_facts(signal_project_t *p, const char *owner, const cJSON *facts)
+{
+    const cJSON *bpm = cJSON_GetObjectItemCaseSensitive(facts, "bpm");
+    const cJSON *rate = cJSON_GetObjectItemCaseSensitive(facts, "sample_rate");
+
+    p->user = owner;
+    p->genre = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "genre"));
+    p->key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "key"));
+    p->time_signature = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "time_signature"));
+    p->bpm = cJSON_IsNumber(bpm) ? bpm->valuedouble : 0;
+    p->sample_rate = cJSON_IsNumber(rate) ? rate->valueint : 0;
+}
+
+static void project_from_row(signal_project_t *p, const PGresult *res, int r)
+{
+    p->user = PQgetvalue(res, r, 1);
+    p->genre = value_or_null(res, r, 2);
+    p->bpm = PQgetisnull(res, r, 3) ? 0 : atof(PQgetvalue(res, r, 3));
+    p->key = value_or_null(res, r, 4);
+    p->time_signature = value_or_null(res, r, 5);
+    p->sample_rate = PQgetisnull(res, r, 6) ? 0 : atoi(PQgetvalue(res, r, 6));
+}
+
+/* The context one event's signals need: Recall's own first, else the
+ * materializer's row. Returns false when the event needs context and
+ * neither has it. */
+static bool context_of(const batch_t *b, size_t i, signal_project_t *project, signal_preset_t *preset, int *is_mix)
+{
+    const prime_event_t *ev = b->events[i];
+    const char *type = type_of(ev), *owner = prime_event_string(ev, "owner_user_id");
+    const cJSON *facts;
+    int r;
+
+    if (!strcmp(type, "project.saved")) {
+        const char *id = prime_event_string(ev, "project_id");
+        if ((facts = recall_context_get(b->context, owner, CONTEXT_PROJECT, id)))
+            project_from_facts(project, owner, facts);
+        else if ((r = find_row(b->projects, id)) >= 0)
+            project_from_row(project, b->projects, r);
+        else
+            return false;
+    } else if (!strcmp(type, "preset.used")) {
+        const char *id = prime_event_string(ev, "preset_id");
+        /* The user's own preset: its parameters as they stand in the
+         * user's stream. Another user's: only its plugin, which never
+         * changes (its parameters change in a stream not ordered with
+         * this use, so counting them would depend on timing). */
+        if ((facts = recall_context_get(b->context, owner, CONTEXT_PRESET, id))) {
+            preset->plugin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "plugin"));
+            preset->parameters = cJSON_GetObjectItemCaseSensitive(facts, "parameters");
+        } else if ((facts = recall_context_shared_preset(b->context, id))) {
+            preset->plugin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "plugin"));
+        } else if ((r = find_row(b->presets, id)) >= 0) {
+            char canon[PRIME_UUID_TEXT];
+            prime_uuid_canonical(owner, canon);
+            preset->plugin = PQgetvalue(b->presets, r, 1);
+            if (!PQgetisnull(b->presets, r, 3) && !strcmp(PQgetvalue(b->presets, r, 3), canon))
+                preset->parameters = b->parameters[r];
+        } else {
+            return false;
+        }
+    } else if (!strcmp(type, "audio.analyzed")) {
+        const char *id = prime_event_string(ev, "file_id");
+        if ((facts = recall_context_get(b->context, owner, CONTEXT_FILE, id)))
+            *is_mix = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(facts, "is_mix"));
+        else if ((r = find_row(b->files, id)) >= 0)
+            *is_mix = !strcmp(PQgetvalue(b->files, r, 1), "t");
+        else
+            return false;
+    }
+    return true;
+}
+
+/* The signals of every event of the batch, in the batch's order, each
+ * with its context as it stands then; each event's own facts are learned
+ * after its signals (a create gives its own, a delete forgets). */
+static prime_errcode_t build_signals(batch_t *b, prime_error_t *err)
+{
+    size_t no_context = 0;
+
+    signal_list_free(&b->signals);
+    for (size_t i = 0; i < b->n; i++) {
+        signal_project_t project = {0};
+        signal_preset_t preset = {0};
+        int is_mix = -1;
+        if (!context_of(b, i, &project, &preset, &is_mix))
+            no_context++;
+        if (signals_of(&b->signals, i, b->events[i], &project, &preset, is_mix) < 0 ||
+            !recall_context_learn(b->context, b->events[i]))
+            return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    }
+    /* Not lost in silence: neither Recall nor the materializer knows the
+     * project, preset or file (created before both, or never). */
+    if (no_context)
+        prime_log(PRIME_LOG_WARN, "events whose project, preset or file is not known: no signal", "events=%zu",
                   no_context);
     return PRIME_OK;
 }
@@ -281,15 +388,82 @@ static prime_errcode_t take_in(prime_worker_t *w, PGconn *conn, batch_t *b, prim
     return PRIME_OK;
 }
 
-/* Keeps the events whose owner is in prime_users; the others are
- * dead-lettered before their ids are taken in, so that prime-dlq can
- * replay them once the user exists (a row would break the foreign key). */
-static prime_errcode_t check_owners(prime_worker_t *w, PGconn *conn, batch_t *b, prime_error_t *err)
+/* Records of the batch whose owner is not in prime_users that
+ * prime-materializer has not passed yet (its stored offset in their
+ * partition is not beyond them): their owner may be on its way, so the
+ * batch waits for it rather than dead-letter them. */
+static prime_errcode_t ahead_of_materializer(recall_t *r, PGconn *conn, const batch_t *b, const bool *missing,
+                                             long long *ahead, prime_error_t *err)
+{
+    /* Not passed: its partition's offset is not beyond it; or the group
+     * has no offset there yet but reads the topic, or has not started at
+     * all. A topic the group has offsets of none while it has others is
+     * one it does not read: nothing to wait for. */
+    static const char sql[] =
+        "SELECT count(*) FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, o) "
+        "LEFT JOIN prime_pipeline.consumer_offsets c ON c.group_id = $1 AND c.topic = x.t AND c.kafka_partition = x.p "
+        "WHERE c.next_offset <= x.o OR (c.next_offset IS NULL AND (EXISTS (SELECT FROM prime_pipeline.consumer_offsets "
+        "WHERE group_id = $1 AND topic = x.t) OR NOT EXISTS (SELECT FROM prime_pipeline.consumer_offsets "
+        "WHERE group_id = $1)))";
+    prime_buf_t cols[3];
+    const char *params[4];
+    PGresult *res;
+    size_t n = 0;
+
+    *ahead = 0;
+    prime_pg_arrays_begin(cols, 3);
+    for (size_t i = 0; i < b->n; i++) {
+        char num[32];
+        if (!missing[i])
+            continue;
+        prime_pg_array_add(&cols[0], b->records[i]->topic);
+        snprintf(num, sizeof(num), "%d", (int)b->records[i]->partition);
+        prime_pg_array_add(&cols[1], num);
+        snprintf(num, sizeof(num), "%lld", (long long)b->records[i]->offset);
+        prime_pg_array_add(&cols[2], num);
+        n++;
+    }
+    params[0] = r->materializer_group;
+    if (!prime_pg_arrays_end(cols, 3, params + 1)) {
+        prime_pg_arrays_free(cols, 3);
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    }
+    res = n && *r->materializer_group ? prime_pg_query(conn, sql, 4, params, "reading the materializer's offsets", err)
+                                      : NULL;
+    prime_pg_arrays_free(cols, 3);
+    if (n && *r->materializer_group && !res)
+        return err->code;
+    if (res)
+        *ahead = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return PRIME_OK;
+}
+
+static prime_errcode_t refuse(prime_worker_t *w, batch_t *b, size_t i, const char *field, const char *message,
+                              prime_error_t *err)
+{
+    prime_error_t why;
+
+    prime_error_clear(&why);
+    prime_error_set(&why, PRIME_ERR_INVALID, field, "%s", message);
+    return prime_worker_dead_letter(w, b->records[i], &why, err);
+}
+
+/* Keeps the events whose owner is in prime_users (only those that may
+ * give a signal need it: context needs no row). An owner not there while
+ * prime-materializer has not passed the event is waited for (a retriable
+ * error: the batch is tried again); one still not there after is
+ * dead-lettered before its id is taken in, so that prime-dlq can replay
+ * it once the user exists (a row would break the foreign key). */
+static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn, batch_t *b, prime_error_t *err)
 {
     prime_buf_t ids;
     const char *params[1];
     prime_errcode_t rc = PRIME_OK;
     size_t kept = 0;
+    bool *missing;
+    long long ahead = 0;
+    char text[400];
 
     if (!b->n)
         return PRIME_OK;
@@ -299,38 +473,51 @@ static prime_errcode_t check_owners(prime_worker_t *w, PGconn *conn, batch_t *b,
         prime_pg_array_add(&ids, prime_event_string(b->events[i], "owner_user_id"));
     prime_pg_array_end(&ids);
     params[0] = ids.data;
-    b->owners = PQexecParams(conn, "SELECT id::text FROM prime_users WHERE id = ANY($1::uuid[]) ORDER BY id", 1, NULL,
-                             params, NULL, NULL, 0);
+    b->owners = prime_pg_query(conn, "SELECT id::text FROM prime_users WHERE id = ANY($1::uuid[]) ORDER BY id", 1,
+                               params, "reading the owners", err);
     prime_buf_free(&ids);
-    if (PQresultStatus(b->owners) != PGRES_TUPLES_OK)
-        return prime_pg_error(conn, b->owners, "reading the owners", NULL, err);
+    if (!b->owners)
+        return err->code;
+    if (!(missing = calloc(b->n + 1, sizeof(*missing))))
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < b->n; i++)
+        missing[i] = may_signal(b->events[i]) && find_row(b->owners, prime_event_string(b->events[i], "owner_user_id")) < 0;
+    rc = ahead_of_materializer(r, conn, b, missing, &ahead, err);
+    if (!rc && ahead) {
+        free(missing);
+        rc = prime_error_set(err, PRIME_ERR_DB, NULL,
+                             "%lld events of users not in prime_users yet, which %s has not applied yet: waiting for it",
+                             ahead, r->materializer_group);
+        err->retriable = true;
+        return rc;
+    }
     for (size_t i = 0; i < b->n; i++) {
         const char *owner = prime_event_string(b->events[i], "owner_user_id");
         const char *actor = prime_event_string(b->events[i], "actor_user_id");
-        const char *type = prime_event_type_name(prime_event_type(b->events[i]));
+        const char *type = type_of(b->events[i]);
+        bool refused = false;
         /* A user's explicit preferences are theirs alone to set, use or
          * forget (docs/materializer.md, "Who may change what"). */
-        if (!rc && !strncmp(type, "recall.", 7) && strcmp(actor ? actor : "", owner ? owner : "")) {
-            prime_error_t why;
-            prime_error_clear(&why);
-            prime_error_set(&why, PRIME_ERR_INVALID, "actor_user_id", "actor %s may not %s for user %s: not the user",
-                            actor ? actor : "-", type, owner ? owner : "-");
-            rc = prime_worker_dead_letter(w, b->records[i], &why, err);
-            prime_event_free(b->events[i]);
-            continue;
+        if (rc) {
+            /* kept, to be freed with the batch */
+        } else if (!strncmp(type, "recall.", 7) && strcmp(actor ? actor : "", owner)) {
+            snprintf(text, sizeof(text), "actor %s may not %s for user %s: not the user", actor ? actor : "-", type,
+                     owner);
+            rc = refuse(w, b, i, "actor_user_id", text, err);
+            refused = true;
+        } else if (missing[i]) {
+            snprintf(text, sizeof(text), "user %s is not in prime_users (not registered, or deleted)", owner);
+            rc = refuse(w, b, i, "owner_user_id", text, err);
+            refused = true;
         }
-        if (!rc && find_row(b->owners, owner) < 0) {
-            prime_error_t why;
-            prime_error_clear(&why);
-            prime_error_set(&why, PRIME_ERR_INVALID, "owner_user_id",
-                            "user %s is not in prime_users (not registered yet, or deleted)", owner);
-            rc = prime_worker_dead_letter(w, b->records[i], &why, err);
+        if (refused) {
             prime_event_free(b->events[i]);
             continue;
         }
         b->records[kept] = b->records[i];
         b->events[kept++] = b->events[i];
     }
+    free(missing);
     b->n = kept;
     return rc;
 }
@@ -617,18 +804,22 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
         b.records[b.n] = &records[i];
         b.events[b.n++] = ev;
     }
+    /* Events that say nothing to Recall are not taken in; then the
+     * owners, the ids, and the context (Recall's own, and the
+     * materializer's rows for what it does not know). */
+    drop_silent(&b);
     if (!rc)
-        rc = load_context(conn, &b, err);
-    /* Only events with signals are taken in (their ids recorded); then
-     * the signals of the events that were new. */
-    if (!rc)
-        rc = build_signals(&b, true, err);
-    if (!rc)
-        rc = check_owners(w, conn, &b, err);
+        rc = check_owners(w, rc_, conn, &b, err);
     if (!rc)
         rc = take_in(w, conn, &b, err);
     if (!rc)
-        rc = build_signals(&b, false, err);
+        rc = load_context(conn, &b, err);
+    if (!rc && !(b.context = recall_context_new(3 * b.n)))
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    if (!rc)
+        rc = recall_context_load(b.context, conn, b.events, b.n, err);
+    if (!rc)
+        rc = build_signals(&b, err);
     taken = b.n;
     if (!rc && b.signals.n)
         rc = lock_and_read(conn, &b, err);
@@ -645,13 +836,15 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
     if (!rc && b.signals.n)
         rc = write_back(conn, &b, err);
     if (!rc)
+        rc = recall_context_write(b.context, conn, err);
+    if (!rc)
         prime_worker_count_applied(w, taken);
     batch_free(&b);
     return rc;
 }
 
-static const char *const default_topics[] = {"prime.recall", "prime.projects", "prime.presets", "prime.analysis",
-                                             "prime.users", NULL};
+static const char *const default_topics[] = {"prime.recall", "prime.projects", "prime.presets", "prime.audio",
+                                             "prime.analysis", "prime.users", NULL};
 
 int main(int argc, char **argv)
 {
@@ -659,7 +852,7 @@ int main(int argc, char **argv)
     int nrest = 0, rc;
     double days = 30;
     prime_worker_conf_t conf;
-    recall_t r = {0};
+    recall_t r = {.materializer_group = "prime-materializer"};
     prime_error_t err;
 
     if (argc > 1 && !strcmp(argv[1], "show")) {
@@ -676,6 +869,8 @@ int main(int argc, char **argv)
                 free(rest);
                 return 2;
             }
+        } else if (i + 1 < argc && !strcmp(argv[i], "--materializer-group")) {
+            r.materializer_group = argv[++i];
         } else {
             rest[nrest++] = argv[i];
         }
@@ -686,6 +881,8 @@ int main(int argc, char **argv)
     if (rc) {
         if (rc < 0) {
             puts("  --half-life-days D    a use weighs half as much D days (event time) later (default 30)");
+            puts("  --materializer-group G  an unknown owner's events wait until G has passed them\n"
+                 "                        (default prime-materializer; \"\": never wait)");
             puts("prime-recall show USER [--category C] [--json] [--db CONNINFO]");
         }
         free(rest);
