@@ -703,14 +703,16 @@ static prime_errcode_t score(recall_t *rc, batch_t *b, prime_error_t *err)
 }
 
 /* The seed columns, then the state (prime_pipeline.recall_state), from
- * the same column arrays. */
+ * the same column arrays. created_at is the oldest use, which an older
+ * use read later (another partition, another instance) moves back. */
 #define UPSERT                                                                                                   \
     "INSERT INTO mixx_recall (id, user_id, category, recall_key, data, confidence, usage_count, last_used_at, "  \
     "created_at, updated_at) "                                                                                   \
     "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::numeric[], "          \
     "$7::int[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[]) "                                      \
     "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, confidence = EXCLUDED.confidence, "                    \
-    "usage_count = EXCLUDED.usage_count, last_used_at = EXCLUDED.last_used_at, updated_at = EXCLUDED.updated_at"
+    "usage_count = EXCLUDED.usage_count, last_used_at = EXCLUDED.last_used_at, updated_at = EXCLUDED.updated_at, "   \
+    "created_at = EXCLUDED.created_at"
 #define UPSERT_STATE                                                                                             \
     "INSERT INTO prime_pipeline.recall_state (id, state) SELECT * FROM unnest($1::uuid[], $2::jsonb[]) "         \
     "ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state"
