@@ -202,8 +202,14 @@ done
   bad "too few recall rows live: $(psql -qAtc "SELECT count(*) FROM mixx_recall")"
 tables=()
 for t in prime_users studio_projects project_snapshots session_states audio_files plugin_presets mixx_recall \
-  collaboration_sessions auth_credentials auth_sessions prime_pipeline.audit_log prime_pipeline.recall_state \
-  prime_pipeline.recall_context; do tables+=(--table "$t"); done
+  collaboration_sessions auth_credentials auth_sessions prime_pipeline.audit_log; do tables+=(--table "$t"); done
+# and what prime-recall's rows are computed from (pipeline state, which prime-verify leaves out)
+recall_digest() {
+  psql -d "$1" -qAtc "SELECT md5(coalesce((SELECT string_agg(id || state::text, '|' ORDER BY id) FROM prime_pipeline.recall_state), '')
+    || coalesce((SELECT string_agg(user_id || kind || ref_id || facts::text, '|' ORDER BY user_id, kind, ref_id) FROM prime_pipeline.recall_context), ''))"
+}
+[ "$(recall_digest prime)" = "$(recall_digest full)" ] && ok "prime-recall's state and context in the replay equal the live ones" ||
+  bad "prime-recall's state or context differ in the replay"
 "$verify_bin" "${tables[@]}" "$base" "$(db full)" >"$tmp/verify.out" 2>&1 &&
   ok "prime-verify: the replayed database equals the live one ($(tail -1 "$tmp/verify.out"))" ||
   bad "prime-verify: $(head -20 "$tmp/verify.out"; "$verify_bin" --diff=3 "$base" "$(db full)" 2>&1 | head -30)"

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Namespace of Mixx Recall row ids, as the materializer made them:
@@ -36,6 +37,7 @@ typedef struct recall {
     prime_registry_t *reg;
     int64_t half_life_us;
     const char *materializer_group; /* whose progress an unknown owner waits for */
+    int owner_wait_ms;              /* how long a new event of an unknown owner waits for the user */
 } recall_t;
 
 typedef struct batch {
@@ -100,15 +102,9 @@ static prime_errcode_t lookup(PGconn *conn, batch_t *b, const char *type, const 
         return PRIME_OK;
     }
     params[0] = ids.data;
-    *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+    *res = prime_pg_query(conn, sql, 1, params, what, err);
     prime_buf_free(&ids);
-    if (PQresultStatus(*res) != PGRES_TUPLES_OK) {
-        prime_errcode_t rc = prime_pg_error(conn, *res, what, sql, err);
-        PQclear(*res);
-        *res = NULL;
-        return rc;
-    }
-    return PRIME_OK;
+    return *res ? PRIME_OK : err->code;
 }
 
 /* Row of res (sorted by its first column, a uuid: byte order is the
@@ -330,7 +326,6 @@ static prime_errcode_t take_in(prime_worker_t *w, PGconn *conn, batch_t *b, prim
     prime_buf_t ids;
     const char *params[2];
     PGresult *res;
-    prime_errcode_t rc = PRIME_OK;
     size_t kept = 0, fresh;
     char **found;
 
@@ -343,16 +338,13 @@ static prime_errcode_t take_in(prime_worker_t *w, PGconn *conn, batch_t *b, prim
     prime_pg_array_end(&ids);
     params[0] = prime_worker_group(w);
     params[1] = ids.data;
-    res = PQexecParams(conn,
-                       "INSERT INTO prime_pipeline.applied_events (group_id, event_id) "
-                       "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id::text",
-                       2, NULL, params, NULL, NULL, 0);
+    res = prime_pg_query(conn,
+                         "INSERT INTO prime_pipeline.applied_events (group_id, event_id) "
+                         "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id::text",
+                         2, params, "recording event ids", err);
     prime_buf_free(&ids);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = prime_pg_error(conn, res, "recording event ids", NULL, err);
-        PQclear(res);
-        return rc;
-    }
+    if (!res)
+        return err->code;
     fresh = (size_t)PQntuples(res);
     if (!(found = calloc(fresh + 1, sizeof(*found)))) {
         PQclear(res);
@@ -388,53 +380,50 @@ static prime_errcode_t take_in(prime_worker_t *w, PGconn *conn, batch_t *b, prim
     return PRIME_OK;
 }
 
-/* Records of the batch whose owner is not in prime_users that
- * prime-materializer has not passed yet (its stored offset in their
- * partition is not beyond them): their owner may be on its way, so the
- * batch waits for it rather than dead-letter them. */
-static prime_errcode_t ahead_of_materializer(recall_t *r, PGconn *conn, const batch_t *b, const bool *missing,
-                                             long long *ahead, prime_error_t *err)
-{
-    /* Not passed: its partition's offset is not beyond it; or the group
-     * has no offset there yet but reads the topic, or has not started at
-     * all. A topic the group has offsets of none while it has others is
-     * one it does not read: nothing to wait for. */
-    static const char sql[] =
-        "SELECT count(*) FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, o) "
-        "LEFT JOIN prime_pipeline.consumer_offsets c ON c.group_id = $1 AND c.topic = x.t AND c.kafka_partition = x.p "
-        "WHERE c.next_offset <= x.o OR (c.next_offset IS NULL AND (EXISTS (SELECT FROM prime_pipeline.consumer_offsets "
-        "WHERE group_id = $1 AND topic = x.t) OR NOT EXISTS (SELECT FROM prime_pipeline.consumer_offsets "
-        "WHERE group_id = $1)))";
-    prime_buf_t cols[3];
-    const char *params[4];
-    PGresult *res;
-    size_t n = 0;
+/* The topic of the users' registrations, and the most partitions of it
+ * looked at. */
+#define USERS_TOPIC "prime.users"
+#define USERS_MAX_PARTITIONS 1024
 
-    *ahead = 0;
-    prime_pg_arrays_begin(cols, 3);
-    for (size_t i = 0; i < b->n; i++) {
+/* How many records of prime.users, up to its end as of now, the
+ * materializer's group has not passed yet. A client registers before it
+ * acts, so once it has passed them all, an owner still missing is not on
+ * its way (never registered, refused, or deleted). */
+static prime_errcode_t users_behind(prime_worker_t *w, const recall_t *r, PGconn *conn, long long *behind,
+                                    prime_error_t *err)
+{
+    static const char sql[] = "SELECT coalesce(sum(x.e - coalesce(c.next_offset, 0)), 0) "
+                              "FROM unnest($2::int[], $3::bigint[]) AS x(p, e) "
+                              "LEFT JOIN prime_pipeline.consumer_offsets c ON c.group_id = $1 AND c.topic = '" USERS_TOPIC
+                              "' AND c.kafka_partition = x.p WHERE coalesce(c.next_offset, 0) < x.e";
+    int64_t ends[USERS_MAX_PARTITIONS];
+    prime_buf_t cols[2];
+    const char *params[3];
+    PGresult *res;
+    prime_errcode_t rc;
+    int n;
+
+    *behind = 0;
+    if ((rc = prime_worker_topic_ends(w, USERS_TOPIC, ends, USERS_MAX_PARTITIONS, &n, err)))
+        return rc;
+    prime_pg_arrays_begin(cols, 2);
+    for (int p = 0; p < n; p++) {
         char num[32];
-        if (!missing[i])
-            continue;
-        prime_pg_array_add(&cols[0], b->records[i]->topic);
-        snprintf(num, sizeof(num), "%d", (int)b->records[i]->partition);
+        snprintf(num, sizeof(num), "%d", p);
+        prime_pg_array_add(&cols[0], num);
+        snprintf(num, sizeof(num), "%lld", (long long)ends[p]);
         prime_pg_array_add(&cols[1], num);
-        snprintf(num, sizeof(num), "%lld", (long long)b->records[i]->offset);
-        prime_pg_array_add(&cols[2], num);
-        n++;
     }
     params[0] = r->materializer_group;
-    if (!prime_pg_arrays_end(cols, 3, params + 1)) {
-        prime_pg_arrays_free(cols, 3);
+    if (!prime_pg_arrays_end(cols, 2, params + 1)) {
+        prime_pg_arrays_free(cols, 2);
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     }
-    res = n && *r->materializer_group ? prime_pg_query(conn, sql, 4, params, "reading the materializer's offsets", err)
-                                      : NULL;
-    prime_pg_arrays_free(cols, 3);
-    if (n && *r->materializer_group && !res)
+    res = prime_pg_query(conn, sql, 3, params, "reading the materializer's offsets", err);
+    prime_pg_arrays_free(cols, 2);
+    if (!res)
         return err->code;
-    if (res)
-        *ahead = atoll(PQgetvalue(res, 0, 0));
+    *behind = atoll(PQgetvalue(res, 0, 0));
     PQclear(res);
     return PRIME_OK;
 }
@@ -451,10 +440,12 @@ static prime_errcode_t refuse(prime_worker_t *w, batch_t *b, size_t i, const cha
 
 /* Keeps the events whose owner is in prime_users (only those that may
  * give a signal need it: context needs no row). An owner not there while
- * prime-materializer has not passed the event is waited for (a retriable
- * error: the batch is tried again); one still not there after is
- * dead-lettered before its id is taken in, so that prime-dlq can replay
- * it once the user exists (a row would break the foreign key). */
+ * prime-materializer is behind on prime.users is waited for (a retriable
+ * error: the batch is tried again); one still not there once it has
+ * caught up is dead-lettered before its id is taken in, so that prime-dlq
+ * can replay it once the user exists (a row would break the foreign key).
+ * A replay runs prime-recall after the materializer has finished: no
+ * wait. */
 static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn, batch_t *b, prime_error_t *err)
 {
     prime_buf_t ids;
@@ -462,7 +453,8 @@ static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn
     prime_errcode_t rc = PRIME_OK;
     size_t kept = 0;
     bool *missing;
-    long long ahead = 0;
+    long long behind = 0;
+    bool any = false;
     char text[400];
 
     if (!b->n)
@@ -481,14 +473,38 @@ static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn
     if (!(missing = calloc(b->n + 1, sizeof(*missing))))
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     for (size_t i = 0; i < b->n; i++)
-        missing[i] = may_signal(b->events[i]) && find_row(b->owners, prime_event_string(b->events[i], "owner_user_id")) < 0;
-    rc = ahead_of_materializer(r, conn, b, missing, &ahead, err);
-    if (!rc && ahead) {
-        free(missing);
+        any |= missing[i] = may_signal(b->events[i]) &&
+                            find_row(b->owners, prime_event_string(b->events[i], "owner_user_id")) < 0;
+    /* A client's events may reach their topics before its registration
+     * reaches prime.users (a producer sends to several partitions at
+     * once): a new event waits a moment for it. */
+    if (any && !prime_worker_replaying(w)) {
+        struct timespec now;
+        int64_t newest = -1, now_ms;
+        clock_gettime(CLOCK_REALTIME, &now);
+        now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+        for (size_t i = 0; i < b->n; i++)
+            if (missing[i] && prime_record_timestamp(b->records[i]) > newest)
+                newest = prime_record_timestamp(b->records[i]);
+        if (newest >= 0 && now_ms - newest < r->owner_wait_ms) {
+            rc = prime_error_set(err, PRIME_ERR_DB, NULL,
+                                 "events of users not in prime_users yet, %lld ms old: waiting up to %d ms for their "
+                                 "registration",
+                                 (long long)(now_ms - newest), r->owner_wait_ms);
+            err->retriable = true;
+        }
+    }
+    if (!rc && any && *r->materializer_group && !prime_worker_replaying(w))
+        rc = users_behind(w, r, conn, &behind, err);
+    if (!rc && behind) {
         rc = prime_error_set(err, PRIME_ERR_DB, NULL,
-                             "%lld events of users not in prime_users yet, which %s has not applied yet: waiting for it",
-                             ahead, r->materializer_group);
+                             "events of users not in prime_users yet, and %s has %lld records of " USERS_TOPIC
+                             " to apply: waiting for it",
+                             r->materializer_group, behind);
         err->retriable = true;
+    }
+    if (rc) {
+        free(missing);
         return rc;
     }
     for (size_t i = 0; i < b->n; i++) {
@@ -545,18 +561,18 @@ static prime_errcode_t lock_and_read(PGconn *conn, batch_t *b, prime_error_t *er
         prime_pg_arrays_free(cols, 2);
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     }
-    res = PQexecParams(conn,
-                       "SELECT count(pg_advisory_xact_lock(" RECALL_LOCK_CLASS ", h)) FROM "
-                       "(SELECT DISTINCT hashtext(u || '/' || c) AS h FROM unnest($1::text[], $2::text[]) AS x(u, c) "
-                       "ORDER BY 1) AS s",
-                       2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        rc = prime_pg_error(conn, res, "locking the categories", NULL, err);
+    res = prime_pg_query(conn,
+                         "SELECT count(pg_advisory_xact_lock(" RECALL_LOCK_CLASS ", h)) FROM "
+                         "(SELECT DISTINCT hashtext(u || '/' || c) AS h FROM unnest($1::text[], $2::text[]) AS x(u, c) "
+                         "ORDER BY 1) AS s",
+                         2, params, "locking the categories", err);
+    if (!res)
+        rc = err->code;
     PQclear(res);
     if (!rc) {
         /* A row from before prime-recall has no state: it starts from its
          * usage count, without evidence. */
-        b->rows = PQexecParams(
+        b->rows = prime_pg_query(
             conn,
             "SELECT m.id::text, m.user_id::text, m.category, m.recall_key, coalesce(s.state, jsonb_build_object("
             "'uses', coalesce(m.usage_count, 0), "
@@ -564,9 +580,9 @@ static prime_errcode_t lock_and_read(PGconn *conn, batch_t *b, prime_error_t *er
             "'last', (extract(epoch FROM coalesce(m.last_used_at, now())) * 1000000)::bigint))::text "
             "FROM mixx_recall m LEFT JOIN prime_pipeline.recall_state s ON s.id = m.id WHERE (m.user_id, m.category) IN "
             "(SELECT DISTINCT u::uuid, c FROM unnest($1::text[], $2::text[]) AS x(u, c))",
-            2, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(b->rows) != PGRES_TUPLES_OK)
-            rc = prime_pg_error(conn, b->rows, "reading the recall items", NULL, err);
+            2, params, "reading the recall items", err);
+        if (!b->rows)
+            rc = err->code;
     }
     prime_pg_arrays_free(cols, 2);
     return rc;
@@ -854,7 +870,7 @@ int main(int argc, char **argv)
     int nrest = 0, rc;
     double days = 30;
     prime_worker_conf_t conf;
-    recall_t r = {.materializer_group = "prime-materializer"};
+    recall_t r = {.materializer_group = "prime-materializer", .owner_wait_ms = 5000};
     prime_error_t err;
 
     if (argc > 1 && !strcmp(argv[1], "show")) {
@@ -873,6 +889,15 @@ int main(int argc, char **argv)
             }
         } else if (i + 1 < argc && !strcmp(argv[i], "--materializer-group")) {
             r.materializer_group = argv[++i];
+        } else if (i + 1 < argc && !strcmp(argv[i], "--owner-wait-ms")) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 0 || v > 600000) {
+                fprintf(stderr, "prime-recall: --owner-wait-ms: expected 0 to 600000, got '%s'\n", argv[i]);
+                free(rest);
+                return 2;
+            }
+            r.owner_wait_ms = (int)v;
         } else {
             rest[nrest++] = argv[i];
         }
@@ -883,8 +908,9 @@ int main(int argc, char **argv)
     if (rc) {
         if (rc < 0) {
             puts("  --half-life-days D    a use weighs half as much D days (event time) later (default 30)");
-            puts("  --materializer-group G  an unknown owner's events wait until G has passed them\n"
-                 "                        (default prime-materializer; \"\": never wait)");
+            puts("  --materializer-group G  an unknown owner's events wait while G has prime.users\n"
+                 "                        records to apply (default prime-materializer; \"\": never wait)");
+            puts("  --owner-wait-ms MS    and while the newest of them is younger than MS (default 5000)");
             puts("prime-recall show USER [--category C] [--json] [--db CONNINFO]");
         }
         free(rest);
