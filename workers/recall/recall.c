@@ -446,19 +446,14 @@ static prime_errcode_t refuse(prime_worker_t *w, batch_t *b, size_t i, const cha
  * can replay it once the user exists (a row would break the foreign key).
  * A replay runs prime-recall after the materializer has finished: no
  * wait. */
-static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn, batch_t *b, prime_error_t *err)
+/* Reads the batch's owners that are in prime_users (b->owners) and marks
+ * the events that may give a signal whose owner is not; *any when one is. */
+static prime_errcode_t read_owners(PGconn *conn, batch_t *b, bool *missing, bool *any, prime_error_t *err)
 {
     prime_buf_t ids;
     const char *params[1];
-    prime_errcode_t rc = PRIME_OK;
-    size_t kept = 0;
-    bool *missing;
-    long long behind = 0;
-    bool any = false;
-    char text[400];
 
-    if (!b->n)
-        return PRIME_OK;
+    PQclear(b->owners);
     prime_buf_init(&ids, 0);
     prime_pg_array_begin(&ids);
     for (size_t i = 0; i < b->n; i++)
@@ -470,15 +465,30 @@ static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn
     prime_buf_free(&ids);
     if (!b->owners)
         return err->code;
+    *any = false;
+    for (size_t i = 0; i < b->n; i++)
+        *any |= missing[i] = may_signal(b->events[i]) &&
+                             find_row(b->owners, prime_event_string(b->events[i], "owner_user_id")) < 0;
+    return PRIME_OK;
+}
+
+static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn, batch_t *b, prime_error_t *err)
+{
+    prime_errcode_t rc;
+    size_t kept = 0;
+    bool *missing, any = false;
+    long long behind = 0;
+    char text[400];
+
+    if (!b->n)
+        return PRIME_OK;
     if (!(missing = calloc(b->n + 1, sizeof(*missing))))
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
-    for (size_t i = 0; i < b->n; i++)
-        any |= missing[i] = may_signal(b->events[i]) &&
-                            find_row(b->owners, prime_event_string(b->events[i], "owner_user_id")) < 0;
+    rc = read_owners(conn, b, missing, &any, err);
     /* A client's events may reach their topics before its registration
      * reaches prime.users (a producer sends to several partitions at
      * once): a new event waits a moment for it. */
-    if (any && !prime_worker_replaying(w)) {
+    if (!rc && any && !prime_worker_replaying(w)) {
         struct timespec now;
         int64_t newest = -1, now_ms;
         clock_gettime(CLOCK_REALTIME, &now);
@@ -494,8 +504,13 @@ static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn
             err->retriable = true;
         }
     }
-    if (!rc && any && *r->materializer_group && !prime_worker_replaying(w))
+    if (!rc && any && *r->materializer_group && !prime_worker_replaying(w)) {
         rc = users_behind(w, r, conn, &behind, err);
+        /* Read again: what the materializer committed up to the offsets
+         * just read is seen by a later statement (READ COMMITTED). */
+        if (!rc && !behind)
+            rc = read_owners(conn, b, missing, &any, err);
+    }
     if (!rc && behind) {
         rc = prime_error_set(err, PRIME_ERR_DB, NULL,
                              "events of users not in prime_users yet, and %s has %lld records of " USERS_TOPIC
