@@ -69,6 +69,9 @@ if [ -z "$external" ]; then
   "${PRIME_ANALYZER:-prime-analyzer}" --storage-root "$storage" --threads 2 "${common[@]}" >"$tmp/analyzer.log" 2>&1 & pids+=($!)
   "${PRIME_SNAPSHOT_WRITER:-prime-snapshot-writer}" "${common[@]}" >"$tmp/snapshots.log" 2>&1 & pids+=($!)
   "$audit_bin" writer "${common[@]}" >"$tmp/audit.log" 2>&1 & pids+=($!)
+  # prime-recall from the start, beside the materializer, as deployed: it
+  # learns from the events, not from the materializer's rows (docs/recall.md).
+  "${PRIME_RECALL:-prime-recall}" "${common[@]}" >"$tmp/recall.log" 2>&1 & pids+=($!)
 fi
 
 # --- the cast, their files -------------------------------------------------------------
@@ -167,11 +170,8 @@ wait_until "the materializer caught up" 90 caught_up prime-materializer prime.us
 wait_until "the outbox relayed" 60 query_is 0 "SELECT count(*) FROM prime_pipeline.outbox" && ok "the outbox is empty"
 wait_until "the snapshot writer caught up" 60 caught_up prime-snapshot-writer prime.snapshots && ok "the snapshot writer read prime.snapshots to its end"
 wait_until "the audit writer caught up" 60 caught_up prime-audit-writer prime.audit && ok "the audit writer read prime.audit to its end"
-# prime-recall learns from the rows the materializer wrote (a project's
-# settings, a preset, a mix), so it runs behind it (docs/recall.md).
-[ -z "$external" ] && { "${PRIME_RECALL:-prime-recall}" "${common[@]}" >"$tmp/recall.log" 2>&1 & pids+=($!); }
 wait_until "prime-recall caught up" 60 caught_up prime-recall prime.recall prime.projects prime.presets prime.users \
-  prime.analysis && ok "prime-recall read its topics to the end"
+  prime.audio prime.analysis && ok "prime-recall read its topics to the end"
 check "nothing parked" "0" "SELECT count(*) FROM prime_pipeline.parked_events"
 
 # --- the tables ------------------------------------------------------------------------

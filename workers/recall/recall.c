@@ -6,6 +6,7 @@
  * items in one query, fold the signals into them, recompute the touched
  * categories' confidences, and write them back in one statement (deletes
  * in another). The runtime commits the offsets in the same transaction. */
+#include "context.h"
 #include "item.h"
 #include "show.h"
 #include "signals.h"
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Namespace of Mixx Recall row ids, as the materializer made them:
@@ -34,6 +36,8 @@
 typedef struct recall {
     prime_registry_t *reg;
     int64_t half_life_us;
+    const char *materializer_group; /* whose progress an unknown owner waits for */
+    int owner_wait_ms;              /* how long a new event of an unknown owner waits for the user */
 } recall_t;
 
 typedef struct batch {
@@ -42,6 +46,7 @@ typedef struct batch {
     size_t n;
     PGresult *projects, *presets, *files, *owners, *rows; /* sorted by id */
     cJSON **parameters;             /* parsed presets' parameters, by presets row */
+    recall_context_t *context;      /* the owners' projects, presets and files */
     signal_list_t signals;
     recall_item_t **items;
     size_t nitems;
@@ -63,6 +68,7 @@ static void batch_free(batch_t *b)
     PQclear(b->owners);
     PQclear(b->rows);
     signal_list_free(&b->signals);
+    recall_context_free(b->context);
     for (size_t i = 0; i < b->nitems; i++)
         recall_item_free(b->items[i]);
     free(b->items);
@@ -96,15 +102,9 @@ static prime_errcode_t lookup(PGconn *conn, batch_t *b, const char *type, const 
         return PRIME_OK;
     }
     params[0] = ids.data;
-    *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+    *res = prime_pg_query(conn, sql, 1, params, what, err);
     prime_buf_free(&ids);
-    if (PQresultStatus(*res) != PGRES_TUPLES_OK) {
-        prime_errcode_t rc = prime_pg_error(conn, *res, what, sql, err);
-        PQclear(*res);
-        *res = NULL;
-        return rc;
-    }
-    return PRIME_OK;
+    return *res ? PRIME_OK : err->code;
 }
 
 /* Row of res (sorted by its first column, a uuid: byte order is the
@@ -132,7 +132,12 @@ static const char *value_or_null(const PGresult *res, int r, int c)
     return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
 }
 
-/* The context implicit signals need, one query per kind of row. */
+/* The materializer's rows, for what Recall's own context does not know:
+ * projects, presets and files from before prime-recall ran (their
+ * creation no longer in the topics), another user's preset whose creation
+ * Recall has not read yet, a file uploaded on a topic Recall is behind on.
+ * Only what does not change is taken from another user's row. One query
+ * per kind of row. */
 static prime_errcode_t load_context(PGconn *conn, batch_t *b, prime_error_t *err)
 {
     prime_errcode_t rc;
@@ -143,8 +148,8 @@ static prime_errcode_t load_context(PGconn *conn, batch_t *b, prime_error_t *err
                 "reading the saved projects", &b->projects, err);
     if (!rc)
         rc = lookup(conn, b, "preset.used", "preset_id",
-                    "SELECT id::text, plugin_type, parameters::text FROM plugin_presets WHERE id = ANY($1::uuid[]) "
-                    "ORDER BY id",
+                    "SELECT id::text, plugin_type, parameters::text, user_id::text FROM plugin_presets "
+                    "WHERE id = ANY($1::uuid[]) ORDER BY id",
                     "reading the used presets", &b->presets, err);
     if (!rc)
         rc = lookup(conn, b, "audio.analyzed", "file_id",
@@ -160,52 +165,150 @@ static prime_errcode_t load_context(PGconn *conn, batch_t *b, prime_error_t *err
     return PRIME_OK;
 }
 
-/* The signals of every event of the batch, with its context. With
- * drop_silent, the events that have none are dropped from the batch. */
-static prime_errcode_t build_signals(batch_t *b, bool drop_silent, prime_error_t *err)
+/* What the events of these types tell Recall: signals, or context for
+ * later ones (docs/recall.md). Other events are not taken in. */
+static bool says_something(const prime_event_t *ev)
 {
-    size_t kept = 0, no_context = 0;
+    static const char *const types[] = {
+        "recall.used", "recall.set", "recall.forgotten", "project.created", "project.metadata_updated",
+        "project.saved", "project.deleted", "preset.created", "preset.updated", "preset.deleted", "preset.used",
+        "audio.file_uploaded", "audio.stem_uploaded", "audio.file_deleted", "audio.analyzed",
+        "user.device_registered", "user.logged_in", "user.deleted"};
+    const char *type = type_of(ev);
 
-    signal_list_free(&b->signals);
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (!strcmp(type, types[i]))
+            return true;
+    return false;
+}
+
+/* Whether ev may give a signal (and so write a row of its owner's):
+ * context alone needs no user row. */
+static bool may_signal(const prime_event_t *ev)
+{
+    static const char *const context_only[] = {"project.deleted",     "preset.created",      "preset.updated",
+                                               "preset.deleted",      "audio.file_uploaded", "audio.stem_uploaded",
+                                               "audio.file_deleted",  "user.deleted"};
+    const char *type = type_of(ev);
+
+    for (size_t i = 0; i < sizeof(context_only) / sizeof(context_only[0]); i++)
+        if (!strcmp(type, context_only[i]))
+            return false;
+    return true;
+}
+
+static void drop_silent(batch_t *b)
+{
+    size_t kept = 0;
+
     for (size_t i = 0; i < b->n; i++) {
-        const prime_event_t *ev = b->events[i];
-        const char *type = type_of(ev);
-        signal_project_t project = {0};
-        signal_preset_t preset = {0};
-        int is_mix = -1, r, got;
-        if (!strcmp(type, "project.saved") && (r = find_row(b->projects, prime_event_string(ev, "project_id"))) >= 0) {
-            project.user = PQgetvalue(b->projects, r, 1);
-            project.genre = value_or_null(b->projects, r, 2);
-            project.bpm = PQgetisnull(b->projects, r, 3) ? 0 : atof(PQgetvalue(b->projects, r, 3));
-            project.key = value_or_null(b->projects, r, 4);
-            project.time_signature = value_or_null(b->projects, r, 5);
-            project.sample_rate = PQgetisnull(b->projects, r, 6) ? 0 : atoi(PQgetvalue(b->projects, r, 6));
-        } else if (!strcmp(type, "preset.used") &&
-                   (r = find_row(b->presets, prime_event_string(ev, "preset_id"))) >= 0) {
-            preset.plugin = PQgetvalue(b->presets, r, 1);
-            preset.parameters = b->parameters[r];
-        } else if (!strcmp(type, "audio.analyzed") && (r = find_row(b->files, prime_event_string(ev, "file_id"))) >= 0) {
-            is_mix = !strcmp(PQgetvalue(b->files, r, 1), "t");
-        } else if (!strcmp(type, "project.saved") || !strcmp(type, "preset.used") || !strcmp(type, "audio.analyzed")) {
-            no_context++;
-        }
-        if ((got = signals_of(&b->signals, drop_silent ? kept : i, ev, &project, &preset, is_mix)) < 0)
-            return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
-        if (!drop_silent)
-            continue;
-        if (got) {
+        if (says_something(b->events[i])) {
             b->records[kept] = b->records[i];
             b->events[kept++] = b->events[i];
         } else {
             prime_event_free(b->events[i]);
         }
     }
-    if (drop_silent)
-        b->n = kept;
-    /* Not lost in silence: the row an implicit signal needs was not there
-     * (the materializer behind, or the row deleted). */
-    if (drop_silent && no_context)
-        prime_log(PRIME_LOG_WARN, "events without their project, preset or file row: no signal", "events=%zu",
+    b->n = kept;
+}
+
+/* A project's settings from Recall's context (facts) or the
+ * materializer's row r of b->projects. */
+static void project_from_facts(signal_project_t *p, const char *owner, const cJSON *facts)
+{
+    const cJSON *bpm = cJSON_GetObjectItemCaseSensitive(facts, "bpm");
+    const cJSON *rate = cJSON_GetObjectItemCaseSensitive(facts, "sample_rate");
+
+    p->user = owner;
+    p->genre = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "genre"));
+    p->key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "key"));
+    p->time_signature = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "time_signature"));
+    p->bpm = cJSON_IsNumber(bpm) ? bpm->valuedouble : 0;
+    p->sample_rate = cJSON_IsNumber(rate) ? rate->valueint : 0;
+}
+
+static void project_from_row(signal_project_t *p, const PGresult *res, int r)
+{
+    p->user = PQgetvalue(res, r, 1);
+    p->genre = value_or_null(res, r, 2);
+    p->bpm = PQgetisnull(res, r, 3) ? 0 : atof(PQgetvalue(res, r, 3));
+    p->key = value_or_null(res, r, 4);
+    p->time_signature = value_or_null(res, r, 5);
+    p->sample_rate = PQgetisnull(res, r, 6) ? 0 : atoi(PQgetvalue(res, r, 6));
+}
+
+/* The context one event's signals need: Recall's own first, else the
+ * materializer's row. Returns false when the event needs context and
+ * neither has it. */
+static bool context_of(const batch_t *b, size_t i, signal_project_t *project, signal_preset_t *preset, int *is_mix)
+{
+    const prime_event_t *ev = b->events[i];
+    const char *type = type_of(ev), *owner = prime_event_string(ev, "owner_user_id");
+    const cJSON *facts;
+    int r;
+
+    if (!strcmp(type, "project.saved")) {
+        const char *id = prime_event_string(ev, "project_id");
+        if ((facts = recall_context_get(b->context, owner, CONTEXT_PROJECT, id)))
+            project_from_facts(project, owner, facts);
+        else if ((r = find_row(b->projects, id)) >= 0)
+            project_from_row(project, b->projects, r);
+        else
+            return false;
+    } else if (!strcmp(type, "preset.used")) {
+        const char *id = prime_event_string(ev, "preset_id");
+        /* The user's own preset: its parameters as they stand in the
+         * user's stream. Another user's: only its plugin, which never
+         * changes (its parameters change in a stream not ordered with
+         * this use, so counting them would depend on timing). */
+        if ((facts = recall_context_get(b->context, owner, CONTEXT_PRESET, id))) {
+            preset->plugin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "plugin"));
+            preset->parameters = cJSON_GetObjectItemCaseSensitive(facts, "parameters");
+        } else if ((facts = recall_context_shared_preset(b->context, id))) {
+            preset->plugin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "plugin"));
+        } else if ((r = find_row(b->presets, id)) >= 0) {
+            char canon[PRIME_UUID_TEXT];
+            prime_uuid_canonical(owner, canon);
+            preset->plugin = PQgetvalue(b->presets, r, 1);
+            if (!PQgetisnull(b->presets, r, 3) && !strcmp(PQgetvalue(b->presets, r, 3), canon))
+                preset->parameters = b->parameters[r];
+        } else {
+            return false;
+        }
+    } else if (!strcmp(type, "audio.analyzed")) {
+        const char *id = prime_event_string(ev, "file_id");
+        if ((facts = recall_context_get(b->context, owner, CONTEXT_FILE, id)))
+            *is_mix = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(facts, "is_mix"));
+        else if ((r = find_row(b->files, id)) >= 0)
+            *is_mix = !strcmp(PQgetvalue(b->files, r, 1), "t");
+        else
+            return false;
+    }
+    return true;
+}
+
+/* The signals of every event of the batch, in the batch's order, each
+ * with its context as it stands then; each event's own facts are learned
+ * after its signals (a create gives its own, a delete forgets). */
+static prime_errcode_t build_signals(batch_t *b, prime_error_t *err)
+{
+    size_t no_context = 0;
+
+    signal_list_free(&b->signals);
+    for (size_t i = 0; i < b->n; i++) {
+        signal_project_t project = {0};
+        signal_preset_t preset = {0};
+        int is_mix = -1;
+        if (!context_of(b, i, &project, &preset, &is_mix))
+            no_context++;
+        if (signals_of(&b->signals, i, b->events[i], &project, &preset, is_mix) < 0 ||
+            !recall_context_learn(b->context, b->events[i]))
+            return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    }
+    /* Not lost in silence: neither Recall nor the materializer knows the
+     * project, preset or file (created before both, or never). */
+    if (no_context)
+        prime_log(PRIME_LOG_WARN, "events whose project, preset or file is not known: no signal", "events=%zu",
                   no_context);
     return PRIME_OK;
 }
@@ -223,7 +326,6 @@ static prime_errcode_t take_in(prime_worker_t *w, PGconn *conn, batch_t *b, prim
     prime_buf_t ids;
     const char *params[2];
     PGresult *res;
-    prime_errcode_t rc = PRIME_OK;
     size_t kept = 0, fresh;
     char **found;
 
@@ -236,16 +338,13 @@ static prime_errcode_t take_in(prime_worker_t *w, PGconn *conn, batch_t *b, prim
     prime_pg_array_end(&ids);
     params[0] = prime_worker_group(w);
     params[1] = ids.data;
-    res = PQexecParams(conn,
-                       "INSERT INTO prime_pipeline.applied_events (group_id, event_id) "
-                       "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id::text",
-                       2, NULL, params, NULL, NULL, 0);
+    res = prime_pg_query(conn,
+                         "INSERT INTO prime_pipeline.applied_events (group_id, event_id) "
+                         "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id::text",
+                         2, params, "recording event ids", err);
     prime_buf_free(&ids);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = prime_pg_error(conn, res, "recording event ids", NULL, err);
-        PQclear(res);
-        return rc;
-    }
+    if (!res)
+        return err->code;
     fresh = (size_t)PQntuples(res);
     if (!(found = calloc(fresh + 1, sizeof(*found)))) {
         PQclear(res);
@@ -281,56 +380,175 @@ static prime_errcode_t take_in(prime_worker_t *w, PGconn *conn, batch_t *b, prim
     return PRIME_OK;
 }
 
-/* Keeps the events whose owner is in prime_users; the others are
- * dead-lettered before their ids are taken in, so that prime-dlq can
- * replay them once the user exists (a row would break the foreign key). */
-static prime_errcode_t check_owners(prime_worker_t *w, PGconn *conn, batch_t *b, prime_error_t *err)
+/* The topic of the users' registrations, and the most partitions of it
+ * looked at. */
+#define USERS_TOPIC "prime.users"
+#define USERS_MAX_PARTITIONS 1024
+
+/* How many records of prime.users, up to its end as of now, the
+ * materializer's group has not passed yet. A client registers before it
+ * acts, so once it has passed them all, an owner still missing is not on
+ * its way (never registered, refused, or deleted). */
+static prime_errcode_t users_behind(prime_worker_t *w, const recall_t *r, PGconn *conn, long long *behind,
+                                    prime_error_t *err)
+{
+    static const char sql[] = "SELECT coalesce(sum(x.e - coalesce(c.next_offset, 0)), 0) "
+                              "FROM unnest($2::int[], $3::bigint[]) AS x(p, e) "
+                              "LEFT JOIN prime_pipeline.consumer_offsets c ON c.group_id = $1 AND c.topic = '" USERS_TOPIC
+                              "' AND c.kafka_partition = x.p WHERE coalesce(c.next_offset, 0) < x.e";
+    int64_t ends[USERS_MAX_PARTITIONS];
+    prime_buf_t cols[2];
+    const char *params[3];
+    PGresult *res;
+    prime_errcode_t rc;
+    int n;
+
+    *behind = 0;
+    if ((rc = prime_worker_topic_ends(w, USERS_TOPIC, ends, USERS_MAX_PARTITIONS, &n, err)))
+        return rc;
+    prime_pg_arrays_begin(cols, 2);
+    for (int p = 0; p < n; p++) {
+        char num[32];
+        snprintf(num, sizeof(num), "%d", p);
+        prime_pg_array_add(&cols[0], num);
+        snprintf(num, sizeof(num), "%lld", (long long)ends[p]);
+        prime_pg_array_add(&cols[1], num);
+    }
+    params[0] = r->materializer_group;
+    if (!prime_pg_arrays_end(cols, 2, params + 1)) {
+        prime_pg_arrays_free(cols, 2);
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    }
+    res = prime_pg_query(conn, sql, 3, params, "reading the materializer's offsets", err);
+    prime_pg_arrays_free(cols, 2);
+    if (!res)
+        return err->code;
+    *behind = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return PRIME_OK;
+}
+
+static prime_errcode_t refuse(prime_worker_t *w, batch_t *b, size_t i, const char *field, const char *message,
+                              prime_error_t *err)
+{
+    prime_error_t why;
+
+    prime_error_clear(&why);
+    prime_error_set(&why, PRIME_ERR_INVALID, field, "%s", message);
+    return prime_worker_dead_letter(w, b->records[i], &why, err);
+}
+
+/* Keeps the events whose owner is in prime_users (only those that may
+ * give a signal need it: context needs no row). An owner not there while
+ * prime-materializer is behind on prime.users is waited for (a retriable
+ * error: the batch is tried again); one still not there once it has
+ * caught up is dead-lettered before its id is taken in, so that prime-dlq
+ * can replay it once the user exists (a row would break the foreign key).
+ * A replay runs prime-recall after the materializer has finished: no
+ * wait. */
+/* Reads the batch's owners that are in prime_users (b->owners) and marks
+ * the events that may give a signal whose owner is not; *any when one is. */
+static prime_errcode_t read_owners(PGconn *conn, batch_t *b, bool *missing, bool *any, prime_error_t *err)
 {
     prime_buf_t ids;
     const char *params[1];
-    prime_errcode_t rc = PRIME_OK;
-    size_t kept = 0;
 
-    if (!b->n)
-        return PRIME_OK;
+    PQclear(b->owners);
     prime_buf_init(&ids, 0);
     prime_pg_array_begin(&ids);
     for (size_t i = 0; i < b->n; i++)
         prime_pg_array_add(&ids, prime_event_string(b->events[i], "owner_user_id"));
     prime_pg_array_end(&ids);
     params[0] = ids.data;
-    b->owners = PQexecParams(conn, "SELECT id::text FROM prime_users WHERE id = ANY($1::uuid[]) ORDER BY id", 1, NULL,
-                             params, NULL, NULL, 0);
+    b->owners = prime_pg_query(conn, "SELECT id::text FROM prime_users WHERE id = ANY($1::uuid[]) ORDER BY id", 1,
+                               params, "reading the owners", err);
     prime_buf_free(&ids);
-    if (PQresultStatus(b->owners) != PGRES_TUPLES_OK)
-        return prime_pg_error(conn, b->owners, "reading the owners", NULL, err);
+    if (!b->owners)
+        return err->code;
+    *any = false;
+    for (size_t i = 0; i < b->n; i++)
+        *any |= missing[i] = may_signal(b->events[i]) &&
+                             find_row(b->owners, prime_event_string(b->events[i], "owner_user_id")) < 0;
+    return PRIME_OK;
+}
+
+static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn, batch_t *b, prime_error_t *err)
+{
+    prime_errcode_t rc;
+    size_t kept = 0;
+    bool *missing, any = false;
+    long long behind = 0;
+    char text[400];
+
+    if (!b->n)
+        return PRIME_OK;
+    if (!(missing = calloc(b->n + 1, sizeof(*missing))))
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    rc = read_owners(conn, b, missing, &any, err);
+    /* A client's events may reach their topics before its registration
+     * reaches prime.users (a producer sends to several partitions at
+     * once): a new event waits a moment for it. */
+    if (!rc && any && !prime_worker_replaying(w)) {
+        struct timespec now;
+        int64_t newest = -1, now_ms;
+        clock_gettime(CLOCK_REALTIME, &now);
+        now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+        for (size_t i = 0; i < b->n; i++)
+            if (missing[i] && prime_record_timestamp(b->records[i]) > newest)
+                newest = prime_record_timestamp(b->records[i]);
+        if (newest >= 0 && now_ms - newest < r->owner_wait_ms) {
+            rc = prime_error_set(err, PRIME_ERR_DB, NULL,
+                                 "events of users not in prime_users yet, %lld ms old: waiting up to %d ms for their "
+                                 "registration",
+                                 (long long)(now_ms - newest), r->owner_wait_ms);
+            err->retriable = true;
+        }
+    }
+    if (!rc && any && *r->materializer_group && !prime_worker_replaying(w)) {
+        rc = users_behind(w, r, conn, &behind, err);
+        /* Read again: what the materializer committed up to the offsets
+         * just read is seen by a later statement (READ COMMITTED). */
+        if (!rc && !behind)
+            rc = read_owners(conn, b, missing, &any, err);
+    }
+    if (!rc && behind) {
+        rc = prime_error_set(err, PRIME_ERR_DB, NULL,
+                             "events of users not in prime_users yet, and %s has %lld records of " USERS_TOPIC
+                             " to apply: waiting for it",
+                             r->materializer_group, behind);
+        err->retriable = true;
+    }
+    if (rc) {
+        free(missing);
+        return rc;
+    }
     for (size_t i = 0; i < b->n; i++) {
         const char *owner = prime_event_string(b->events[i], "owner_user_id");
         const char *actor = prime_event_string(b->events[i], "actor_user_id");
-        const char *type = prime_event_type_name(prime_event_type(b->events[i]));
+        const char *type = type_of(b->events[i]);
+        bool refused = false;
         /* A user's explicit preferences are theirs alone to set, use or
          * forget (docs/materializer.md, "Who may change what"). */
-        if (!rc && !strncmp(type, "recall.", 7) && strcmp(actor ? actor : "", owner ? owner : "")) {
-            prime_error_t why;
-            prime_error_clear(&why);
-            prime_error_set(&why, PRIME_ERR_INVALID, "actor_user_id", "actor %s may not %s for user %s: not the user",
-                            actor ? actor : "-", type, owner ? owner : "-");
-            rc = prime_worker_dead_letter(w, b->records[i], &why, err);
-            prime_event_free(b->events[i]);
-            continue;
+        if (rc) {
+            /* kept, to be freed with the batch */
+        } else if (!strncmp(type, "recall.", 7) && strcmp(actor ? actor : "", owner)) {
+            snprintf(text, sizeof(text), "actor %s may not %s for user %s: not the user", actor ? actor : "-", type,
+                     owner);
+            rc = refuse(w, b, i, "actor_user_id", text, err);
+            refused = true;
+        } else if (missing[i]) {
+            snprintf(text, sizeof(text), "user %s is not in prime_users (not registered, or deleted)", owner);
+            rc = refuse(w, b, i, "owner_user_id", text, err);
+            refused = true;
         }
-        if (!rc && find_row(b->owners, owner) < 0) {
-            prime_error_t why;
-            prime_error_clear(&why);
-            prime_error_set(&why, PRIME_ERR_INVALID, "owner_user_id",
-                            "user %s is not in prime_users (not registered yet, or deleted)", owner);
-            rc = prime_worker_dead_letter(w, b->records[i], &why, err);
+        if (refused) {
             prime_event_free(b->events[i]);
             continue;
         }
         b->records[kept] = b->records[i];
         b->events[kept++] = b->events[i];
     }
+    free(missing);
     b->n = kept;
     return rc;
 }
@@ -358,18 +576,18 @@ static prime_errcode_t lock_and_read(PGconn *conn, batch_t *b, prime_error_t *er
         prime_pg_arrays_free(cols, 2);
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     }
-    res = PQexecParams(conn,
-                       "SELECT count(pg_advisory_xact_lock(" RECALL_LOCK_CLASS ", h)) FROM "
-                       "(SELECT DISTINCT hashtext(u || '/' || c) AS h FROM unnest($1::text[], $2::text[]) AS x(u, c) "
-                       "ORDER BY 1) AS s",
-                       2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        rc = prime_pg_error(conn, res, "locking the categories", NULL, err);
+    res = prime_pg_query(conn,
+                         "SELECT count(pg_advisory_xact_lock(" RECALL_LOCK_CLASS ", h)) FROM "
+                         "(SELECT DISTINCT hashtext(u || '/' || c) AS h FROM unnest($1::text[], $2::text[]) AS x(u, c) "
+                         "ORDER BY 1) AS s",
+                         2, params, "locking the categories", err);
+    if (!res)
+        rc = err->code;
     PQclear(res);
     if (!rc) {
         /* A row from before prime-recall has no state: it starts from its
          * usage count, without evidence. */
-        b->rows = PQexecParams(
+        b->rows = prime_pg_query(
             conn,
             "SELECT m.id::text, m.user_id::text, m.category, m.recall_key, coalesce(s.state, jsonb_build_object("
             "'uses', coalesce(m.usage_count, 0), "
@@ -377,9 +595,9 @@ static prime_errcode_t lock_and_read(PGconn *conn, batch_t *b, prime_error_t *er
             "'last', (extract(epoch FROM coalesce(m.last_used_at, now())) * 1000000)::bigint))::text "
             "FROM mixx_recall m LEFT JOIN prime_pipeline.recall_state s ON s.id = m.id WHERE (m.user_id, m.category) IN "
             "(SELECT DISTINCT u::uuid, c FROM unnest($1::text[], $2::text[]) AS x(u, c))",
-            2, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(b->rows) != PGRES_TUPLES_OK)
-            rc = prime_pg_error(conn, b->rows, "reading the recall items", NULL, err);
+            2, params, "reading the recall items", err);
+        if (!b->rows)
+            rc = err->code;
     }
     prime_pg_arrays_free(cols, 2);
     return rc;
@@ -516,14 +734,16 @@ static prime_errcode_t score(recall_t *rc, batch_t *b, prime_error_t *err)
 }
 
 /* The seed columns, then the state (prime_pipeline.recall_state), from
- * the same column arrays. */
+ * the same column arrays. created_at is the oldest use, which an older
+ * use read later (another partition, another instance) moves back. */
 #define UPSERT                                                                                                   \
     "INSERT INTO mixx_recall (id, user_id, category, recall_key, data, confidence, usage_count, last_used_at, "  \
     "created_at, updated_at) "                                                                                   \
     "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::numeric[], "          \
     "$7::int[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[]) "                                      \
     "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, confidence = EXCLUDED.confidence, "                    \
-    "usage_count = EXCLUDED.usage_count, last_used_at = EXCLUDED.last_used_at, updated_at = EXCLUDED.updated_at"
+    "usage_count = EXCLUDED.usage_count, last_used_at = EXCLUDED.last_used_at, updated_at = EXCLUDED.updated_at, "   \
+    "created_at = EXCLUDED.created_at"
 #define UPSERT_STATE                                                                                             \
     "INSERT INTO prime_pipeline.recall_state (id, state) SELECT * FROM unnest($1::uuid[], $2::jsonb[]) "         \
     "ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state"
@@ -617,18 +837,22 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
         b.records[b.n] = &records[i];
         b.events[b.n++] = ev;
     }
+    /* Events that say nothing to Recall are not taken in; then the
+     * owners, the ids, and the context (Recall's own, and the
+     * materializer's rows for what it does not know). */
+    drop_silent(&b);
     if (!rc)
-        rc = load_context(conn, &b, err);
-    /* Only events with signals are taken in (their ids recorded); then
-     * the signals of the events that were new. */
-    if (!rc)
-        rc = build_signals(&b, true, err);
-    if (!rc)
-        rc = check_owners(w, conn, &b, err);
+        rc = check_owners(w, rc_, conn, &b, err);
     if (!rc)
         rc = take_in(w, conn, &b, err);
     if (!rc)
-        rc = build_signals(&b, false, err);
+        rc = load_context(conn, &b, err);
+    if (!rc && !(b.context = recall_context_new(3 * b.n)))
+        rc = prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    if (!rc)
+        rc = recall_context_load(b.context, conn, b.events, b.n, err);
+    if (!rc)
+        rc = build_signals(&b, err);
     taken = b.n;
     if (!rc && b.signals.n)
         rc = lock_and_read(conn, &b, err);
@@ -645,13 +869,15 @@ static prime_errcode_t apply(prime_worker_t *w, PGconn *conn, const prime_record
     if (!rc && b.signals.n)
         rc = write_back(conn, &b, err);
     if (!rc)
+        rc = recall_context_write(b.context, conn, err);
+    if (!rc)
         prime_worker_count_applied(w, taken);
     batch_free(&b);
     return rc;
 }
 
-static const char *const default_topics[] = {"prime.recall", "prime.projects", "prime.presets", "prime.analysis",
-                                             "prime.users", NULL};
+static const char *const default_topics[] = {"prime.recall", "prime.projects", "prime.presets", "prime.audio",
+                                             "prime.analysis", "prime.users", NULL};
 
 int main(int argc, char **argv)
 {
@@ -659,7 +885,7 @@ int main(int argc, char **argv)
     int nrest = 0, rc;
     double days = 30;
     prime_worker_conf_t conf;
-    recall_t r = {0};
+    recall_t r = {.materializer_group = "prime-materializer", .owner_wait_ms = 5000};
     prime_error_t err;
 
     if (argc > 1 && !strcmp(argv[1], "show")) {
@@ -676,6 +902,17 @@ int main(int argc, char **argv)
                 free(rest);
                 return 2;
             }
+        } else if (i + 1 < argc && !strcmp(argv[i], "--materializer-group")) {
+            r.materializer_group = argv[++i];
+        } else if (i + 1 < argc && !strcmp(argv[i], "--owner-wait-ms")) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 0 || v > 600000) {
+                fprintf(stderr, "prime-recall: --owner-wait-ms: expected 0 to 600000, got '%s'\n", argv[i]);
+                free(rest);
+                return 2;
+            }
+            r.owner_wait_ms = (int)v;
         } else {
             rest[nrest++] = argv[i];
         }
@@ -686,6 +923,9 @@ int main(int argc, char **argv)
     if (rc) {
         if (rc < 0) {
             puts("  --half-life-days D    a use weighs half as much D days (event time) later (default 30)");
+            puts("  --materializer-group G  an unknown owner's events wait while G has prime.users\n"
+                 "                        records to apply (default prime-materializer; \"\": never wait)");
+            puts("  --owner-wait-ms MS    and while the newest of them is younger than MS (default 5000)");
             puts("prime-recall show USER [--category C] [--json] [--db CONNINFO]");
         }
         free(rest);

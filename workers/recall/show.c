@@ -188,11 +188,8 @@ int recall_show(int argc, char **argv)
         return 1;
     }
     params[0] = canon;
-    res = PQexecParams(conn, SHOW_SQL, 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        prime_pg_error(conn, res, "reading mixx_recall", SHOW_SQL, &err);
+    if (!(res = prime_pg_query(conn, SHOW_SQL, 1, params, "reading mixx_recall", &err))) {
         fprintf(stderr, "prime-recall show: %s\n", err.message);
-        PQclear(res);
         PQfinish(conn);
         return 1;
     }

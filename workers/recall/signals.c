@@ -125,6 +125,7 @@ int signals_of(signal_list_t *l, size_t index, const prime_event_t *ev, const si
                const signal_preset_t *preset, int is_mix)
 {
     const char *type = prime_event_string(ev, "event_type"), *owner = prime_event_string(ev, "owner_user_id");
+    const char *actor = prime_event_string(ev, "actor_user_id");
     signal_t *s;
     char key[216];
 
@@ -150,6 +151,12 @@ int signals_of(signal_list_t *l, size_t index, const prime_event_t *ev, const si
     if (!strcmp(type, "recall.forgotten"))
         return add(l, index, ev, SIGNAL_FORGET, prime_event_string(ev, "category"),
                    prime_event_string(ev, "recall_key")) ? 1 : 0;
+    /* What users do: an implicit signal counts for the user who did it.
+     * An editor's save of the owner's project, say, is not the owner's
+     * habit (the materializer refuses the rest from anyone but the owner).
+     * An analysis is the pipeline's: its actor is its cause's. */
+    if (strcmp(type, "audio.analyzed") && strcmp(actor ? actor : "", owner))
+        return 0;
     if (!strcmp(type, "project.created") || !strcmp(type, "project.metadata_updated"))
         return project_event(l, index, ev);
     if (!strcmp(type, "project.saved")) {

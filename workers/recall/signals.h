@@ -56,7 +56,9 @@ typedef struct signal_list {
 void signal_list_free(signal_list_t *l);
 
 /* The signals of one event, appended to l. project, preset and is_mix are
- * the looked-up context (NULL / -1 when the row is not there). Returns the
+ * its context (zeroed / -1 when not known): Recall's own, or the
+ * materializer's row (recall.c). Implicit signals count only when the
+ * event's actor is its owner. Returns the
  * number appended, or -1 when out of memory. */
 int signals_of(signal_list_t *l, size_t index, const prime_event_t *ev, const signal_project_t *project,
                const signal_preset_t *preset, int is_mix);

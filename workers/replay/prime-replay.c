@@ -53,15 +53,16 @@ typedef struct worker_spec {
     const char *subcommand; /* "writer" for prime-audit, else NULL */
     const char *group;
     bool optional;          /* run only when built */
-    bool after;             /* runs once the others are done: it reads their rows (prime-recall learns
-                             * from the projects, presets and mixes the materializer wrote) */
+    bool after;             /* runs once the others are done: it needs their rows (prime-recall writes
+                             * rows of the users the materializer wrote) */
+    const char *option, *value; /* one more option of its own, or NULL */
 } worker_spec_t;
 
 static const worker_spec_t workers[] = {
-    {"prime-materializer", NULL, "prime-replay-materializer", false, false},
-    {"prime-snapshot-writer", NULL, "prime-replay-snapshot-writer", false, false},
-    {"prime-audit", "writer", "prime-replay-audit", false, false},
-    {"prime-recall", NULL, "prime-replay-recall", true, true},
+    {"prime-materializer", NULL, "prime-replay-materializer", false, false, NULL, NULL},
+    {"prime-snapshot-writer", NULL, "prime-replay-snapshot-writer", false, false, NULL, NULL},
+    {"prime-audit", "writer", "prime-replay-audit", false, false, NULL, NULL},
+    {"prime-recall", NULL, "prime-replay-recall", true, true, "--materializer-group", "prime-replay-materializer"},
 };
 #define NWORKERS (sizeof(workers) / sizeof(workers[0]))
 
@@ -366,6 +367,10 @@ static pid_t start_worker(const options_t *o, const worker_spec_t *spec, const c
     argv[argc++] = stop_file;
     if (o->allow_gaps)
         argv[argc++] = "--allow-gaps";
+    if (spec->option) {
+        argv[argc++] = spec->option;
+        argv[argc++] = spec->value;
+    }
     if (o->batch_max) {
         argv[argc++] = "--batch-max";
         argv[argc++] = o->batch_max;

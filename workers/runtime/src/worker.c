@@ -1085,6 +1085,41 @@ const char *prime_worker_group(const prime_worker_t *w)
     return w->conf->group;
 }
 
+prime_errcode_t prime_worker_topic_ends(prime_worker_t *w, const char *topic, int64_t *ends, int max, int *n,
+                                        prime_error_t *err)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *t;
+    rd_kafka_resp_err_t e;
+    prime_errcode_t rc = PRIME_OK;
+
+    *n = 0;
+    if (!(t = rd_kafka_topic_new(w->consumer, topic, NULL)))
+        return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
+    e = rd_kafka_metadata(w->consumer, 0, t, &md, 5000);
+    if (!e && (md->topic_cnt != 1 || md->topics[0].err))
+        e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    for (int i = 0; !e && i < md->topics[0].partition_cnt; i++) {
+        int32_t p = md->topics[0].partitions[i].id;
+        int64_t low, high;
+        if (p < 0 || p >= max)
+            continue;
+        if ((e = rd_kafka_query_watermark_offsets(w->consumer, topic, p, &low, &high, 5000)))
+            break;
+        ends[p] = high;
+        if (p + 1 > *n)
+            *n = p + 1;
+    }
+    if (e) {
+        rc = prime_error_set(err, PRIME_ERR_KAFKA, NULL, "reading the end offsets of %s: %s", topic, rd_kafka_err2str(e));
+        err->retriable = true;
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    return rc;
+}
+
 bool prime_worker_partition(const prime_worker_t *w, size_t i, const char **topic, int32_t *partition)
 {
     if (i >= w->nparts)

@@ -196,6 +196,14 @@ prime_errcode_t prime_worker_emit(prime_worker_t *w, PGconn *conn, const prime_e
 /* The consumer group, as offsets (and parked events) are stored under it. */
 const char *prime_worker_group(const prime_worker_t *w);
 
+/* The end offset (high watermark) of each partition of topic, as the
+ * broker has it now: ends[p] for p < *n (partitions past max are left
+ * out; a partition the broker did not list keeps its value). For a worker
+ * that must know whether another group has read a topic to its end. A
+ * broker that does not answer within 5 s is a retriable error. */
+prime_errcode_t prime_worker_topic_ends(prime_worker_t *w, const char *topic, int64_t *ends, int max, int *n,
+                                        prime_error_t *err);
+
 /* The i-th partition assigned to this worker now (i from 0; false past the
  * last), for apply() to touch, beyond its records, only what belongs to
  * them (parked events). Each commit, housekeeping included, is fenced on
