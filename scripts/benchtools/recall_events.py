@@ -25,8 +25,9 @@ PLUGINS = ["MixxDrive", "MixxEQ", "MixxComp", "MixxTune"]
 
 
 def on_recall_topic(kind):
-    family = kind.split(".")[0]
-    return kind == "audio.analyzed" or family in ("recall", "project", "preset", "user")
+    # prime.recall, prime.projects, prime.presets, prime.users, and
+    # prime.audio and prime.analysis (every audio.* event is on one of them)
+    return kind.split(".")[0] in ("recall", "project", "preset", "user", "audio")
 
 
 def user_events(u):
