@@ -13,6 +13,7 @@
  * can run at every deployment. It waits up to --wait seconds for the
  * cluster to answer and to have enough brokers for the replication factor,
  * then exits 0 when every topic exists, 1 when one could not be created. */
+#include "prime/time.h"
 #include "prime/registry.h"
 
 #include <errno.h>
@@ -66,13 +67,6 @@ static int split_kv(char *s, const char *flag, const char **k, const char **v)
     *k = s;
     *v = eq + 1;
     return 0;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* Brokers in the cluster, or -1 while it does not answer. */
@@ -238,11 +232,11 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    deadline = now() + wait_s;
+    deadline = prime_time_monotonic() + wait_s;
     for (int i = 0; i < ntopics; i++)
         todo[i] = 1;
     left = ntopics;
-    while (left > 0 && now() < deadline) {
+    while (left > 0 && prime_time_monotonic() < deadline) {
         int nb = count_brokers(rk);
         if (nb < rf) {
             /* Not answering yet, or brokers still joining. */

@@ -92,13 +92,6 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int bad_usage(const char *what, const char *got)
 {
     fprintf(stderr, "prime-replay: %s%s%s%s\n%s", what, got ? ", got '" : "", got ? got : "", got ? "'" : "", usage);
@@ -470,7 +463,7 @@ static int64_t progress(PGconn *conn, const end_offset_t *ends, int n, bool prin
     }
     PQclear(res);
     if (print) {
-        double elapsed = now() - started, rate = elapsed > 0 ? (double)done / elapsed : 0;
+        double elapsed = prime_time_monotonic() - started, rate = elapsed > 0 ? (double)done / elapsed : 0;
         char eta[32] = "-";
         if (rate > 0 && done < total)
             snprintf(eta, sizeof(eta), "%.0f s", (double)(total - done) / rate);
@@ -550,7 +543,7 @@ int main(int argc, char **argv)
 
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    started = now();
+    started = prime_time_monotonic();
     /* Every worker at once, as live. The workers wait on each other's rows:
      * the snapshot writer parks a snapshot until the materializer has written
      * its project, the materializer a restore until the snapshot writer has
@@ -561,7 +554,7 @@ int main(int argc, char **argv)
      * offsets at the end and only makes that pass. */
     bool chosen[NWORKERS];
     long parked = -1, parked_left = 0;
-    double last = now();
+    double last = prime_time_monotonic();
     /* Two phases: the workers that read each other's rows, then those that
      * only read what the first phase wrote (worker_spec_t.after). */
     for (int phase = 0; phase < 2 && !failed && !stopping; phase++) {
@@ -599,9 +592,9 @@ int main(int argc, char **argv)
                 for (size_t w = 0; w < NWORKERS; w++)
                     if (pids[w] > 0)
                         kill(pids[w], SIGTERM);
-            if (now() - last >= 2) {
+            if (prime_time_monotonic() - last >= 2) {
                 progress(conn, ends, n, true, started, total);
-                last = now();
+                last = prime_time_monotonic();
             }
             usleep(100 * 1000); /* a child's exit, checked ten times a second */
         }
@@ -610,7 +603,7 @@ int main(int argc, char **argv)
     }
     parked = parked_left;
     int64_t done = progress(conn, ends, n, false, started, total);
-    double elapsed = now() - started;
+    double elapsed = prime_time_monotonic() - started;
     if (failed || done != total) {
         fprintf(stderr, "prime-replay: incomplete: %lld of %lld events replayed%s\n", (long long)done,
                 (long long)total, failed ? "; a worker failed (its log is above)" : "");

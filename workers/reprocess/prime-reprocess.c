@@ -20,6 +20,7 @@
  *
  * Exit status: 0 every file analysed; 1 a file failed or is still pending
  * (or a broker or database error); 2 bad usage. */
+#include "prime/time.h"
 #include "prime/analysis.h"
 #include "prime/pg.h"
 #include "prime/producer.h"
@@ -79,13 +80,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stopping = 1;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int bad_usage(const char *what, const char *got)
@@ -345,7 +339,7 @@ static tally_t count(const file_t *files, long n)
 static void progress(const file_t *files, long n, long answered_before, double started, bool tty, bool last)
 {
     tally_t t = count(files, n);
-    double elapsed = now() - started;
+    double elapsed = prime_time_monotonic() - started;
     long answered_now = t.done + t.failed - answered_before;
     double rate = elapsed > 0 ? (double)answered_now / elapsed : 0;
     char eta[32] = "-";
@@ -390,7 +384,7 @@ static int send_requests(const options_t *o, file_t *files, long n, sender_t *s)
     prime_producer_t *p;
     prime_error_t err;
     char msg[768];
-    double start = now();
+    double start = prime_time_monotonic();
     long sent = 0;
     int rc = 0;
 
@@ -415,8 +409,8 @@ static int send_requests(const options_t *o, file_t *files, long n, sender_t *s)
             continue;
         /* Pace: request k leaves no earlier than k / rate seconds in. */
         double due = start + (double)sent / o->rate;
-        while (!stopping && now() < due)
-            prime_producer_poll(p, (int)((due - now()) * 1000) + 1);
+        while (!stopping && prime_time_monotonic() < due)
+            prime_producer_poll(p, (int)((due - prime_time_monotonic()) * 1000) + 1);
         snprintf(reason, sizeof(reason), "%s%s", reason_prefix, o->run);
         if (!(ev = prime_producer_event_new(p, "audio.analysis_requested", &err)) ||
             prime_event_set_string(ev, "event_id", files[i].request_id, 36, &err) ||
@@ -452,7 +446,7 @@ static void summary(const file_t *files, long n, long answered_before, double st
         long count;
     } reasons[MAX_REASONS];
     int nreasons = 0;
-    double elapsed = now() - started;
+    double elapsed = prime_time_monotonic() - started;
 
     printf("prime-reprocess: %ld selected, %ld answered in an earlier run, %ld sent; %ld analysed, %ld failed, "
            "%ld pending after %.1f s (%.1f files/s)\n",
@@ -514,7 +508,7 @@ int main(int argc, char **argv)
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    started = now();
+    started = prime_time_monotonic();
     sender_t sender = {0, 0};
     if (answered_before < n && send_requests(&o, files, n, &sender)) {
         rc = 1;
@@ -523,15 +517,15 @@ int main(int argc, char **argv)
     /* Follow the answers: poll the table the analyzer writes with each. */
     double last_line = 0;
     while (!stopping && count(files, n).pending) {
-        if (o.timeout > 0 && now() - started > o.timeout)
+        if (o.timeout > 0 && prime_time_monotonic() - started > o.timeout)
             break;
         if (read_answers(conn, files, n) < 0) {
             rc = 1;
             goto out;
         }
-        if (tty || now() - last_line >= 5) {
+        if (tty || prime_time_monotonic() - last_line >= 5) {
             progress(files, n, answered_before, started, tty, false);
-            last_line = now();
+            last_line = prime_time_monotonic();
         }
         if (count(files, n).pending)
             usleep(200 * 1000); /* the analyzer's pace, not a condition: we poll its table */

@@ -15,4 +15,8 @@
 int prime_time_parse_rfc3339(const char *s, int64_t *micros);
 void prime_time_format_rfc3339(int64_t micros, char out[PRIME_TIME_TEXT]);
 
+/* Seconds on the monotonic clock: for deadlines and durations, which a
+ * change of the wall clock must not move. */
+double prime_time_monotonic(void);
+
 #endif
