@@ -36,6 +36,7 @@ typedef struct recall {
     prime_registry_t *reg;
     int64_t half_life_us;
     const char *materializer_group; /* whose progress an unknown owner waits for */
+    const char *parked_wait;        /* seconds an event the materializer parked is waited for */
 } recall_t;
 
 typedef struct batch {
@@ -268,14 +269,18 @@ static bool context_of(const batch_t *b, size_t i, signal_project_t *project, si
         if ((facts = recall_context_get(b->context, owner, CONTEXT_PRESET, id))) {
             preset->plugin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "plugin"));
             preset->parameters = cJSON_GetObjectItemCaseSensitive(facts, "parameters");
-        } else if ((facts = recall_context_shared_preset(b->context, id))) {
-            preset->plugin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "plugin"));
         } else if ((r = find_row(b->presets, id)) >= 0) {
+            /* The materializer's row before any claim in the context: it
+             * names the preset's one owner (another user's preset.created
+             * of the same id is refused there, but Recall's context learns
+             * it under that user), and its plugin never changes. */
             char canon[PRIME_UUID_TEXT];
             prime_uuid_canonical(owner, canon);
             preset->plugin = PQgetvalue(b->presets, r, 1);
             if (!PQgetisnull(b->presets, r, 3) && !strcmp(PQgetvalue(b->presets, r, 3), canon))
                 preset->parameters = b->parameters[r];
+        } else if ((facts = recall_context_shared_preset(b->context, id))) {
+            preset->plugin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "plugin"));
         } else {
             return false;
         }
@@ -398,15 +403,23 @@ static prime_errcode_t ahead_of_materializer(recall_t *r, PGconn *conn, const ba
     /* Not passed: its partition's offset is not beyond it; or the group
      * has no offset there yet but reads the topic, or has not started at
      * all. A topic the group has offsets of none while it has others is
-     * one it does not read: nothing to wait for. */
+     * one it does not read: nothing to wait for. Parked by the group
+     * (waiting for its owner's registration, on another topic) is not
+     * passed either: the materializer applies it once the user is there,
+     * so Recall must not dead-letter it (test_recall_hostile); but only
+     * for --parked-wait-seconds since it was parked, so that one event of
+     * a user who never registers holds the batch back that long at most,
+     * not the materializer's whole parking bound. */
     static const char sql[] =
         "SELECT count(*) FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, o) "
         "LEFT JOIN prime_pipeline.consumer_offsets c ON c.group_id = $1 AND c.topic = x.t AND c.kafka_partition = x.p "
         "WHERE c.next_offset <= x.o OR (c.next_offset IS NULL AND (EXISTS (SELECT FROM prime_pipeline.consumer_offsets "
         "WHERE group_id = $1 AND topic = x.t) OR NOT EXISTS (SELECT FROM prime_pipeline.consumer_offsets "
-        "WHERE group_id = $1)))";
+        "WHERE group_id = $1))) OR EXISTS (SELECT FROM prime_pipeline.parked_events p WHERE p.group_id = $1 "
+        "AND p.source_topic = x.t AND p.source_partition = x.p AND p.source_offset = x.o "
+        "AND p.parked_at > now() - make_interval(secs => $5::float8))";
     prime_buf_t cols[3];
-    const char *params[4];
+    const char *params[5];
     PGresult *res;
     size_t n = 0;
 
@@ -424,11 +437,12 @@ static prime_errcode_t ahead_of_materializer(recall_t *r, PGconn *conn, const ba
         n++;
     }
     params[0] = r->materializer_group;
+    params[4] = r->parked_wait;
     if (!prime_pg_arrays_end(cols, 3, params + 1)) {
         prime_pg_arrays_free(cols, 3);
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     }
-    res = n && *r->materializer_group ? prime_pg_query(conn, sql, 4, params, "reading the materializer's offsets", err)
+    res = n && *r->materializer_group ? prime_pg_query(conn, sql, 5, params, "reading the materializer's offsets", err)
                                       : NULL;
     prime_pg_arrays_free(cols, 3);
     if (n && *r->materializer_group && !res)
@@ -854,7 +868,7 @@ int main(int argc, char **argv)
     int nrest = 0, rc;
     double days = 30;
     prime_worker_conf_t conf;
-    recall_t r = {.materializer_group = "prime-materializer"};
+    recall_t r = {.materializer_group = "prime-materializer", .parked_wait = "60"};
     prime_error_t err;
 
     if (argc > 1 && !strcmp(argv[1], "show")) {
@@ -873,6 +887,15 @@ int main(int argc, char **argv)
             }
         } else if (i + 1 < argc && !strcmp(argv[i], "--materializer-group")) {
             r.materializer_group = argv[++i];
+        } else if (i + 1 < argc && !strcmp(argv[i], "--parked-wait-seconds")) {
+            char *end;
+            double s = strtod(argv[++i], &end);
+            if (*end || end == argv[i] || !(s >= 0 && s <= 86400)) {
+                fprintf(stderr, "prime-recall: --parked-wait-seconds: expected 0 to 86400, got '%s'\n", argv[i]);
+                free(rest);
+                return 2;
+            }
+            r.parked_wait = argv[i];
         } else {
             rest[nrest++] = argv[i];
         }
@@ -885,6 +908,7 @@ int main(int argc, char **argv)
             puts("  --half-life-days D    a use weighs half as much D days (event time) later (default 30)");
             puts("  --materializer-group G  an unknown owner's events wait until G has passed them\n"
                  "                        (default prime-materializer; \"\": never wait)");
+            puts("  --parked-wait-seconds S  and one G parked, S seconds since it was parked (default 60)");
             puts("prime-recall show USER [--category C] [--json] [--db CONNINFO]");
         }
         free(rest);
