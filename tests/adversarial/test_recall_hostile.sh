@@ -10,7 +10,11 @@
 #     prime-recall must count it too, not dead-letter it because the
 #     materializer's offset has passed it; E's project, parked longer than
 #     --parked-wait-seconds (E never registers), is dead-lettered instead of
-#     holding prime-recall back.
+#     holding prime-recall back;
+#   - no context is kept for a user who is not in prime_users: not for E,
+#     who never registers, and not for F, whose preset.created prime-recall
+#     reads after F's user.deleted (another topic), which would bring back
+#     what the delete forgot, for good.
 set -uo pipefail
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -19,7 +23,7 @@ export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
 "$PRIME_MIGRATE" >/dev/null || exit 1
 
 ua=aaaaaaaa-1111-4111-8111-111111111111 ub=0bbbbbbb-2222-4222-8222-222222222222 uc=cccccccc-3333-4333-8333-333333333333
-ud=dddddddd-4444-4444-8444-444444444444 ue=eeeeeeee-5555-4555-8555-555555555555
+ud=dddddddd-4444-4444-8444-444444444444 ue=eeeeeeee-5555-4555-8555-555555555555 uf=ffffffff-6666-4666-8666-666666666666
 pr=eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee pd=d0d0d0d0-d0d0-4d0d-8d0d-d0d0d0d0d0d0 pe=e0e0e0e0-e0e0-4e0e-8e0e-e0e0e0e0e0e0
 topics=prime.recall,prime.projects,prime.presets,prime.audio,prime.analysis,prime.users
 n=0
@@ -29,8 +33,8 @@ ev() { # TYPE OWNER TIME JSON-FIELDS
     "$1" "$n" "$3" "$2" "$2" "$4"
 }
 user() { ev user.registered "$1" "$2" "\"email\":\"$3@example.com\",\"username\":\"$3\",\"display_name\":\"$3\",\"preferred_genres\":[],\"email_verified\":false"; }
-preset() { # OWNER TIME PLUGIN
-  ev preset.created "$1" "$2" "\"preset_id\":\"$pr\",\"name\":\"Hall\",\"plugin_type\":\"$3\",\"parameters\":{\"size\":0.5},\"is_public\":true,\"is_system_preset\":false,\"tags\":[]"
+preset() { # OWNER TIME PLUGIN [ID]
+  ev preset.created "$1" "$2" "\"preset_id\":\"${4:-$pr}\",\"name\":\"Hall\",\"plugin_type\":\"$3\",\"parameters\":{\"size\":0.5},\"is_public\":true,\"is_system_preset\":false,\"tags\":[]"
 }
 published=0
 publish() { "$PRIME_PUBLISH" "$1" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }; published=$((published + $(grep -c . "$1"))); }
@@ -54,6 +58,10 @@ materialize
   preset "$ub" 10:06 EvilVerb # Bob's claim on Alice's id
   ev preset.used "$uc" 10:07 "\"preset_id\":\"$pr\""
   ev project.created "$ud" 10:08 "\"project_id\":\"$pd\",\"name\":\"Dub\",\"project_data\":{},\"genre\":\"dub\""
+  preset "$ue" 10:08 MixxEcho f0f0f0f0-e0e0-4e0e-8e0e-e0e0e0e0e0e0
+  user "$uf" 10:08 fay
+  preset "$uf" 10:08 MixxFay f0f0f0f0-f0f0-4f0f-8f0f-f0f0f0f0f0f0
+  ev user.deleted "$uf" 10:09 "\"reason\":null"
   ev project.created "$ue" 10:08 "\"project_id\":\"$pe\",\"name\":\"Emo\",\"project_data\":{},\"genre\":\"emo\""
 } >"$tmp/second.jsonl"
 publish "$tmp/second.jsonl"
@@ -62,17 +70,25 @@ check "the materializer parked D's project, waiting for D" "1" \
   "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = 'mat' AND waiting_for LIKE '%$ud'"
 check "Bob's claim is refused: the preset is Alice's" "$ua|MixxVerb" "SELECT user_id, plugin_type FROM plugin_presets WHERE id = '$pr'"
 
-# E's project has waited ten minutes (past prime-recall's bound, short of the materializer's).
-psql -qAtc "UPDATE prime_pipeline.parked_events SET parked_at = now() - interval '10 minutes' WHERE waiting_for LIKE '%$ue'" >/dev/null
-"$PRIME_RECALL" --group rc --materializer-group mat --linger-ms 100 -X session.timeout.ms=6000 >"$tmp/recall.log" 2>&1 &
+# E's events have waited ten minutes (past prime-recall's bound, short of the materializer's), and
+# so has F's preset: the materializer parked it for F, who was gone by the end of the batch.
+psql -qAtc "UPDATE prime_pipeline.parked_events SET parked_at = now() - interval '10 minutes'
+  WHERE waiting_for LIKE '%$ue' OR waiting_for LIKE '%$uf'" >/dev/null
+# prime-recall reads F's delete before F's preset (it lags on prime.presets).
+"$PRIME_RECALL" --group rc --topics prime.users --linger-ms 100 -X session.timeout.ms=6000 >"$tmp/recall.log" 2>&1 &
+rpid=$!
+wait_until 30 eval '[ "$(consumed rc)" -ge "$(on_topic prime.users)" ]'
+kill -TERM "$rpid"; wait "$rpid"
+"$PRIME_MATERIALIZER" --group mat --linger-ms 100 -X session.timeout.ms=6000 >>"$tmp/mat.log" 2>&1 &
+mpid=$!
+"$PRIME_RECALL" --group rc --materializer-group mat --linger-ms 100 -X session.timeout.ms=6000 >>"$tmp/recall.log" 2>&1 &
 rpid=$!
 # Recall reads everything so far (or waits on D's project), then D registers.
 wait_until 30 eval '[ "$(consumed rc)" -ge "$published" ] || grep -q "waiting for it" "$tmp/recall.log"'
 { user "$ud" 10:09 dora; } >"$tmp/third.jsonl"
 publish "$tmp/third.jsonl"
-materialize
-wait_until 30 eval '[ "$(consumed rc)" -ge "$published" ]'
-kill -TERM "$rpid"; wait "$rpid"
+wait_until 30 eval '[ "$(consumed mat)" -ge "$published" ] && [ "$(consumed rc)" -ge "$published" ]'
+kill -TERM "$rpid" "$mpid"; wait "$rpid" "$mpid"
 
 check "C's use of Alice's preset counts Alice's plugin, not Bob's claim" "MixxVerb|1" \
   "SELECT string_agg(recall_key || '|' || usage_count, ',') FROM mixx_recall WHERE user_id = '$uc' AND category = 'plugin'"
@@ -81,5 +97,7 @@ check "D's project, parked by the materializer until D registered, counts for D 
 check "E's project counts nothing" "0" "SELECT count(*) FROM mixx_recall WHERE user_id = '$ue'"
 dead_lettered "E's project is dead-lettered by prime-recall with its reason" \
   "prime.error.message=user $ue is not in prime_users.*prime.worker=recall"
+check "no context kept for E, never registered, nor F, deleted" "0" \
+  "SELECT count(*) FROM prime_pipeline.recall_context WHERE user_id IN ('$ue', '$uf')"
 check "the materializer applied D's project" "$ud|dub" "SELECT user_id, genre FROM studio_projects WHERE id = '$pd'"
 finish

@@ -187,19 +187,15 @@ static bool says_something(const prime_event_t *ev)
     return false;
 }
 
-/* Whether ev may give a signal (and so write a row of its owner's):
- * context alone needs no user row. */
-static bool may_signal(const prime_event_t *ev)
+/* Whether ev needs its owner in prime_users: a signal writes a row of the
+ * owner's (a foreign key), and context is kept only for users who are
+ * there, so that a deleted user's event read after the user.deleted (it
+ * comes on another topic) does not bring back what that forgot, and a user
+ * who never registers leaves nothing behind (test_recall_hostile). All
+ * but user.deleted, which comes when the user is gone. */
+static bool needs_owner(const prime_event_t *ev)
 {
-    static const char *const context_only[] = {"project.deleted",     "preset.created",      "preset.updated",
-                                               "preset.deleted",      "audio.file_uploaded", "audio.stem_uploaded",
-                                               "audio.file_deleted",  "user.deleted"};
-    const char *type = type_of(ev);
-
-    for (size_t i = 0; i < sizeof(context_only) / sizeof(context_only[0]); i++)
-        if (!strcmp(type, context_only[i]))
-            return false;
-    return true;
+    return strcmp(type_of(ev), "user.deleted") != 0;
 }
 
 static void drop_silent(batch_t *b)
@@ -463,9 +459,8 @@ static prime_errcode_t refuse(prime_worker_t *w, batch_t *b, size_t i, const cha
     return prime_worker_dead_letter(w, b->records[i], &why, err);
 }
 
-/* Keeps the events whose owner is in prime_users (only those that may
- * give a signal need it: context needs no row). An owner not there while
- * prime-materializer has not passed the event is waited for (a retriable
+/* Keeps the events whose owner is in prime_users (needs_owner()). An
+ * owner not there while prime-materializer has not passed the event is waited for (a retriable
  * error: the batch is tried again); one still not there after is
  * dead-lettered before its id is taken in, so that prime-dlq can replay
  * it once the user exists (a row would break the foreign key). */
@@ -495,7 +490,7 @@ static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn
     if (!(missing = calloc(b->n + 1, sizeof(*missing))))
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     for (size_t i = 0; i < b->n; i++)
-        missing[i] = may_signal(b->events[i]) && find_row(b->owners, prime_event_string(b->events[i], "owner_user_id")) < 0;
+        missing[i] = needs_owner(b->events[i]) && find_row(b->owners, prime_event_string(b->events[i], "owner_user_id")) < 0;
     rc = ahead_of_materializer(r, conn, b, missing, &ahead, err);
     if (!rc && ahead) {
         free(missing);
