@@ -394,7 +394,7 @@ static prime_errcode_t take_in(prime_worker_t *w, PGconn *conn, batch_t *b, prim
  * partition is not beyond them): their owner may be on its way, so the
  * batch waits for it rather than dead-letter them. */
 static prime_errcode_t ahead_of_materializer(recall_t *r, PGconn *conn, const batch_t *b, const bool *missing,
-                                             long long *ahead, prime_error_t *err)
+                                             long long *ahead, bool *started, prime_error_t *err)
 {
     /* Not passed: its partition's offset is not beyond it; or the group
      * has no offset there yet but reads the topic, or has not started at
@@ -407,7 +407,8 @@ static prime_errcode_t ahead_of_materializer(recall_t *r, PGconn *conn, const ba
      * a user who never registers holds the batch back that long at most,
      * not the materializer's whole parking bound. */
     static const char sql[] =
-        "SELECT count(*) FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, o) "
+        "SELECT count(*), EXISTS (SELECT FROM prime_pipeline.consumer_offsets WHERE group_id = $1) "
+        "FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, o) "
         "LEFT JOIN prime_pipeline.consumer_offsets c ON c.group_id = $1 AND c.topic = x.t AND c.kafka_partition = x.p "
         "WHERE c.next_offset <= x.o OR (c.next_offset IS NULL AND (EXISTS (SELECT FROM prime_pipeline.consumer_offsets "
         "WHERE group_id = $1 AND topic = x.t) OR NOT EXISTS (SELECT FROM prime_pipeline.consumer_offsets "
@@ -443,8 +444,10 @@ static prime_errcode_t ahead_of_materializer(recall_t *r, PGconn *conn, const ba
     prime_pg_arrays_free(cols, 3);
     if (n && *r->materializer_group && !res)
         return err->code;
-    if (res)
+    if (res) {
         *ahead = atoll(PQgetvalue(res, 0, 0));
+        *started = !strcmp(PQgetvalue(res, 0, 1), "t");
+    }
     PQclear(res);
     return PRIME_OK;
 }
@@ -472,6 +475,7 @@ static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn
     size_t kept = 0;
     bool *missing;
     long long ahead = 0;
+    bool started = true;
     char text[400];
 
     if (!b->n)
@@ -491,12 +495,16 @@ static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory");
     for (size_t i = 0; i < b->n; i++)
         missing[i] = needs_owner(b->events[i]) && find_row(b->owners, prime_event_string(b->events[i], "owner_user_id")) < 0;
-    rc = ahead_of_materializer(r, conn, b, missing, &ahead, err);
+    rc = ahead_of_materializer(r, conn, b, missing, &ahead, &started, err);
     if (!rc && ahead) {
         free(missing);
+        /* A group that never stored an offset is waited for until it does:
+         * a typo in --materializer-group waits for good, so say it. */
         rc = prime_error_set(err, PRIME_ERR_DB, NULL,
-                             "%lld events of users not in prime_users yet, which %s has not applied yet: waiting for it",
-                             ahead, r->materializer_group);
+                             "%lld events of users not in prime_users yet, which %s has not applied yet: waiting for it%s%s%s",
+                             ahead, r->materializer_group, started ? "" : " (", started ? "" : r->materializer_group,
+                             started ? "" : " has stored no offsets at all: not started yet, or "
+                                            "--materializer-group names no group that runs)");
         err->retriable = true;
         return rc;
     }
