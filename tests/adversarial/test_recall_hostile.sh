@@ -14,7 +14,9 @@
 #   - no context is kept for a user who is not in prime_users: not for E,
 #     who never registers, and not for F, whose preset.created prime-recall
 #     reads after F's user.deleted (another topic), which would bring back
-#     what the delete forgot, for good.
+#     what the delete forgot, for good; but a system preset, which the
+#     materializer creates without its publisher's user (G is none), is
+#     kept, and neither it nor its update is dead-lettered.
 set -uo pipefail
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
@@ -24,6 +26,7 @@ export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
 
 ua=aaaaaaaa-1111-4111-8111-111111111111 ub=0bbbbbbb-2222-4222-8222-222222222222 uc=cccccccc-3333-4333-8333-333333333333
 ud=dddddddd-4444-4444-8444-444444444444 ue=eeeeeeee-5555-4555-8555-555555555555 uf=ffffffff-6666-4666-8666-666666666666
+ug=99999999-7777-4777-8777-777777777777 ps=f0f0f0f0-0a0a-4a0a-8a0a-0a0a0a0a0a0a
 pr=eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee pd=d0d0d0d0-d0d0-4d0d-8d0d-d0d0d0d0d0d0 pe=e0e0e0e0-e0e0-4e0e-8e0e-e0e0e0e0e0e0
 topics=prime.recall,prime.projects,prime.presets,prime.audio,prime.analysis,prime.users
 n=0
@@ -62,6 +65,8 @@ materialize
   user "$uf" 10:08 fay
   preset "$uf" 10:08 MixxFay f0f0f0f0-f0f0-4f0f-8f0f-f0f0f0f0f0f0
   ev user.deleted "$uf" 10:09 "\"reason\":null"
+  ev preset.created "$ug" 10:08 "\"preset_id\":\"$ps\",\"name\":\"Cat\",\"plugin_type\":\"MixxCat\",\"parameters\":{\"size\":0.5},\"is_public\":true,\"is_system_preset\":true,\"tags\":[]"
+  ev preset.updated "$ug" 10:09 "\"preset_id\":\"$ps\",\"parameters\":{\"size\":0.7},\"cleared_fields\":[]"
   ev project.created "$ue" 10:08 "\"project_id\":\"$pe\",\"name\":\"Emo\",\"project_data\":{},\"genre\":\"emo\""
 } >"$tmp/second.jsonl"
 publish "$tmp/second.jsonl"
@@ -99,5 +104,10 @@ dead_lettered "E's project is dead-lettered by prime-recall with its reason" \
   "prime.error.message=user $ue is not in prime_users.*prime.worker=recall"
 check "no context kept for E, never registered, nor F, deleted" "0" \
   "SELECT count(*) FROM prime_pipeline.recall_context WHERE user_id IN ('$ue', '$uf')"
+check "G's system preset is kept, as updated" '{"size": 0.7}' \
+  "SELECT facts->'parameters' FROM prime_pipeline.recall_context WHERE user_id = '$ug'"
+check "the materializer has G's system preset" "MixxCat" "SELECT plugin_type FROM plugin_presets WHERE id = '$ps' AND user_id IS NULL"
+got=$(dead_letters | grep "prime.worker=recall" | grep -c "$ug")
+[ "$got" = 0 ] && ok "prime-recall dead-letters none of G's" || bad "prime-recall dead-lettered $got of G's events"
 check "the materializer applied D's project" "$ud|dub" "SELECT user_id, genre FROM studio_projects WHERE id = '$pd'"
 finish

@@ -188,14 +188,25 @@ static bool says_something(const prime_event_t *ev)
 }
 
 /* Whether ev needs its owner in prime_users: a signal writes a row of the
- * owner's (a foreign key), and context is kept only for users who are
- * there, so that a deleted user's event read after the user.deleted (it
+ * owner's (a foreign key), and context is created only for users who are
+ * there, so that a deleted user's create read after the user.deleted (it
  * comes on another topic) does not bring back what that forgot, and a user
- * who never registers leaves nothing behind (test_recall_hostile). All
- * but user.deleted, which comes when the user is gone. */
+ * who never registers leaves nothing behind (test_recall_hostile). Deletes
+ * and updates create nothing (an update of facts not kept is ignored): they
+ * need no owner, nor does a system preset, the catalogue's, which the
+ * materializer creates without its publisher's user row. */
 static bool needs_owner(const prime_event_t *ev)
 {
-    return strcmp(type_of(ev), "user.deleted") != 0;
+    static const char *const none[] = {"project.deleted", "preset.updated", "preset.deleted", "audio.file_deleted",
+                                       "user.deleted"};
+    const char *type = type_of(ev);
+    bool system = false, null = true;
+
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
+        if (!strcmp(type, none[i]))
+            return false;
+    return strcmp(type, "preset.created") || prime_event_get_bool(ev, "is_system_preset", &system, &null, NULL) ||
+           null || !system;
 }
 
 static void drop_silent(batch_t *b)
