@@ -922,7 +922,7 @@ int main(int argc, char **argv)
             puts("  --half-life-days D    a use weighs half as much D days (event time) later (default 30)");
             puts("  --materializer-group G  an unknown owner's events wait until G has passed them\n"
                  "                        (default prime-materializer; \"\": never wait)");
-            puts("  --parked-wait-seconds S  and one G parked, S seconds since it was parked (default 60)");
+            puts("  --parked-wait-seconds S  and one G parked, for S seconds after it parked it (default 60)");
             puts("prime-recall show USER [--category C] [--json] [--db CONNINFO]");
         }
         free(rest);
