@@ -110,7 +110,8 @@ static char *buf_take(prime_buf_t *b)
 static const char tables_sql[] =
     "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
     "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
-    "  AND (n.nspname = 'public' OR (n.nspname = 'prime_pipeline' AND c.relname = 'audit_log')) "
+    "  AND (n.nspname = 'public' OR (n.nspname = 'prime_pipeline' AND c.relname IN ('audit_log', 'recall_state', "
+    "'recall_context'))) "
     "ORDER BY 1, 2";
 
 static table_t *find_table(table_t *t, int n, const char *schema, const char *name)
@@ -133,7 +134,9 @@ static int list_tables(const side_t sides[2], const char *const *only, int nonly
         for (int r = 0; r < PQntuples(res); r++) {
             const char *schema = PQgetvalue(res, r, 0), *name = PQgetvalue(res, r, 1);
             table_t *e = find_table(t, n, schema, name);
-            bool wanted = nonly == 0;
+            /* prime-recall's own tables only when named: a database
+             * prime-recall never ran on has none of their rows. */
+            bool wanted = nonly == 0 && (strcmp(schema, "prime_pipeline") || !strcmp(name, "audit_log"));
             for (int i = 0; i < nonly && !wanted; i++)
                 wanted = !strcmp(only[i], name) ||
                          (!strncmp(only[i], schema, strlen(schema)) && only[i][strlen(schema)] == '.' &&

@@ -256,6 +256,9 @@ if wait_until 60 grep -q "and mat has [0-9]* records of prime.users to apply: wa
 else
   bad "prime-recall ahead of the materializer: no wait seen: $(grep -v level=info "$tmp/early.log" | tail -3)"
 fi
+# A group that never stored an offset may be a typo of its name: the wait says so.
+grep -q "mat has stored no offsets at all: not started yet, or --materializer-group" "$tmp/early.log" &&
+  ok "the wait for a group with no offsets names --materializer-group" || bad "the wait does not say mat has no offsets"
 [ "$(psql -d early -qAtc "SELECT count(*) FROM mixx_recall")" = 0 ] && ok "nothing learned while waiting" ||
   bad "rows written before the users were"
 run_materializer early

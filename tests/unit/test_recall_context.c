@@ -134,6 +134,29 @@ static void test_presets_and_files(void)
     recall_context_free(c);
 }
 
+/* A preset's parameters are kept in memory as jsonb gives them back: each
+ * object's members in jsonb's order (shorter names first), a name given
+ * twice keeping its last value. A use in the batch of the preset's create
+ * counted {"high":2,"lo":1}, a use in a later batch (the facts read back
+ * from recall_context) {"lo":1,"high":2}: two values of one setting, and
+ * rows that depended on where batches were cut. */
+static void test_parameters_as_jsonb(void)
+{
+    recall_context_t *c = recall_context_new(4);
+    char *printed;
+
+    learn(c, "preset.created", ECHO, ECHO,
+          "\"preset_id\":\"" PRESET "\",\"name\":\"Hall\",\"plugin_type\":\"MixxVerb\","
+          "\"parameters\":{\"eq\":{\"high\":2,\"lo\":1},\"a\":1,\"a\":[3,{\"zz\":1,\"y\":2}]},"
+          "\"is_public\":false,\"is_system_preset\":false,\"tags\":[]");
+    printed = cJSON_PrintUnformatted(
+        cJSON_GetObjectItemCaseSensitive(recall_context_get(c, ECHO, CONTEXT_PRESET, PRESET), "parameters"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(printed);
+    CU_ASSERT_STRING_EQUAL(printed, "{\"a\":[3,{\"y\":2,\"zz\":1}],\"eq\":{\"lo\":1,\"high\":2}}");
+    cJSON_free(printed);
+    recall_context_free(c);
+}
+
 /* A save gets the project's settings as they stand at the save; an
  * editor's save of it is not the owner's doing. */
 static void test_save_signals(void)
@@ -161,6 +184,7 @@ int main(void)
         {"only the owner teaches; another user's ids are apart; user.deleted forgets", test_only_the_owner_teaches},
         {"presets (plugin, parameters, shared) and files (is_mix)", test_presets_and_files},
         {"a save's signals from its context; an editor's save counts nothing", test_save_signals},
+        {"a preset's parameters as jsonb gives them back (member order, a name twice)", test_parameters_as_jsonb},
         {NULL, NULL},
     };
     return prime_test_run("recall_context", setup, teardown, tests);

@@ -238,6 +238,60 @@ static bool event_bool(const prime_event_t *ev, const char *field)
            !prime_event_get_bool(ev, field, &v, &null, NULL) && !null && v;
 }
 
+typedef struct member {
+    cJSON *item;
+    size_t index; /* as written: the later of two equal names wins */
+} member_t;
+
+/* jsonb's order of an object's members: shorter names first, then byte by
+ * byte; equal names as written. */
+static int cmp_member(const void *a, const void *b)
+{
+    const member_t *x = a, *y = b;
+    size_t lx = strlen(x->item->string), ly = strlen(y->item->string);
+    int c = lx != ly ? (lx < ly ? -1 : 1) : memcmp(x->item->string, y->item->string, lx);
+    return c ? c : (x->index < y->index ? -1 : 1);
+}
+
+/* Makes a parsed document what jsonb gives back for it: each object's
+ * members in jsonb's order, a name given twice keeping its last value. A
+ * use in the batch of its preset's create then counts the same settings as
+ * a use in a later batch, which reads the facts back from recall_context
+ * (test_recall_context). false when out of memory. */
+static bool as_jsonb(cJSON *j)
+{
+    member_t *m;
+    size_t n = 0, kept = 0;
+
+    if (!cJSON_IsObject(j) && !cJSON_IsArray(j))
+        return true;
+    for (cJSON *c = j->child; c; c = c->next, n++)
+        if (!as_jsonb(c))
+            return false;
+    if (!cJSON_IsObject(j) || n < 2)
+        return true;
+    if (!(m = malloc(n * sizeof(*m))))
+        return false;
+    n = 0;
+    for (cJSON *c = j->child; c; c = c->next, n++)
+        m[n] = (member_t){c, n};
+    qsort(m, n, sizeof(*m), cmp_member);
+    for (size_t i = 0; i < n; i++) {
+        m[i].item->next = m[i].item->prev = NULL;
+        if (i + 1 < n && !strcmp(m[i].item->string, m[i + 1].item->string))
+            cJSON_Delete(m[i].item); /* a later one of the same name follows */
+        else
+            m[kept++] = m[i];
+    }
+    j->child = m[0].item;
+    for (size_t i = 0; i < kept; i++) {
+        m[i].item->next = i + 1 < kept ? m[i + 1].item : NULL;
+        m[i].item->prev = i ? m[i - 1].item : m[kept - 1].item; /* cJSON: the first's prev is the last */
+    }
+    free(m);
+    return true;
+}
+
 /* A preset's facts from preset.created (o empty) or preset.updated. */
 static bool learn_preset(cJSON *o, const prime_event_t *ev, bool created)
 {
@@ -249,6 +303,10 @@ static bool learn_preset(cJSON *o, const prime_event_t *ev, bool created)
     if (text) {
         cJSON *parameters = cJSON_Parse(text);
         cJSON_DeleteItemFromObjectCaseSensitive(o, "parameters");
+        if (parameters && !as_jsonb(parameters)) {
+            cJSON_Delete(parameters);
+            return false;
+        }
         if (parameters)
             cJSON_AddItemToObject(o, "parameters", parameters);
     }

@@ -182,19 +182,26 @@ static bool says_something(const prime_event_t *ev)
     return false;
 }
 
-/* Whether ev may give a signal (and so write a row of its owner's):
- * context alone needs no user row. */
-static bool may_signal(const prime_event_t *ev)
+/* Whether ev needs its owner in prime_users: a signal writes a row of the
+ * owner's (a foreign key), and context is created only for users who are
+ * there, so that a deleted user's create read after the user.deleted (it
+ * comes on another topic) does not bring back what that forgot, and a user
+ * who never registers leaves nothing behind (test_recall_hostile). Deletes
+ * and updates create nothing (an update of facts not kept is ignored): they
+ * need no owner, nor does a system preset, the catalogue's, which the
+ * materializer creates without its publisher's user row. */
+static bool needs_owner(const prime_event_t *ev)
 {
-    static const char *const context_only[] = {"project.deleted",     "preset.created",      "preset.updated",
-                                               "preset.deleted",      "audio.file_uploaded", "audio.stem_uploaded",
-                                               "audio.file_deleted",  "user.deleted"};
+    static const char *const none[] = {"project.deleted", "preset.updated", "preset.deleted", "audio.file_deleted",
+                                       "user.deleted"};
     const char *type = type_of(ev);
+    bool system = false, null = true;
 
-    for (size_t i = 0; i < sizeof(context_only) / sizeof(context_only[0]); i++)
-        if (!strcmp(type, context_only[i]))
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++)
+        if (!strcmp(type, none[i]))
             return false;
-    return true;
+    return strcmp(type, "preset.created") || prime_event_get_bool(ev, "is_system_preset", &system, &null, NULL) ||
+           null || !system;
 }
 
 static void drop_silent(batch_t *b)
@@ -264,14 +271,18 @@ static bool context_of(const batch_t *b, size_t i, signal_project_t *project, si
         if ((facts = recall_context_get(b->context, owner, CONTEXT_PRESET, id))) {
             preset->plugin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "plugin"));
             preset->parameters = cJSON_GetObjectItemCaseSensitive(facts, "parameters");
-        } else if ((facts = recall_context_shared_preset(b->context, id))) {
-            preset->plugin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "plugin"));
         } else if ((r = find_row(b->presets, id)) >= 0) {
+            /* The materializer's row before any claim in the context: it
+             * names the preset's one owner (another user's preset.created
+             * of the same id is refused there, but Recall's context learns
+             * it under that user), and its plugin never changes. */
             char canon[PRIME_UUID_TEXT];
             prime_uuid_canonical(owner, canon);
             preset->plugin = PQgetvalue(b->presets, r, 1);
             if (!PQgetisnull(b->presets, r, 3) && !strcmp(PQgetvalue(b->presets, r, 3), canon))
                 preset->parameters = b->parameters[r];
+        } else if ((facts = recall_context_shared_preset(b->context, id))) {
+            preset->plugin = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(facts, "plugin"));
         } else {
             return false;
         }
@@ -390,9 +401,10 @@ static prime_errcode_t take_in(prime_worker_t *w, PGconn *conn, batch_t *b, prim
  * acts, so once it has passed them all, an owner still missing is not on
  * its way (never registered, refused, or deleted). */
 static prime_errcode_t users_behind(prime_worker_t *w, const recall_t *r, PGconn *conn, long long *behind,
-                                    prime_error_t *err)
+                                    bool *started, prime_error_t *err)
 {
-    static const char sql[] = "SELECT coalesce(sum(x.e - coalesce(c.next_offset, 0)), 0) "
+    static const char sql[] = "SELECT coalesce(sum(x.e - coalesce(c.next_offset, 0)), 0), "
+                              "EXISTS (SELECT FROM prime_pipeline.consumer_offsets WHERE group_id = $1) "
                               "FROM unnest($2::int[], $3::bigint[]) AS x(p, e) "
                               "LEFT JOIN prime_pipeline.consumer_offsets c ON c.group_id = $1 AND c.topic = '" USERS_TOPIC
                               "' AND c.kafka_partition = x.p WHERE coalesce(c.next_offset, 0) < x.e";
@@ -424,6 +436,7 @@ static prime_errcode_t users_behind(prime_worker_t *w, const recall_t *r, PGconn
     if (!res)
         return err->code;
     *behind = atoll(PQgetvalue(res, 0, 0));
+    *started = !strcmp(PQgetvalue(res, 0, 1), "t");
     PQclear(res);
     return PRIME_OK;
 }
@@ -467,7 +480,7 @@ static prime_errcode_t read_owners(PGconn *conn, batch_t *b, bool *missing, bool
         return err->code;
     *any = false;
     for (size_t i = 0; i < b->n; i++)
-        *any |= missing[i] = may_signal(b->events[i]) &&
+        *any |= missing[i] = needs_owner(b->events[i]) &&
                              find_row(b->owners, prime_event_string(b->events[i], "owner_user_id")) < 0;
     return PRIME_OK;
 }
@@ -478,6 +491,7 @@ static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn
     size_t kept = 0;
     bool *missing, any = false;
     long long behind = 0;
+    bool started = true;
     char text[400];
 
     if (!b->n)
@@ -505,17 +519,21 @@ static prime_errcode_t check_owners(prime_worker_t *w, recall_t *r, PGconn *conn
         }
     }
     if (!rc && any && *r->materializer_group && !prime_worker_replaying(w)) {
-        rc = users_behind(w, r, conn, &behind, err);
+        rc = users_behind(w, r, conn, &behind, &started, err);
         /* Read again: what the materializer committed up to the offsets
          * just read is seen by a later statement (READ COMMITTED). */
         if (!rc && !behind)
             rc = read_owners(conn, b, missing, &any, err);
     }
     if (!rc && behind) {
+        /* A group that never stored an offset is waited for until it
+         * does: a typo in --materializer-group waits for good, so say it. */
         rc = prime_error_set(err, PRIME_ERR_DB, NULL,
                              "events of users not in prime_users yet, and %s has %lld records of " USERS_TOPIC
-                             " to apply: waiting for it",
-                             r->materializer_group, behind);
+                             " to apply: waiting for it%s%s%s",
+                             r->materializer_group, behind, started ? "" : " (", started ? "" : r->materializer_group,
+                             started ? "" : " has stored no offsets at all: not started yet, or "
+                                            "--materializer-group names no group that runs)");
         err->retriable = true;
     }
     if (rc) {

@@ -55,14 +55,18 @@ typedef struct worker_spec {
     bool optional;          /* run only when built */
     bool after;             /* runs once the others are done: it needs their rows (prime-recall writes
                              * rows of the users the materializer wrote) */
-    const char *option, *value; /* one more option of its own, or NULL */
+    const char *const *options; /* more options of its own (NULL-terminated), or NULL */
 } worker_spec_t;
 
+/* prime-recall's own: whose offsets it reads (in a replay it waits for
+ * nothing: the materializer has run to its end; docs/recall.md, "Owners"). */
+static const char *const recall_options[] = {"--materializer-group", "prime-replay-materializer", NULL};
+
 static const worker_spec_t workers[] = {
-    {"prime-materializer", NULL, "prime-replay-materializer", false, false, NULL, NULL},
-    {"prime-snapshot-writer", NULL, "prime-replay-snapshot-writer", false, false, NULL, NULL},
-    {"prime-audit", "writer", "prime-replay-audit", false, false, NULL, NULL},
-    {"prime-recall", NULL, "prime-replay-recall", true, true, "--materializer-group", "prime-replay-materializer"},
+    {"prime-materializer", NULL, "prime-replay-materializer", false, false, NULL},
+    {"prime-snapshot-writer", NULL, "prime-replay-snapshot-writer", false, false, NULL},
+    {"prime-audit", "writer", "prime-replay-audit", false, false, NULL},
+    {"prime-recall", NULL, "prime-replay-recall", true, true, recall_options},
 };
 #define NWORKERS (sizeof(workers) / sizeof(workers[0]))
 
@@ -360,10 +364,8 @@ static pid_t start_worker(const options_t *o, const worker_spec_t *spec, const c
     argv[argc++] = stop_file;
     if (o->allow_gaps)
         argv[argc++] = "--allow-gaps";
-    if (spec->option) {
-        argv[argc++] = spec->option;
-        argv[argc++] = spec->value;
-    }
+    for (int i = 0; spec->options && spec->options[i]; i++)
+        argv[argc++] = spec->options[i];
     if (o->batch_max) {
         argv[argc++] = "--batch-max";
         argv[argc++] = o->batch_max;
