@@ -64,7 +64,7 @@ publish() {
 
 "$migrate_bin" >/dev/null || { bad "prime-migrate failed"; finish; exit 1; }
 if [ -z "$external" ]; then
-  common=(--linger-ms 100 -X session.timeout.ms=6000 -X heartbeat.interval.ms=500 "${kx[@]}")
+  common=(--linger-ms 100 "${group_x[@]}" "${kx[@]}")
   "${PRIME_MATERIALIZER:-prime-materializer}" "${common[@]}" >"$tmp/materializer.log" 2>&1 & pids+=($!)
   "${PRIME_ANALYZER:-prime-analyzer}" --storage-root "$storage" --threads 2 "${common[@]}" >"$tmp/analyzer.log" 2>&1 & pids+=($!)
   "${PRIME_SNAPSHOT_WRITER:-prime-snapshot-writer}" "${common[@]}" >"$tmp/snapshots.log" 2>&1 & pids+=($!)

@@ -76,7 +76,7 @@ consumed() { # DBNAME [GROUP]
   psql -d "$1" -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets WHERE group_id = '${2:-$1}'" 2>/dev/null || echo 0
 }
 start() { # DB GROUP-SUFFIX [ARGS]: the materializer, the snapshot writer and the audit writer
-  local db=$1 g=$2 common=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+  local db=$1 g=$2 common=("${group_x[@]}")
   shift 2
   PRIME_DB=$db "$PRIME_MATERIALIZER" --group "$g" --snapshot-every 3 "${common[@]}" "$@" >>"$tmp/mat.log" 2>&1 & pids+=($!)
   PRIME_DB=$db "$PRIME_SNAPSHOT_WRITER" --group "snap-$g" "${common[@]}" "$@" >>"$tmp/snap.log" 2>&1 & pids+=($!)

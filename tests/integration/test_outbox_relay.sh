@@ -51,7 +51,7 @@ appended() {
 keys_on() { kcat -b "$PRIME_BROKERS" -C -t "$1" -o beginning -e -q -f '%k\n' 2>/dev/null | sort -u | wc -l; }
 port=$(( 20000 + RANDOM % 20000 ))
 start_worker() {
-  "$PRIME_ECHO_WORKER" --metrics-port "$port" -X session.timeout.ms=6000 -X heartbeat.interval.ms=500 "$@" \
+  "$PRIME_ECHO_WORKER" --metrics-port "$port" "${group_x[@]}" "$@" \
     >>"$tmp/worker.log" 2>&1 &
   worker_pid=$!
 }

@@ -94,7 +94,7 @@ psql -qc "CREATE DATABASE mid TEMPLATE prime" >"$tmp/mid.out" 2>&1 && ok "the li
 
 # --- the second half, on live workers ---------------------------------------------------------
 export PRIME_BROKERS=$brokers PRIME_DB=$base
-common=(--linger-ms 100 -X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+common=(--linger-ms 100 "${group_x[@]}")
 "${PRIME_MATERIALIZER:-prime-materializer}" "${common[@]}" >"$tmp/materializer.log" 2>&1 & pids+=($!)
 "${PRIME_ANALYZER:-prime-analyzer}" --storage-root "$storage" --threads 2 "${common[@]}" >"$tmp/analyzer.log" 2>&1 & pids+=($!)
 "${PRIME_SNAPSHOT_WRITER:-prime-snapshot-writer}" "${common[@]}" >"$tmp/snapshots.log" 2>&1 & pids+=($!)
