@@ -122,12 +122,21 @@ wait_until() { # NAME SECONDS CONDITION...
   exit 1
 }
 declare -A port pid
-start() { # INSTANCE DB
-  port[$1]=$(free_port)
-  "$PRIME_MATERIALIZER" --db "$2" --group scale --batch-max 50 --linger-ms 50 --metrics-port "${port[$1]}" \
-    "${group_x[@]}" >"$tmp/$1.log" 2>&1 &
-  pid[$1]=$!
-  pids+=($!)
+start() { # INSTANCE DB: started (again on another port when its metrics port was taken meanwhile)
+  local try i
+  for try in 1 2 3; do
+    port[$1]=$(free_port)
+    "$PRIME_MATERIALIZER" --db "$2" --group scale --batch-max 50 --linger-ms 50 --metrics-port "${port[$1]}" \
+      "${group_x[@]}" >"$tmp/$1.log" 2>&1 &
+    pid[$1]=$!
+    pids+=($!)
+    for i in $(seq 100); do
+      grep -q 'msg="started"' "$tmp/$1.log" && return 0
+      kill -0 "${pid[$1]}" 2>/dev/null || break
+      sleep 0.1
+    done
+    grep -q 'msg="cannot serve metrics"' "$tmp/$1.log" || return 0 # what else happened, the test sees
+  done
 }
 moved_past() { [ "$(committed "$1")" -gt "$2" ]; }
 drained() { [ "$(consumed "$1")" -ge "$published" ]; }
