@@ -166,6 +166,8 @@ wait_until "the materializer caught up" 90 caught_up prime-materializer prime.us
   prime.audio prime.recall prime.sessions prime.presets prime.collab prime.analysis && ok "the materializer read every topic to its end"
 wait_until "the outbox relayed" 60 query_is 0 "SELECT count(*) FROM prime_pipeline.outbox" && ok "the outbox is empty"
 wait_until "the snapshot writer caught up" 60 caught_up prime-snapshot-writer prime.snapshots && ok "the snapshot writer read prime.snapshots to its end"
+# The snapshot writer's audit records, made as it caught up, relayed before prime.audit is counted.
+wait_until "the outbox relayed again" 60 query_is 0 "SELECT count(*) FROM prime_pipeline.outbox"
 wait_until "the audit writer caught up" 60 caught_up prime-audit-writer prime.audit && ok "the audit writer read prime.audit to its end"
 # prime-recall learns from the rows the materializer wrote (a project's
 # settings, a preset, a mix), so it runs behind it (docs/recall.md).

@@ -162,6 +162,8 @@ wait_until "the materializer caught up" 90 caught_up prime-materializer prime.us
   prime.audio prime.recall prime.sessions prime.presets prime.collab prime.analysis
 wait_until "the outbox relayed" 60 query_is 0 "SELECT count(*) FROM prime_pipeline.outbox"
 wait_until "the snapshot writer caught up" 60 caught_up prime-snapshot-writer prime.snapshots
+# Its audit records, made as it caught up, relayed before prime.audit is counted.
+wait_until "the outbox relayed again" 60 query_is 0 "SELECT count(*) FROM prime_pipeline.outbox"
 wait_until "the audit writer caught up" 60 caught_up prime-audit-writer prime.audit
 # prime-recall learns from the rows the materializer wrote: it runs behind it.
 "${PRIME_RECALL:-prime-recall}" "${common[@]}" >"$tmp/recall.log" 2>&1 & pids+=($!)
