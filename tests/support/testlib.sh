@@ -35,7 +35,12 @@ kept_pid= kept_cmd=
 keep_running() { # LOG CMD...: CMD runs from now on, its output appended to LOG
   local log=$1
   shift
-  [ -n "$kept_pid" ] && [ "$kept_cmd" = "$*" ] && kill -0 "$kept_pid" 2>/dev/null && return 0
+  if [ -n "$kept_pid" ] && ! kill -0 "$kept_pid" 2>/dev/null; then # it was to run on
+    wait "$kept_pid"
+    bad "a kept worker exited with $? while it was to run on: ${kept_cmd:0:120}"
+    kept_pid= kept_cmd=
+  fi
+  [ -n "$kept_pid" ] && [ "$kept_cmd" = "$*" ] && return 0
   stop_kept
   "$@" >>"$log" 2>&1 &
   kept_pid=$! kept_cmd="$*"
@@ -43,7 +48,7 @@ keep_running() { # LOG CMD...: CMD runs from now on, its output appended to LOG
 stop_kept() {
   [ -n "$kept_pid" ] || return 0
   kill -TERM "$kept_pid"
-  wait "$kept_pid" || bad "${kept_cmd%% *} exited with $? on SIGTERM"
+  wait "$kept_pid" || bad "a kept worker exited with $? on SIGTERM: ${kept_cmd:0:120}"
   kept_pid= kept_cmd=
 }
 finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; }
