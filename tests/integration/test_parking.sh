@@ -7,7 +7,7 @@
 # carries the Kafka headers it was published with.
 set -uo pipefail
 tmp=$(mktemp -d)
-trap '[ -n "${kept_pid:-}" ] && kill -KILL "$kept_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../support/testlib.sh"
 export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
 "$PRIME_MIGRATE" >/dev/null || exit 1
@@ -17,15 +17,15 @@ publish() { # FILE
   "$PRIME_PUBLISH" "$1" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
   published=$((published + $(grep -c . "$1")))
 }
-drain() { # ARGS...: run the materializer until it has consumed everything published (it runs on
-  # for the next call with the same arguments: keep_running)
-  keep_running "$tmp/mat.log" "$PRIME_MATERIALIZER" --group park --linger-ms 200 "${group_x[@]}" "$@"
-  local last=-1
+drain() { # ARGS...: run the materializer until it has consumed everything published, then stop it
+  "$PRIME_MATERIALIZER" --group park --linger-ms 200 "${group_x[@]}" "$@" >>"$tmp/mat.log" 2>&1 &
+  local pid=$! last=-1
   for _ in $(seq 600); do
     last=$(psql -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets WHERE group_id = 'park'")
     [ "$last" -ge "$published" ] && break
     sleep 0.1
   done
+  kill -TERM "$pid"; wait "$pid"
 }
 count_dead() { dead_letters | grep -cE "$1"; }
 n=0
@@ -98,7 +98,6 @@ drain
 check "the traced event is parked" "1" "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = 'park'"
 # Expired by the idle housekeeping of a materializer left running until the
 # dead letter is there.
-stop_kept
 "$PRIME_MATERIALIZER" --group park --park-max-seconds 1 "${group_x[@]}" >>"$tmp/mat.log" 2>&1 &
 pid=$!
 for _ in $(seq 150); do
