@@ -37,7 +37,7 @@ drain() { # FILE
   local pid got=0
   "$PRIME_PUBLISH" "$1" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
   published=$((published + $(grep -c . "$1")))
-  "$PRIME_MATERIALIZER" --group actors --linger-ms 200 -X session.timeout.ms=6000 >>"$tmp/mat.log" 2>&1 &
+  "$PRIME_MATERIALIZER" --group actors --linger-ms 200 "${group_x[@]}" >>"$tmp/mat.log" 2>&1 &
   pid=$!
   for _ in $(seq 300); do
     got=$(psql -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets WHERE group_id = 'actors'")

@@ -74,7 +74,7 @@ f() { printf 'f%07d-0000-4000-8000-000000000000' "$1"; }
 sed -n 3p "$tmp/events.jsonl" >>"$tmp/events.jsonl" # the mix's upload published twice: one request
 "$PRIME_PUBLISH" "$tmp/events.jsonl" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
 
-"$PRIME_ANALYZER" --storage-root "$root" --threads 2 --max-samples 50000000 -X session.timeout.ms=6000 \
+"$PRIME_ANALYZER" --storage-root "$root" --threads 2 --max-samples 50000000 "${group_x[@]}" \
   >"$tmp/analyzer.log" 2>&1 &
 apid=$!
 for _ in $(seq 300); do
@@ -110,7 +110,7 @@ grep -a -q 'budget of 50000000 decoded samples' "$tmp/answers" \
 grep -q 'request answered before; not analysed again' "$tmp/analyzer.log" && ok "the duplicate is logged" || bad "duplicate log"
 grep -q 'reason=path_rejected' "$tmp/analyzer.log" && ok "the symlink out of the root is refused" || bad "escape"
 
-"$PRIME_MATERIALIZER" -X session.timeout.ms=6000 --linger-ms 200 >"$tmp/mat.log" 2>&1 &
+"$PRIME_MATERIALIZER" "${group_x[@]}" --linger-ms 200 >"$tmp/mat.log" 2>&1 &
 mpid=$!
 for _ in $(seq 300); do
   [ "$(psql -qAtc "SELECT count(*) FROM audio_files WHERE audio_analysis IS NOT NULL")" = 8 ] && break

@@ -48,7 +48,7 @@ status() { # NAME WANT GOT
 } >"$tmp/first.jsonl"
 publish "$tmp/first.jsonl"
 printf 'garbage\n' | kcat -b "$PRIME_BROKERS" -P -t prime.users -k "$u1" 2>/dev/null
-"$PRIME_MATERIALIZER" --group mat --park-max-seconds 1 --linger-ms 100 -X session.timeout.ms=6000 >"$tmp/mat.log" 2>&1 &
+"$PRIME_MATERIALIZER" --group mat --park-max-seconds 1 --linger-ms 100 "${group_x[@]}" >"$tmp/mat.log" 2>&1 &
 pid=$!
 for _ in $(seq 300); do [ "$(on_topic prime.dlq)" -ge 3 ] && break; sleep 0.1; done
 status "three dead letters written" 3 "$(on_topic prime.dlq)"

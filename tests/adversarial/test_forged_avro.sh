@@ -66,7 +66,7 @@ nforged=$((nforged + 1))
 published=$(( $(on_topic prime.users) + $(on_topic prime.projects) + $(on_topic prime.auth) ))
 [ "$published" = $((nforged + 2)) ] && ok "$nforged forgeries and two good events on the topics" ||
   bad "$published records on the topics for $nforged forgeries and two good events"
-"$PRIME_MATERIALIZER" --group forged --linger-ms 200 -X session.timeout.ms=6000 >"$tmp/mat.log" 2>&1 &
+"$PRIME_MATERIALIZER" --group forged --linger-ms 200 "${group_x[@]}" >"$tmp/mat.log" 2>&1 &
 pid=$!
 got=0
 for _ in $(seq 300); do

@@ -27,13 +27,18 @@ psql -qc "CREATE DATABASE prime_b" >/dev/null || exit 1
 # --- the workload -----------------------------------------------------------------------
 users=24 presets=4 saves=25
 uid() { printf '%08x-0000-4000-8000-%012x' "$1" "$2"; } # KIND N
+uid_to() { printf -v "$1" '%08x-0000-4000-8000-%012x' "$2" "$3"; } # VAR KIND N: uid without a subshell
 user=1 project=2 mix=3 preset=4 collab=5 session=6 stem=7 auth=8
 hash() { printf '$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNo%011d' "$1"; } # N: a distinct one
 n=0
 ev() { # TYPE ACTOR OWNER FIELDS: one event, a second after the one before
+  local at id
   n=$((n + 1))
+  uid_to id 99 "$n"
+  # bash's own strftime: date(1) for each of the 3,676 events took 15 s.
+  TZ=UTC0 printf -v at '%(%FT%TZ)T' $((1795000000 + n))
   printf '{"type":"%s","event_id":"%s","occurred_at":"%s","actor_user_id":"%s","owner_user_id":"%s","device_id":"d",%s}\n' \
-    "$1" "$(uid 99 "$n")" "$(date -u -d "@$((1795000000 + n))" +%FT%TZ)" "$2" "$3" "$4"
+    "$1" "$id" "$at" "$2" "$3" "$4"
 }
 chunks=6
 { # chunk 1: the users, their projects and mixes, the public presets
@@ -55,11 +60,15 @@ for c in $(seq 2 $chunks); do {
   for r in $(seq 1 $per); do
     v=$(((c - 2) * per + r))
     for i in $(seq 0 $((users - 1))); do
-      u=$(uid $user "$i")
-      ev project.saved "$u" "$u" "\"project_id\":\"$(uid $project "$i")\",\"base_version\":$v,\"project_data\":{\"v\":$((v + 1))}"
-      ev audio.analyzed "$u" "$u" "\"file_id\":\"$(uid $mix "$i")\",\"request_event_id\":\"$(uid 98 "$n")\",\"analyzer_version\":\"1.0.$v\",\"audio_analysis\":{\"pass\":$v},\"duration_seconds\":12,\"sample_rate\":48000,\"channels\":2,\"integrated_lufs\":-$((10 + (v + i) % 20)).5,\"dynamic_range\":$(((v * 7 + i) % 20)).25"
+      uid_to u $user "$i"
+      uid_to proj_id $project "$i"
+      uid_to mix_id $mix "$i"
+      ev project.saved "$u" "$u" "\"project_id\":\"$proj_id\",\"base_version\":$v,\"project_data\":{\"v\":$((v + 1))}"
+      uid_to req_id 98 "$n"
+      ev audio.analyzed "$u" "$u" "\"file_id\":\"$mix_id\",\"request_event_id\":\"$req_id\",\"analyzer_version\":\"1.0.$v\",\"audio_analysis\":{\"pass\":$v},\"duration_seconds\":12,\"sample_rate\":48000,\"channels\":2,\"integrated_lufs\":-$((10 + (v + i) % 20)).5,\"dynamic_range\":$(((v * 7 + i) % 20)).25"
       for k in $(seq 0 $((presets - 1))); do
-        [ $(((r + k + i) % 2)) = 0 ] && ev preset.used "$u" "$u" "\"preset_id\":\"$(uid $preset "$k")\""
+        uid_to preset_id $preset "$k"
+        [ $(((r + k + i) % 2)) = 0 ] && ev preset.used "$u" "$u" "\"preset_id\":\"$preset_id\""
       done
     done
   done
@@ -113,12 +122,21 @@ wait_until() { # NAME SECONDS CONDITION...
   exit 1
 }
 declare -A port pid
-start() { # INSTANCE DB
-  port[$1]=$(free_port)
-  "$PRIME_MATERIALIZER" --db "$2" --group scale --batch-max 50 --linger-ms 50 --metrics-port "${port[$1]}" \
-    -X session.timeout.ms=6000 -X heartbeat.interval.ms=500 >"$tmp/$1.log" 2>&1 &
-  pid[$1]=$!
-  pids+=($!)
+start() { # INSTANCE DB: started (again on another port when its metrics port was taken meanwhile)
+  local try i
+  for try in 1 2 3; do
+    port[$1]=$(free_port)
+    "$PRIME_MATERIALIZER" --db "$2" --group scale --batch-max 50 --linger-ms 50 --metrics-port "${port[$1]}" \
+      "${group_x[@]}" >"$tmp/$1.log" 2>&1 &
+    pid[$1]=$!
+    pids+=($!)
+    for i in $(seq 100); do
+      grep -q 'msg="started"' "$tmp/$1.log" && return 0
+      kill -0 "${pid[$1]}" 2>/dev/null || break
+      sleep 0.1
+    done
+    grep -q 'msg="cannot serve metrics"' "$tmp/$1.log" || return 0 # what else happened, the test sees
+  done
 }
 moved_past() { [ "$(committed "$1")" -gt "$2" ]; }
 drained() { [ "$(consumed "$1")" -ge "$published" ]; }

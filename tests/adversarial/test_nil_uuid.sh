@@ -18,7 +18,7 @@ printf '{"type":"user.registered","event_id":"0000000e-0000-4000-8000-0000000000
 if [ $? = 1 ] && grep -q 'owner_user_id\|actor_user_id' "$tmp/publish.err"; then
   ok "prime-publish refuses the nil UUID, naming the field"
 else
-  "$PRIME_MATERIALIZER" --group nil --linger-ms 200 -X session.timeout.ms=6000 >"$tmp/mat.log" 2>&1 &
+  "$PRIME_MATERIALIZER" --group nil --linger-ms 200 "${group_x[@]}" >"$tmp/mat.log" 2>&1 &
   pid=$!
   for _ in $(seq 300); do
     got=$(psql -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets WHERE group_id = 'nil'")

@@ -39,7 +39,7 @@ session() { ev auth.session_started "$u1" "$2" "\"session_id\":\"$1\",\"session_
 "$PRIME_PUBLISH" "$tmp/events.jsonl" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
 # Started after the events are in, with a long linger: one batch holds them all.
 port=$((20000 + RANDOM % 20000))
-common=(--linger-ms 1000 -X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+common=(--linger-ms 1000 "${group_x[@]}")
 "$PRIME_MATERIALIZER" --group mat --metrics-port "$port" "${common[@]}" >>"$tmp/mat.log" 2>&1 & pids+=($!)
 "$PRIME_AUDIT" writer --group audit "${common[@]}" >>"$tmp/audit.log" 2>&1 & pids+=($!)
 

@@ -64,7 +64,7 @@ publish() {
 
 "$migrate_bin" >/dev/null || { bad "prime-migrate failed"; finish; exit 1; }
 if [ -z "$external" ]; then
-  common=(--linger-ms 100 -X session.timeout.ms=6000 -X heartbeat.interval.ms=500 "${kx[@]}")
+  common=(--linger-ms 100 "${group_x[@]}" "${kx[@]}")
   "${PRIME_MATERIALIZER:-prime-materializer}" "${common[@]}" >"$tmp/materializer.log" 2>&1 & pids+=($!)
   "${PRIME_ANALYZER:-prime-analyzer}" --storage-root "$storage" --threads 2 "${common[@]}" >"$tmp/analyzer.log" 2>&1 & pids+=($!)
   "${PRIME_SNAPSHOT_WRITER:-prime-snapshot-writer}" "${common[@]}" >"$tmp/snapshots.log" 2>&1 & pids+=($!)
@@ -169,6 +169,8 @@ wait_until "the materializer caught up" 90 caught_up prime-materializer prime.us
   prime.audio prime.recall prime.sessions prime.presets prime.collab prime.analysis && ok "the materializer read every topic to its end"
 wait_until "the outbox relayed" 60 query_is 0 "SELECT count(*) FROM prime_pipeline.outbox" && ok "the outbox is empty"
 wait_until "the snapshot writer caught up" 60 caught_up prime-snapshot-writer prime.snapshots && ok "the snapshot writer read prime.snapshots to its end"
+# The snapshot writer's audit records, made as it caught up, relayed before prime.audit is counted.
+wait_until "the outbox relayed again" 60 query_is 0 "SELECT count(*) FROM prime_pipeline.outbox"
 wait_until "the audit writer caught up" 60 caught_up prime-audit-writer prime.audit && ok "the audit writer read prime.audit to its end"
 wait_until "prime-recall caught up" 60 caught_up prime-recall prime.recall prime.projects prime.presets prime.users \
   prime.audio prime.analysis && ok "prime-recall read its topics to the end"

@@ -30,7 +30,7 @@ psql -qc "ALTER TABLE prime_users RENAME COLUMN bio TO bio_gone"
 [ "$rc" = 1 ] && grep -q 'drift    public.prime_users.bio: expected text, position 7, found nothing' "$tmp/status" \
   && ok "prime-migrate --status names the dropped column, exit 1" || bad "status exit $rc: $(cat "$tmp/status")"
 
-"$PRIME_MATERIALIZER" --group mat --linger-ms 100 --metrics-port "$port" -X session.timeout.ms=6000 >"$tmp/mat.log" 2>&1 &
+"$PRIME_MATERIALIZER" --group mat --linger-ms 100 --metrics-port "$port" "${group_x[@]}" >"$tmp/mat.log" 2>&1 &
 pid=$!
 for i in 1 2 3 4 5; do user "$i"; done >"$tmp/events.jsonl"
 "$PRIME_PUBLISH" "$tmp/events.jsonl" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }

@@ -75,7 +75,7 @@ perm='{"level": 12345678901234567890123, "scale": 1.000000000000000000001}'
 } >"$tmp/good.jsonl"
 "$PRIME_PUBLISH" "$tmp/good.jsonl" 2>"$tmp/e" || { bad "publish: $(cat "$tmp/e")"; finish; exit; }
 total=$(grep -c . "$tmp/good.jsonl")
-"$PRIME_MATERIALIZER" --group fidelity --linger-ms 200 -X session.timeout.ms=6000 >"$tmp/mat.log" 2>&1 &
+"$PRIME_MATERIALIZER" --group fidelity --linger-ms 200 "${group_x[@]}" >"$tmp/mat.log" 2>&1 &
 pid=$!
 for _ in $(seq 300); do
   [ "$(psql -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets WHERE group_id = 'fidelity'")" -ge "$total" ] && break

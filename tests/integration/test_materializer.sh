@@ -6,7 +6,7 @@
 # byte-identical tables.
 set -uo pipefail
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap '[ -n "${kept_pid:-}" ] && kill -KILL "$kept_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../support/testlib.sh"
 export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
 dead_letters() { kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f '%h\n' 2>/dev/null; }
@@ -18,17 +18,17 @@ publish() { # FILE
   "$PRIME_PUBLISH" "$1" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
   published=$((published + $(grep -c . "$1")))
 }
-run_materializer() { # DB GROUP [DBNAME] [ARGS...]: drain everything published, then stop
+run_materializer() { # DB GROUP [DBNAME] [ARGS...]: until everything published is drained (the
+  # materializer runs on for the next call with the same arguments: keep_running)
   local db=$1 group=$2 dbname=${3:-prime}
   shift 3 2>/dev/null || shift $#
-  PRIME_DB=$db "$PRIME_MATERIALIZER" --group "$group" --linger-ms 200 -X session.timeout.ms=6000 "$@" >>"$tmp/mat.log" 2>&1 &
-  local pid=$! total=$published last=-1
+  keep_running "$tmp/mat.log" env PRIME_DB="$db" "$PRIME_MATERIALIZER" --group "$group" --linger-ms 200 "${group_x[@]}" "$@"
+  local total=$published last=-1
   for _ in $(seq 300); do
     last=$(psql -d "$dbname" -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets WHERE group_id = '$group'")
     [ "$last" -ge "$total" ] && break
     sleep 0.1
   done
-  kill -TERM "$pid"; wait "$pid"
 }
 "$PRIME_MIGRATE" >/dev/null || exit 1
 
@@ -292,7 +292,8 @@ dead_lettered "a login naming another user's credential is dead-lettered (after 
 
 # The bounded wait: the orphan is dead-lettered once it has waited too long,
 # with no new traffic (the runtime's idle housekeeping call).
-PRIME_DB=$PRIME_TEST_DB "$PRIME_MATERIALIZER" --group mat-1 --park-max-seconds 1 -X session.timeout.ms=6000 >>"$tmp/mat.log" 2>&1 &
+stop_kept
+PRIME_DB=$PRIME_TEST_DB "$PRIME_MATERIALIZER" --group mat-1 --park-max-seconds 1 "${group_x[@]}" >>"$tmp/mat.log" 2>&1 &
 pid=$!
 for _ in $(seq 150); do
   dead_letters | grep -q "prime_users:$u3 was not written" && break
@@ -346,6 +347,7 @@ check "user.deleted removes the user and cascades to every table that names them
           (SELECT count(*) FROM plugin_presets WHERE user_id = '$u1'), (SELECT count(*) FROM collaboration_sessions WHERE project_id = '$p1'),
           (SELECT count(*) FROM auth_credentials WHERE user_id = '$u1'), (SELECT count(*) FROM auth_sessions WHERE user_id = '$u1')"
 check "other users stay" "1" "SELECT count(*) FROM prime_users WHERE id = '$u2'"
+stop_kept
 
 if [ "$failed" != 0 ]; then
   echo "--- the materializer's warnings and errors:"

@@ -76,7 +76,7 @@ consumed() { # DBNAME [GROUP]
   psql -d "$1" -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets WHERE group_id = '${2:-$1}'" 2>/dev/null || echo 0
 }
 start() { # DB GROUP-SUFFIX [ARGS]: the materializer, the snapshot writer and the audit writer
-  local db=$1 g=$2 common=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+  local db=$1 g=$2 common=("${group_x[@]}")
   shift 2
   PRIME_DB=$db "$PRIME_MATERIALIZER" --group "$g" --snapshot-every 3 "${common[@]}" "$@" >>"$tmp/mat.log" 2>&1 & pids+=($!)
   PRIME_DB=$db "$PRIME_SNAPSHOT_WRITER" --group "snap-$g" "${common[@]}" "$@" >>"$tmp/snap.log" 2>&1 & pids+=($!)
@@ -90,11 +90,16 @@ drain() { # DBNAME: until every event is consumed
   for _ in $(seq 1200); do [ "$(consumed "$1")" = "$total" ] && return 0; sleep 0.1; done
   return 1
 }
-settle() { # DBNAME: until the derived events are relayed and every one of them consumed
+settle() { # DBNAME: until the derived events are relayed and every one of them consumed, looked at in
+  # the order they are made: the materializer's snapshots relayed, then consumed by the snapshot writer,
+  # whose audit records are then relayed and consumed with the rest. A count of prime.audit read before
+  # the snapshot writer's last audit records were relayed would settle too soon (seen: 12 snapshots
+  # without their audit record).
+  outbox_empty() { [ "$(psql -d "$1" -qAtc "SELECT count(*) FROM prime_pipeline.outbox")" = 0 ]; }
+  audits=- snaps=-
   for _ in $(seq 600); do
-    audits=$(on_topic prime.audit) snaps=$(on_topic prime.snapshots)
-    [ "$(psql -d "$1" -qAtc "SELECT count(*) FROM prime_pipeline.outbox")" = 0 ] &&
-      [ "$(consumed "$1" "audit-$1")" = "$audits" ] && [ "$(consumed "$1" "snap-$1")" = "$snaps" ] && return 0
+    outbox_empty "$1" && snaps=$(on_topic prime.snapshots) && [ "$(consumed "$1" "snap-$1")" = "$snaps" ] &&
+      outbox_empty "$1" && audits=$(on_topic prime.audit) && [ "$(consumed "$1" "audit-$1")" = "$audits" ] && return 0
     sleep 0.1
   done
   return 1

@@ -53,8 +53,8 @@ port=$(( 20000 + RANDOM % 20000 ))
 healthz() { http_get "$port" /healthz; }
 healthz_says() { healthz | grep -q "$1"; }
 start_worker() {
-  "$PRIME_ECHO_WORKER" --metrics-port "$port" --memory-max-mb 16 -X session.timeout.ms=6000 \
-    -X heartbeat.interval.ms=500 "$@" >>"$tmp/worker.log" 2>&1 &
+  "$PRIME_ECHO_WORKER" --metrics-port "$port" --memory-max-mb 16 "${group_x[@]}" "$@" \
+    >>"$tmp/worker.log" 2>&1 &
   worker_pid=$!
 }
 stop_worker() { kill -TERM "$worker_pid"; wait "$worker_pid"; local rc=$?; worker_pid=; return $rc; }

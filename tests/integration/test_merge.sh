@@ -31,7 +31,7 @@ ok "600 records produced, merge.b (odd times) before merge.a (even times)"
 # A partition still fetching holds the merge back for at most --linger-ms
 # (or a second): long enough here for every partition's first fetch, even
 # on a loaded machine.
-"$PRIME_ECHO_WORKER" --topics merge.a,merge.b --batch-max 1000 --linger-ms 3000 -X session.timeout.ms=6000 \
+"$PRIME_ECHO_WORKER" --topics merge.a,merge.b --batch-max 1000 --linger-ms 3000 "${group_x[@]}" \
   >"$tmp/worker.log" 2>&1 &
 pid=$!
 for _ in $(seq 300); do [ "$(psql -qAtc "SELECT count(*) FROM worker_echo")" = 600 ] && break; sleep 0.1; done

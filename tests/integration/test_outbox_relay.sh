@@ -51,6 +51,11 @@ appended() {
 }
 keys_on() { kcat -b "$PRIME_BROKERS" -C -t "$1" -o beginning -e -q -f '%k\n' 2>/dev/null | sort -u | wc -l; }
 port=$(( 20000 + RANDOM % 20000 ))
+# 6 s sessions, not group_x's 4: this test stops workers about 4 s after they
+# start, and with 4 s sessions that is when their first join completes and
+# its sync is pending, where librdkafka 2.0.2 aborts when the consumer is
+# destroyed (docs/workers.md, the relay's open question): seen in two of
+# three full runs with 4 s; with 6 s, once in the test's history.
 start_worker() {
   "$PRIME_ECHO_WORKER" --metrics-port "$port" -X session.timeout.ms=6000 -X heartbeat.interval.ms=500 "$@" \
     >>"$tmp/worker.log" 2>&1 &

@@ -18,7 +18,7 @@ publish() { # FILE
   published=$((published + $(grep -c . "$1")))
 }
 drain() { # ARGS...: run the materializer until it has consumed everything published, then stop it
-  "$PRIME_MATERIALIZER" --group park --linger-ms 200 -X session.timeout.ms=6000 "$@" >>"$tmp/mat.log" 2>&1 &
+  "$PRIME_MATERIALIZER" --group park --linger-ms 200 "${group_x[@]}" "$@" >>"$tmp/mat.log" 2>&1 &
   local pid=$! last=-1
   for _ in $(seq 600); do
     last=$(psql -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets WHERE group_id = 'park'")
@@ -98,7 +98,7 @@ drain
 check "the traced event is parked" "1" "SELECT count(*) FROM prime_pipeline.parked_events WHERE group_id = 'park'"
 # Expired by the idle housekeeping of a materializer left running until the
 # dead letter is there.
-"$PRIME_MATERIALIZER" --group park --park-max-seconds 1 -X session.timeout.ms=6000 >>"$tmp/mat.log" 2>&1 &
+"$PRIME_MATERIALIZER" --group park --park-max-seconds 1 "${group_x[@]}" >>"$tmp/mat.log" 2>&1 &
 pid=$!
 for _ in $(seq 150); do
   [ "$(count_dead "prime_users:$u7 was not written")" -ge 1 ] && break

@@ -33,7 +33,7 @@ run_materializer() { # DBNAME
   local total=0 t
   for t in ${mat_topics//,/ }; do total=$((total + $(on_topic "$t"))); done
   PRIME_DB="${PRIME_TEST_DB/dbname=prime/dbname=$1}" "$PRIME_MATERIALIZER" --group mat --topics "$mat_topics" \
-    --linger-ms 100 -X session.timeout.ms=6000 >>"$tmp/mat.log" 2>&1 &
+    --linger-ms 100 "${group_x[@]}" >>"$tmp/mat.log" 2>&1 &
   drain "$1" mat "$total" $!
 }
 recall_total() { local total=0 t; for t in $recall_topics; do total=$((total + $(on_topic "$t"))); done; echo "$total"; }
@@ -41,7 +41,7 @@ run_recall() { # DBNAME GROUP [ARGS...]
   local dbname=$1 group=$2
   shift 2
   PRIME_DB="${PRIME_TEST_DB/dbname=prime/dbname=$dbname}" "$PRIME_RECALL" --group "$group" --materializer-group mat --linger-ms 100 \
-    -X session.timeout.ms=6000 "$@" >>"$tmp/recall.log" 2>&1 &
+    "${group_x[@]}" "$@" >>"$tmp/recall.log" 2>&1 &
   drain "$dbname" "$group" "$(recall_total)" $!
 }
 "$PRIME_MIGRATE" >/dev/null || exit 1
@@ -219,7 +219,7 @@ done
 parts=("" prime.recall,prime.users,prime.presets prime.projects,prime.audio,prime.analysis)
 for i in 1 2; do
   PRIME_RECALL_DELAY_MS=20 PRIME_DB="${PRIME_TEST_DB/dbname=prime/dbname=two}" "$PRIME_RECALL" --group rc --materializer-group "" --batch-max 3 \
-    --linger-ms 20 --topics "${parts[$i]}" -X session.timeout.ms=6000 >"$tmp/two-$i.log" 2>&1 &
+    --linger-ms 20 --topics "${parts[$i]}" "${group_x[@]}" >"$tmp/two-$i.log" 2>&1 &
   pids[$i]=$!
 done
 for _ in $(seq 300); do

@@ -94,7 +94,7 @@ psql -qc "CREATE DATABASE mid TEMPLATE prime" >"$tmp/mid.out" 2>&1 && ok "the li
 
 # --- the second half, on live workers ---------------------------------------------------------
 export PRIME_BROKERS=$brokers PRIME_DB=$base
-common=(--linger-ms 100 -X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+common=(--linger-ms 100 "${group_x[@]}")
 "${PRIME_MATERIALIZER:-prime-materializer}" "${common[@]}" >"$tmp/materializer.log" 2>&1 & pids+=($!)
 "${PRIME_ANALYZER:-prime-analyzer}" --storage-root "$storage" --threads 2 "${common[@]}" >"$tmp/analyzer.log" 2>&1 & pids+=($!)
 "${PRIME_SNAPSHOT_WRITER:-prime-snapshot-writer}" "${common[@]}" >"$tmp/snapshots.log" 2>&1 & pids+=($!)
@@ -163,6 +163,8 @@ wait_until "the materializer caught up" 90 caught_up prime-materializer prime.us
   prime.audio prime.recall prime.sessions prime.presets prime.collab prime.analysis
 wait_until "the outbox relayed" 60 query_is 0 "SELECT count(*) FROM prime_pipeline.outbox"
 wait_until "the snapshot writer caught up" 60 caught_up prime-snapshot-writer prime.snapshots
+# Its audit records, made as it caught up, relayed before prime.audit is counted.
+wait_until "the outbox relayed again" 60 query_is 0 "SELECT count(*) FROM prime_pipeline.outbox"
 wait_until "the audit writer caught up" 60 caught_up prime-audit-writer prime.audit
 wait_until "prime-recall caught up" 60 caught_up prime-recall prime.recall prime.projects prime.presets prime.users \
   prime.audio prime.analysis

@@ -44,7 +44,7 @@ upload() { # OWNER MINUTE FILE_ID PROJECT PATH
 ev audio.stem_uploaded "$u1" 5 "\"file_id\":\"$(f 2)\",\"project_id\":\"$p1\",\"parent_file_id\":\"$(f 1)\",\"stem_type\":\"vocals\",\"filename\":\"vocals.wav\",\"file_path\":\"u1/vocals.wav\",\"file_size_bytes\":1000,\"mime_type\":\"audio/wav\",\"duration_seconds\":2.0,\"sample_rate\":44100,\"bit_depth\":16,\"channels\":1,\"format\":\"wav\",\"tags\":[]" >"$tmp/stem.jsonl"
 "$PRIME_PUBLISH" "$tmp/stem.jsonl" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
 
-common=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+common=("${group_x[@]}")
 "$PRIME_MATERIALIZER" --linger-ms 100 "${common[@]}" >"$tmp/mat.log" 2>&1 & pids+=($!)
 "$PRIME_ANALYZER" --storage-root "$root" "${common[@]}" >"$tmp/analyzer.log" 2>&1 & apid=$!; pids+=($apid)
 versions() { psql -qAtc "SELECT string_agg(id || '=' || coalesce(audio_analysis->>'analyzer_version', '-'), ' ' ORDER BY id) FROM audio_files"; }

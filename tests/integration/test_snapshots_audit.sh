@@ -16,7 +16,7 @@ export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
 "$PRIME_MIGRATE" >/dev/null || exit 1
 
 workers() { # DB GROUP-SUFFIX: the three workers, in the background
-  local common=(--linger-ms 100 -X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+  local common=(--linger-ms 100 "${group_x[@]}")
   PRIME_DB=$1 "$PRIME_MATERIALIZER" --group "mat-$2" "${common[@]}" >>"$tmp/mat.log" 2>&1 & pids+=($!)
   PRIME_DB=$1 "$PRIME_SNAPSHOT_WRITER" --group "snap-$2" "${common[@]}" >>"$tmp/snap.log" 2>&1 & pids+=($!)
   PRIME_DB=$1 "$PRIME_AUDIT" writer --group "audit-$2" "${common[@]}" >>"$tmp/audit.log" 2>&1 & pids+=($!)

@@ -36,9 +36,9 @@ produce() { # COUNT [PREFIX]: COUNT records with keys spread over partitions
 rows() { psql -qAtc "SELECT count(*) FROM worker_echo"; }
 stored_sum() { psql -qAtc "SELECT coalesce(sum(next_offset), 0) FROM prime_pipeline.consumer_offsets WHERE group_id = 'prime-echo'"; }
 # A killed worker stays in the group until its session times out (45 s by
-# default); a short one keeps the restarts below quick.
+# default); a short one (group_x, testlib.sh) keeps the restarts below quick.
 start_worker() { # [ARGS]; LOG=FILE for a log of its own
-  "$echo_worker" --batch-max "${BATCH:-200}" --linger-ms 50 -X session.timeout.ms=6000 -X heartbeat.interval.ms=500 \
+  "$echo_worker" --batch-max "${BATCH:-200}" --linger-ms 50 "${group_x[@]}" \
     "$@" >>"${LOG:-$tmp/worker.log}" 2>&1 &
   worker_pid=$!
 }
@@ -82,7 +82,7 @@ stop_worker
 
 # 3. kill -9 at random moments, restart each time: exactly once in the end.
 # Each kill lands after the worker has committed since the previous one
-# (the first assignment takes seconds, 6 s more after a kill: a kill before
+# (the first assignment takes seconds, more after a kill: a kill before
 # it would prove nothing), at a random point of a batch (each takes 0.3 s).
 produce 3000
 progressed=0 last=$(stored_sum)

@@ -17,6 +17,40 @@ dead_letters() { kcat -b "$PRIME_BROKERS" -C -t prime.dlq -o beginning -e -q -f 
 dead_lettered() { # NAME PATTERN: a dead letter's headers match the (extended) pattern
   if dead_letters | grep -qE "$2"; then ok "$1"; else bad "no dead letter for: $1"; fi
 }
+# The consumer-group settings (-X) of every worker a test starts. A worker
+# killed or stopped holds its partitions until its session times out. The
+# dev broker (librdkafka 2.0's mock cluster) elects a group's leader 3 s
+# after the first member joins an empty group (fixed), and waits the session
+# timeout less 1 s when a member joins a group that has members; a member
+# whose session times out while it waits is dropped, so the session must be
+# longer than the 3 s: 4 s. A kill's partitions then move in about 8 s, and a
+# second member gets its share in 3 s (12 s and 5 s with 6 s sessions). A real
+# broker takes it too (scripts/kafka-up: group.min.session.timeout.ms).
+group_x=(-X session.timeout.ms=4000 -X heartbeat.interval.ms=500)
+# A worker kept running between the sections of a test that run it with the
+# same command (each start costs its group's join: 3 s on the dev broker);
+# another command stops it (SIGTERM: a clean stop, exit status 0, asserted)
+# and starts the new one. kept_pid is its process (for the test's EXIT trap).
+kept_pid= kept_cmd=
+keep_running() { # LOG CMD...: CMD runs from now on, its output appended to LOG
+  local log=$1
+  shift
+  if [ -n "$kept_pid" ] && ! kill -0 "$kept_pid" 2>/dev/null; then # it was to run on
+    wait "$kept_pid"
+    bad "a kept worker exited with $? while it was to run on: ${kept_cmd:0:120}"
+    kept_pid= kept_cmd=
+  fi
+  [ -n "$kept_pid" ] && [ "$kept_cmd" = "$*" ] && return 0
+  stop_kept
+  "$@" >>"$log" 2>&1 &
+  kept_pid=$! kept_cmd="$*"
+}
+stop_kept() {
+  [ -n "$kept_pid" ] || return 0
+  kill -TERM "$kept_pid"
+  wait "$kept_pid" || bad "a kept worker exited with $? on SIGTERM: ${kept_cmd:0:120}"
+  kept_pid= kept_cmd=
+}
 finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; }
 # wait_until SECONDS CMD...: until CMD succeeds (polled every 0.1 s); fails
 # after SECONDS. For conditions a test waits on, instead of a sleep.

@@ -36,7 +36,7 @@ size_t derived_pending(const derived_t *d);
 void derived_clear(derived_t *d);
 
 /* The audit record of a dead letter, written to the outbox now (for
- * prime_worker_conf_t.on_dead_letter). */
+ * the dead_letter hook, prime_worker_hooks_t). */
 prime_errcode_t derived_dead_letter(derived_t *d, prime_worker_t *w, PGconn *conn, const prime_record_t *r,
                                     const prime_error_t *why, prime_error_t *err);
 

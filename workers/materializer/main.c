@@ -60,8 +60,8 @@ int main(int argc, char **argv)
         prime_registry_free(m.reg);
         return 1;
     }
-    conf.on_dead_letter = on_dead_letter;
-    rc = prime_worker_run(&conf, batch_apply, &m);
+    rc = prime_worker_run_hooks(&conf, &(const prime_worker_hooks_t){.apply = batch_apply, .dead_letter = on_dead_letter},
+                                &m);
     fold_free(&m.fold);
     derived_free(m.derived);
     prime_registry_free(m.reg);

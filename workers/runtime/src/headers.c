@@ -10,27 +10,43 @@
 
 #define NULL_VALUE 0xffffffffu
 
-prime_errcode_t prime_record_headers_pack(const prime_record_t *r, prime_buf_t *out, prime_error_t *err)
+size_t headers_packed_size(const rd_kafka_headers_t *h)
 {
-    const rd_kafka_headers_t *h = worker_record_headers(r);
+    const char *name;
+    const void *value;
+    size_t len, size = 0;
+
+    for (size_t i = 0; h && !rd_kafka_header_get_all(h, i, &name, &value, &len); i++)
+        size += strlen(name) + 1 + 4 + (value ? len : 0);
+    return size;
+}
+
+void headers_pack_into(const rd_kafka_headers_t *h, unsigned char *out)
+{
     const char *name;
     const void *value;
     size_t len;
 
-    if (!h) { /* a record made from a stored one carries them packed */
-        if (r->headers_len)
-            prime_buf_append(out, r->headers, r->headers_len);
-    } else {
-        for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &value, &len); i++) {
-            uint32_t n = value ? (uint32_t)len : NULL_VALUE;
-            unsigned char be[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
-                                   (unsigned char)n};
-            prime_buf_append(out, name, strlen(name) + 1);
-            prime_buf_append(out, be, sizeof(be));
-            if (value)
-                prime_buf_append(out, value, len);
+    for (size_t i = 0; h && !rd_kafka_header_get_all(h, i, &name, &value, &len); i++) {
+        uint32_t n = value ? (uint32_t)len : NULL_VALUE;
+        size_t name_len = strlen(name) + 1;
+        memcpy(out, name, name_len);
+        out += name_len;
+        *out++ = (unsigned char)(n >> 24);
+        *out++ = (unsigned char)(n >> 16);
+        *out++ = (unsigned char)(n >> 8);
+        *out++ = (unsigned char)n;
+        if (value && len) {
+            memcpy(out, value, len);
+            out += len;
         }
     }
+}
+
+prime_errcode_t prime_record_headers_pack(const prime_record_t *r, prime_buf_t *out, prime_error_t *err)
+{
+    if (r->headers && r->headers_len)
+        prime_buf_append(out, r->headers, r->headers_len);
     if (out->failed)
         return prime_error_set(err, PRIME_ERR_NOMEM, NULL, "out of memory packing a record's headers");
     return PRIME_OK;
@@ -59,14 +75,9 @@ static void unpack(rd_kafka_headers_t *h, const unsigned char *p, size_t len)
 
 rd_kafka_headers_t *headers_of(const prime_record_t *r)
 {
-    const rd_kafka_headers_t *consumed = worker_record_headers(r);
-    rd_kafka_headers_t *h;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(8);
 
-    if (consumed)
-        return rd_kafka_headers_copy(consumed);
-    if (!(h = rd_kafka_headers_new(8)))
-        return NULL;
-    if (r->headers && r->headers_len)
+    if (h && r->headers && r->headers_len)
         unpack(h, r->headers, r->headers_len);
     return h;
 }

@@ -1,6 +1,6 @@
-/* Internal to the worker runtime: a record's Kafka headers, kept with it
- * when a worker stores the record (prime_record_headers_pack) and given
- * back to its dead letter. */
+/* Internal to the worker runtime: a record's Kafka headers, packed into
+ * one byte string when it is fetched (prime_record_t.headers), so that the
+ * record and every copy of it carry them, and unpacked for its dead letter. */
 #ifndef PRIME_HEADERS_H
 #define PRIME_HEADERS_H
 
@@ -8,12 +8,14 @@
 
 #include "prime/worker.h"
 
-/* The headers of a consumed record (worker.c); NULL when r was not
- * consumed or came without headers. */
-const rd_kafka_headers_t *worker_record_headers(const prime_record_t *r);
+/* The bytes headers_pack_into() writes for h (NULL: none, 0). */
+size_t headers_packed_size(const rd_kafka_headers_t *h);
 
-/* A new set of the headers r came with: a copy of the consumed record's,
- * or those packed in r->headers; empty when none. NULL when out of memory. */
+/* Writes h packed to out, which has headers_packed_size(h) bytes. */
+void headers_pack_into(const rd_kafka_headers_t *h, unsigned char *out);
+
+/* A new set of the headers packed in r->headers; empty when none. NULL
+ * when out of memory. */
 rd_kafka_headers_t *headers_of(const prime_record_t *r);
 
 #endif

@@ -28,11 +28,11 @@
 
 /* A fetched record, copied out of librdkafka's message: a message pins the
  * whole fetch response it came in (up to a megabyte), so holding messages
- * in queues would hold megabytes per partition. Key and value follow. */
+ * in queues would hold megabytes per partition. Key, value and the packed
+ * headers follow; the record says all there is to say about it, so that a
+ * copy apply() makes of it (to park it, say) says as much. */
 typedef struct held {
-    prime_record_t record;        /* record.internal points back here */
-    rd_kafka_headers_t *headers;  /* the original headers, detached; or NULL */
-    int64_t timestamp;            /* Kafka timestamp (ms), -1 when none */
+    prime_record_t record;
 } held_t;
 
 /* A dead letter of the batch, held until the batch commits: a batch (or a
@@ -70,7 +70,7 @@ typedef struct partition_state {
 
 struct prime_worker_s {
     const prime_worker_conf_t *conf;
-    prime_apply_fn apply;
+    prime_worker_hooks_t hooks;
     void *ctx;
     rd_kafka_t *consumer;
     producer_t *dlq;       /* dead letters; NULL in replay mode */
@@ -123,8 +123,6 @@ static double now_s(void)
 
 static void held_free(held_t *h)
 {
-    if (h && h->headers)
-        rd_kafka_headers_destroy(h->headers);
     free(h);
 }
 
@@ -132,21 +130,28 @@ static void held_free(held_t *h)
  * of memory. m stays the caller's. */
 static held_t *held_new(rd_kafka_message_t *m, const char *topic)
 {
-    held_t *h = malloc(sizeof(*h) + m->key_len + m->len);
-    unsigned char *bytes = (unsigned char *)(h + 1);
+    rd_kafka_headers_t *headers = NULL;
+    size_t hlen;
+    held_t *h;
+    unsigned char *bytes;
+    int64_t ts;
 
-    if (!h)
+    if (rd_kafka_message_headers(m, &headers))
+        headers = NULL; /* none */
+    hlen = headers_packed_size(headers);
+    if (!(h = malloc(sizeof(*h) + m->key_len + m->len + hlen)))
         return NULL;
+    bytes = (unsigned char *)(h + 1);
     if (m->key_len)
         memcpy(bytes, m->key, m->key_len);
     if (m->len)
         memcpy(bytes + m->key_len, m->payload, m->len);
-    h->headers = NULL;
-    rd_kafka_message_detach_headers(m, &h->headers);
-    h->timestamp = rd_kafka_message_timestamp(m, NULL);
+    headers_pack_into(headers, bytes + m->key_len + m->len);
+    ts = rd_kafka_message_timestamp(m, NULL);
     h->record = (prime_record_t){
         .topic = topic, .partition = m->partition, .offset = m->offset, .key = m->key ? bytes : NULL,
-        .key_len = m->key_len, .value = bytes + m->key_len, .len = m->len, .internal = h,
+        .key_len = m->key_len, .value = bytes + m->key_len, .len = m->len,
+        .headers = hlen ? bytes + m->key_len + m->len : NULL, .headers_len = hlen, .timestamp = ts > 0 ? ts : 0,
     };
     return h;
 }
@@ -154,7 +159,13 @@ static held_t *held_new(rd_kafka_message_t *m, const char *topic)
 /* What a held record costs in memory. */
 static size_t held_size(const held_t *h)
 {
-    return sizeof(*h) + h->record.key_len + h->record.len;
+    return sizeof(*h) + h->record.key_len + h->record.len + h->record.headers_len;
+}
+
+/* Its Kafka timestamp (ms), -1 when none. */
+static int64_t held_ts(const held_t *h)
+{
+    return prime_record_timestamp(&h->record);
 }
 
 /* --- partitions ------------------------------------------------------- */
@@ -605,7 +616,7 @@ static prime_errcode_t isolate(prime_worker_t *w, prime_error_t *err)
         prime_error_clear(&why);
         if ((rc = prime_pg_exec(w->db, "SAVEPOINT prime_record", "SAVEPOINT", err)))
             break;
-        if (w->apply(w, w->db, &w->records[i], 1, w->ctx, &why) == PRIME_OK) {
+        if (w->hooks.apply(w, w->db, &w->records[i], 1, w->ctx, &why) == PRIME_OK) {
             rc = prime_pg_exec(w->db, "RELEASE SAVEPOINT prime_record", "RELEASE SAVEPOINT", err);
             continue;
         }
@@ -682,7 +693,7 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
         fault(w, err.message, true);
         return;
     }
-    if (w->apply(w, w->db, w->records, n, w->ctx, &err) && apply_failed(w, &err))
+    if (w->hooks.apply(w, w->db, w->records, n, w->ctx, &err) && apply_failed(w, &err))
         return;
     /* Every assigned partition is fenced, not only the batch's: apply()
      * may have touched what belongs to any of them (parked events). */
@@ -914,8 +925,8 @@ static prime_errcode_t replay_dead_letter(prime_worker_t *w, const prime_record_
               "topic=%s partition=%d offset=%lld class=%s field=%s error=\"%s\"", r->topic, (int)r->partition,
               (long long)r->offset, prime_errcode_name(why->code), why->field[0] ? why->field : "-",
               prime_log_value(why->message, safe, sizeof(safe)));
-    if (w->conf->on_dead_letter)
-        return w->conf->on_dead_letter(w, w->db, r, why, w->ctx, err);
+    if (w->hooks.dead_letter)
+        return w->hooks.dead_letter(w, w->db, r, why, w->ctx, err);
     return PRIME_OK;
 }
 
@@ -1032,21 +1043,14 @@ prime_errcode_t prime_worker_dead_letter(prime_worker_t *w, const prime_record_t
     rd_kafka_header_add(d->headers, "prime.source.partition", -1, part, -1);
     rd_kafka_header_add(d->headers, "prime.source.offset", -1, offset, -1);
     rd_kafka_header_add(d->headers, "prime.worker", -1, w->conf->name, -1);
-    if (w->conf->on_dead_letter)
-        return w->conf->on_dead_letter(w, w->db, r, why, w->ctx, err);
+    if (w->hooks.dead_letter)
+        return w->hooks.dead_letter(w, w->db, r, why, w->ctx, err);
     return PRIME_OK;
-}
-
-const rd_kafka_headers_t *worker_record_headers(const prime_record_t *r)
-{
-    const held_t *h = r->internal;
-    return h ? h->headers : NULL;
 }
 
 int64_t prime_record_timestamp(const prime_record_t *r)
 {
-    const held_t *h = r->internal;
-    return h ? h->timestamp : -1;
+    return r->timestamp > 0 ? r->timestamp : -1;
 }
 
 prime_errcode_t prime_worker_emit(prime_worker_t *w, PGconn *conn, const prime_emit_t *msgs, size_t n,
@@ -1326,11 +1330,11 @@ static int receive(prime_worker_t *w, rd_kafka_message_t *m)
         p->qcap = cap;
     }
     if (!p->qlen)
-        p->head_ts = h->timestamp;
+        p->head_ts = held_ts(h);
     p->queue[(p->qhead + p->qlen++) % p->qcap] = h;
     p->qbytes += held_size(h);
     p->received_next = h->record.offset + 1;
-    p->last_ts = h->timestamp;
+    p->last_ts = held_ts(h);
     w->queued++;
     if (!p->paused && (p->qlen >= pause_at(w) || p->qbytes >= pause_bytes(w)))
         set_paused(w, p, true);
@@ -1373,7 +1377,7 @@ static int take(prime_worker_t *w, partition_state_t *p)
     w->queued--;
     w->batch_bytes += held_size(h);
     if (p->qlen)
-        p->head_ts = p->queue[p->qhead]->timestamp;
+        p->head_ts = held_ts(p->queue[p->qhead]);
     if (p->paused && !p->at_end && p->qlen < pause_at(w) / 2 && p->qbytes < pause_bytes(w) / 2)
         set_paused(w, p, false);
     w->batch[w->n] = h;
@@ -1438,7 +1442,14 @@ static bool outbox_backpressure(prime_worker_t *w)
 
 int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void *ctx)
 {
-    prime_worker_t w = {.conf = conf, .apply = apply, .ctx = ctx};
+    const prime_worker_hooks_t hooks = {.apply = apply};
+
+    return prime_worker_run_hooks(conf, &hooks, ctx);
+}
+
+int prime_worker_run_hooks(const prime_worker_conf_t *conf, const prime_worker_hooks_t *hooks, void *ctx)
+{
+    prime_worker_t w = {.conf = conf, .hooks = *hooks, .ctx = ctx};
     rd_kafka_topic_partition_list_t *subs;
     metrics_server_t *server = NULL;
     struct sigaction sa = {.sa_handler = on_signal};

@@ -71,12 +71,6 @@ typedef struct prime_worker_conf {
      * stops the worker unless allow_gaps. NULL: the live mode. */
     const char *replay_until;  /* --replay-until FILE */
     int allow_gaps;            /* --allow-gaps */
-    /* Set by the program, not the command line: called for every dead
-     * letter, the runtime's own (undecodable, invalid) included, in the
-     * batch's transaction, after it is queued (to audit it, say). NULL:
-     * nothing more. ctx is prime_worker_run()'s. */
-    prime_errcode_t (*on_dead_letter)(prime_worker_t *w, PGconn *conn, const prime_record_t *r,
-                                      const prime_error_t *why, void *ctx, prime_error_t *err);
 } prime_worker_conf_t;
 
 /* Fills conf from the command line and environment; default_topics (NULL
@@ -111,7 +105,11 @@ int prime_worker_conf_parse_options(prime_worker_conf_t *conf, const char *name,
 typedef int (*prime_kafka_prop_fn)(void *target, const char *key, const char *value);
 int prime_worker_conf_each_kafka_prop(const prime_worker_conf_t *conf, prime_kafka_prop_fn set, void *target);
 
-/* One consumed record, as apply() sees it. Valid during apply() only. */
+/* One consumed record, as apply() sees it: plain data, which a worker may
+ * copy (the copy says all the record does). Its bytes are valid during
+ * apply() only. A worker may also make one itself, such as a record kept in
+ * a table and read back, to dead-letter it: the fields it does not know
+ * stay zero. */
 struct prime_record {
     const char *topic;
     int32_t partition;
@@ -120,10 +118,9 @@ struct prime_record {
     size_t key_len;
     const void *value;
     size_t len;
-    const void *internal;      /* the runtime's (headers, timestamp): a record a worker makes itself,
-                                * such as one read back from its own table, leaves it zero */
-    const void *headers;       /* a record a worker makes itself: the headers it came with, as */
-    size_t headers_len;        /* prime_record_headers_pack() packed them (NULL, 0: none) */
+    const void *headers;       /* its Kafka headers as one byte string */
+    size_t headers_len;        /* (prime_record_headers_pack(); NULL, 0: none) */
+    int64_t timestamp;         /* its Kafka timestamp (ms since the epoch); 0: unknown */
 };
 
 /* Appends r's Kafka headers to out as one byte string, which a record made
@@ -218,9 +215,26 @@ int prime_worker_replaying(const prime_worker_t *w);
 /* Counts an event the worker applied (for the events_applied metric). */
 void prime_worker_count_applied(prime_worker_t *w, size_t n);
 
+/* Called for every dead letter, the runtime's own (undecodable, invalid)
+ * included, on conn in the batch's transaction, after it is queued (to
+ * audit it, say); in replay mode too, where the dead letter itself is only
+ * logged. An error fails the batch as apply()'s would. */
+typedef prime_errcode_t (*prime_dead_letter_fn)(prime_worker_t *w, PGconn *conn, const prime_record_t *r,
+                                                const prime_error_t *why, void *ctx, prime_error_t *err);
+
+/* What a worker hands the runtime: apply, and the optional hooks (NULL:
+ * none). Each gets prime_worker_run_hooks()'s ctx. */
+typedef struct prime_worker_hooks {
+    prime_apply_fn apply;
+    prime_dead_letter_fn dead_letter;
+} prime_worker_hooks_t;
+
 /* Runs until SIGTERM/SIGINT (or conf->max_batches). Returns the process
  * exit status: 0 after a clean stop, 1 after an error that retrying cannot
  * fix (logged). */
 int prime_worker_run(const prime_worker_conf_t *conf, prime_apply_fn apply, void *ctx);
+
+/* prime_worker_run() with hooks beside apply(). */
+int prime_worker_run_hooks(const prime_worker_conf_t *conf, const prime_worker_hooks_t *hooks, void *ctx);
 
 #endif
