@@ -14,6 +14,7 @@
 #include "headers.h"
 #include "producer.h"
 #include "prime/pg.h"
+#include "prime/time.h"
 
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -110,13 +111,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
 
 /* --- records ------------------------------------------------------------ */
@@ -563,7 +557,7 @@ static void fault(prime_worker_t *w, const char *why, bool rolled_back)
     if (!w->faulted) {
         w->faulted = true;
         w->fault_idle = !w->n;
-        w->faulted_since = now_s();
+        w->faulted_since = prime_time_monotonic();
         w->backoff_ms = 100;
         w->fault_retries = 0;
         prime_log(PRIME_LOG_WARN, "environment fault: the batch waits and is retried, nothing is dead-lettered",
@@ -572,7 +566,7 @@ static void fault(prime_worker_t *w, const char *why, bool rolled_back)
         w->backoff_ms = w->backoff_ms < FAULT_BACKOFF_MAX_MS / 2 ? w->backoff_ms * 2 : FAULT_BACKOFF_MAX_MS;
     }
     w->fault_retries++;
-    w->retry_at = now_s() + w->backoff_ms / 1000.0;
+    w->retry_at = prime_time_monotonic() + w->backoff_ms / 1000.0;
     metrics_set_fault(&w->metrics, safe);
     if (!rolled_back) {
         resync(w, why);
@@ -592,7 +586,7 @@ static void fault_cleared(prime_worker_t *w, size_t n)
     if (!w->faulted || (!n && !w->fault_idle))
         return;
     prime_log(PRIME_LOG_INFO, "environment fault cleared", "retries=%d seconds=%.1f", w->fault_retries,
-              now_s() - w->faulted_since);
+              prime_time_monotonic() - w->faulted_since);
     w->faulted = false;
     w->retry_at = 0;
     metrics_set_fault(&w->metrics, NULL);
@@ -678,7 +672,7 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
 {
     prime_error_t err;
     const char *why = NULL;
-    double t0 = now_s();
+    double t0 = prime_time_monotonic();
     size_t n = w->n;
     int stored;
 
@@ -737,8 +731,8 @@ static void batch_run(prime_worker_t *w, bool housekeeping)
         return;        /* housekeeping: not a batch */
     }
     atomic_fetch_add(&w->metrics.records, n);
-    metrics_observe_batch(&w->metrics, now_s() - t0);
-    prime_log(PRIME_LOG_DEBUG, "batch committed", "records=%zu seconds=%.3f", n, now_s() - t0);
+    metrics_observe_batch(&w->metrics, prime_time_monotonic() - t0);
+    prime_log(PRIME_LOG_DEBUG, "batch committed", "records=%zu seconds=%.3f", n, prime_time_monotonic() - t0);
     batch_drop(w);
     w->batches_done++;
 }
@@ -888,10 +882,10 @@ static bool replay_done(prime_worker_t *w)
 {
     /* The broker is asked (a round trip a partition) once a second at most,
      * and only about partitions that gave nothing yet. */
-    bool ask = now_s() - w->replay_queried >= 1.0;
+    bool ask = prime_time_monotonic() - w->replay_queried >= 1.0;
 
     if (ask)
-        w->replay_queried = now_s();
+        w->replay_queried = prime_time_monotonic();
     for (size_t i = 0; i < replay_ends_count(w->replay); i++) {
         const char *topic;
         int32_t partition;
@@ -1453,7 +1447,7 @@ int prime_worker_run_hooks(const prime_worker_conf_t *conf, const prime_worker_h
     rd_kafka_topic_partition_list_t *subs;
     metrics_server_t *server = NULL;
     struct sigaction sa = {.sa_handler = on_signal};
-    double batch_started = 0, last_lag = 0, last_activity = now_s(), blocked_since = 0;
+    double batch_started = 0, last_lag = 0, last_activity = prime_time_monotonic(), blocked_since = 0;
     /* How long a partition still fetching may hold the merge back before
      * it is overtaken (its events may then wait in parking instead). */
     const double patience = conf->linger_ms > 1000 ? conf->linger_ms / 1000.0 : 1.0;
@@ -1501,7 +1495,7 @@ int prime_worker_run_hooks(const prime_worker_conf_t *conf, const prime_worker_h
     atomic_store(&w.metrics.consuming, true);
 
     while (!stop_requested) {
-        double now = now_s();
+        double now = prime_time_monotonic();
         int wait_ms = w.n || w.queued ? (int)((batch_started + conf->linger_ms / 1000.0 - now) * 1000) : 100;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w.consumer, wait_ms > 0 ? (wait_ms < 100 ? wait_ms : 100) : 0);
         int got = 0, filled;
@@ -1515,17 +1509,17 @@ int prime_worker_run_hooks(const prime_worker_conf_t *conf, const prime_worker_h
                 rd_kafka_message_destroy(m);
             } else {
                 if (!w.n && !w.queued)
-                    batch_started = now_s();
+                    batch_started = prime_time_monotonic();
                 got = receive(&w, m) ? -1 : got + 1;
             }
             m = got >= 0 && got < conf->batch_max ? rd_kafka_consumer_poll(w.consumer, 0) : NULL;
         }
         if (got > 0)
-            last_activity = now_s();
+            last_activity = prime_time_monotonic();
         outbox_waiting = outbox_backpressure(&w);
-        filled = got < 0 ? -1 : outbox_waiting ? 0 : fill_batch(&w, blocked_since && now_s() - blocked_since >= patience);
+        filled = got < 0 ? -1 : outbox_waiting ? 0 : fill_batch(&w, blocked_since && prime_time_monotonic() - blocked_since >= patience);
         if (filled == 1 && !blocked_since)
-            blocked_since = now_s();
+            blocked_since = prime_time_monotonic();
         else if (filled == 0)
             blocked_since = 0;
         if (filled < 0) {
@@ -1539,18 +1533,18 @@ int prime_worker_run_hooks(const prime_worker_conf_t *conf, const prime_worker_h
             w.fatal = 1;
             break;
         }
-        waiting = now_s() < w.retry_at; /* an environment fault: batches wait (fault()) */
-        if (!waiting && w.n && (batch_full(&w) || now_s() - batch_started >= conf->linger_ms / 1000.0)) {
+        waiting = prime_time_monotonic() < w.retry_at; /* an environment fault: batches wait (fault()) */
+        if (!waiting && w.n && (batch_full(&w) || prime_time_monotonic() - batch_started >= conf->linger_ms / 1000.0)) {
             batch_commit(&w);
-            batch_started = now_s(); /* what is still queued starts the next batch's wait */
+            batch_started = prime_time_monotonic(); /* what is still queued starts the next batch's wait */
         }
-        if (!waiting && w.n == 0 && w.nparts && !outbox_waiting && now_s() - last_activity >= 1.0) {
+        if (!waiting && w.n == 0 && w.nparts && !outbox_waiting && prime_time_monotonic() - last_activity >= 1.0) {
             batch_run(&w, true); /* idle: housekeeping */
-            last_activity = now_s();
+            last_activity = prime_time_monotonic();
         }
-        if (now_s() - last_lag > 1) {
+        if (prime_time_monotonic() - last_lag > 1) {
             update_lag(&w);
-            last_lag = now_s();
+            last_lag = prime_time_monotonic();
         }
         if (conf->max_batches && w.batches_done >= conf->max_batches)
             break;
