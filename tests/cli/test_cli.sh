@@ -73,7 +73,7 @@ pid1=$(cat "$PRIME_STATE/devbroker.pid")
 "$root/scripts/dev-up" >"$tmp/up2.log" 2>&1 && grep -q "up to date" "$tmp/up2.log" && \
   [ "$(cat "$PRIME_STATE/devbroker.pid")" = "$pid1" ] && ok "dev-up: second run keeps the stack" || bad "dev-up twice: $(cat "$tmp/up2.log")"
 n=$(psql -qAtc "SELECT count(*) FROM information_schema.tables WHERE table_schema IN ('public','prime_pipeline')" 2>&1)
-[ "$n" = 18 ] && ok "dev-up: migrations applied (10 seed + 8 pipeline tables)" || bad "dev-up: tables: $n"
+[ "$n" = 19 ] && ok "dev-up: migrations applied (10 seed + 9 pipeline tables)" || bad "dev-up: tables: $n"
 kcat -b "$PRIME_BROKERS" -L 2>/dev/null | grep -q 'topic "prime.users"' && ok "dev-up: broker answers" || bad "dev-up: broker"
 data=$PRIME_PG_DATA
 "$root/scripts/dev-down" >"$tmp/down.log" 2>&1 && ok "dev-down: stops" || bad "dev-down: $(cat "$tmp/down.log")"
