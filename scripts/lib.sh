@@ -29,11 +29,14 @@ as_pg_owner() {
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # A loopback TCP port nobody listens on now (the caller still retries if
-# another process takes it first).
+# another process takes it first), below Linux's ephemeral range (32768 up):
+# a port there may be the local end of some outgoing connection, which no
+# listen check sees and which makes a bind fail (a worker's --metrics-port
+# then exits 1 at its start).
 free_port() {
   local p i
   for i in $(seq 1 50); do
-    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 12000 ))
     port_in_use "$p" || { echo "$p"; return 0; }
   done
   return 1

@@ -38,7 +38,7 @@ session() { ev auth.session_started "$u1" "$2" "\"session_id\":\"$1\",\"session_
 } >"$tmp/events.jsonl"
 "$PRIME_PUBLISH" "$tmp/events.jsonl" 2>"$tmp/publish.log" || { cat "$tmp/publish.log"; exit 1; }
 # Started after the events are in, with a long linger: one batch holds them all.
-port=$((20000 + RANDOM % 20000))
+port=$(free_port)
 common=(--linger-ms 1000 "${group_x[@]}")
 "$PRIME_MATERIALIZER" --group mat --metrics-port "$port" "${common[@]}" >>"$tmp/mat.log" 2>&1 & pids+=($!)
 "$PRIME_AUDIT" writer --group audit "${common[@]}" >>"$tmp/audit.log" 2>&1 & pids+=($!)

@@ -13,7 +13,7 @@ trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
 "$PRIME_MIGRATE" >/dev/null || exit 1
 
-port=$((20000 + RANDOM % 20000))
+port=$(free_port)
 http() { (exec 3<>"/dev/tcp/127.0.0.1/$port"; printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&3; cat <&3) 2>/dev/null; }
 until_true() { # SECONDS 'CONDITION'
   local i limit=$(($1 * 10))

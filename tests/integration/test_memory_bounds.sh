@@ -49,7 +49,7 @@ rows_are() { [ "$(rows)" = "$1" ]; }
 rows_over() { [ "$(rows)" -gt "$1" ]; }
 outbox_bytes() { psql -qAtc "SELECT coalesce(sum(octet_length(record_value)), 0) FROM prime_pipeline.outbox"; }
 outbox_empty() { [ "$(outbox_bytes)" = 0 ]; }
-port=$(( 20000 + RANDOM % 20000 ))
+port=$(free_port)
 healthz() { http_get "$port" /healthz; }
 healthz_says() { healthz | grep -q "$1"; }
 start_worker() {

@@ -50,7 +50,7 @@ appended() {
     awk '{ s += $NF } END { print s + 0 }'
 }
 keys_on() { kcat -b "$PRIME_BROKERS" -C -t "$1" -o beginning -e -q -f '%k\n' 2>/dev/null | sort -u | wc -l; }
-port=$(( 20000 + RANDOM % 20000 ))
+port=$(free_port)
 # 6 s sessions, not group_x's 4: this test stops workers about 4 s after they
 # start, and with 4 s sessions that is when their first join completes and
 # its sync is pending, where librdkafka 2.0.2 aborts when the consumer is

@@ -40,7 +40,7 @@ recall_total() { local total=0 t; for t in $recall_topics; do total=$((total + $
 run_recall() { # DBNAME GROUP [ARGS...]
   local dbname=$1 group=$2
   shift 2
-  PRIME_DB="${PRIME_TEST_DB/dbname=prime/dbname=$dbname}" "$PRIME_RECALL" --group "$group" --materializer-group mat --linger-ms 100 \
+  PRIME_DB="${PRIME_TEST_DB/dbname=prime/dbname=$dbname}" "$PRIME_RECALL" --group "$group" --materializer-group mat --owner-wait-ms 500 --linger-ms 100 \
     "${group_x[@]}" "$@" >>"$tmp/recall.log" 2>&1 &
   drain "$dbname" "$group" "$(recall_total)" $!
 }

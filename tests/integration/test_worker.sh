@@ -58,7 +58,7 @@ env -u PRIME_BROKERS "$echo_worker" 2>"$tmp/e"; [ $? = 2 ] && grep -q "no broker
 
 # 1. Drain, then stop cleanly.
 produce 1000
-port=$(( 20000 + RANDOM % 20000 ))
+port=$(free_port)
 start_worker --metrics-port "$port"
 wait_rows 1000 60 && ok "1000 records applied" || bad "applied $(rows) of 1000"
 [ "$(stored_sum)" = 1000 ] && ok "stored offsets add up to the records" || bad "stored offsets sum $(stored_sum)"

@@ -2,6 +2,8 @@
 # output and CI read ("N passed, N failed").
 # shellcheck shell=bash
 passed=0 failed=0
+# free_port and the other helpers the scripts share
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 ok() { passed=$((passed + 1)); echo "ok   $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL $1"; }
 # A query's result (psql, the PG* environment) against what it should be.
