@@ -18,7 +18,6 @@ tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/../support/testlib.sh"
-. "$(dirname "$0")/../../scripts/lib.sh"
 export PRIME_BROKERS=$PRIME_TEST_BROKERS
 db_a=$PRIME_TEST_DB db_b="$PRIME_TEST_DB dbname=prime_b"
 psql -qc "CREATE DATABASE prime_b" >/dev/null || exit 1

@@ -24,7 +24,6 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$(dirname "$0")/../support/testlib.sh"
-. "$(dirname "$0")/../../scripts/lib.sh"
 export PRIME_BROKERS=$PRIME_TEST_BROKERS PRIME_DB=$PRIME_TEST_DB
 "$PRIME_MIGRATE" >/dev/null || exit 1
 
